@@ -1,0 +1,69 @@
+"""The `motif` command: one subcommand per stage.
+
+Each subcommand lives in its stage's package as a module exposing
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported lazily
+so `motif --help` stays fast and a stage's heavy imports only load when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from motif_jax.errors import MotifError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "collect": ("motif_jax.data.collect_cli", "run NLE actors and write a dataset of caption pairs"),
+    "annotate": ("motif_jax.annotate.cli", "label caption pairs with an LLM (or a score/return baseline)"),
+    "train-reward": ("motif_jax.reward.cli", "train the reward model on annotated pairs"),
+    "inspect-reward": ("motif_jax.reward.inspect", "show best/worst captions and a reward histogram"),
+    "train": ("motif_jax.agent.cli", "train a PPO agent with the Motif intrinsic reward"),
+    "evaluate": ("motif_jax.evaluate.cli", "evaluate a trained agent checkpoint"),
+    "plot": ("motif_jax.evaluate.plot", "plot learning curves of one or more runs"),
+    "benchmark": ("motif_jax.benchmark", "measure steps/s of the pool, reward model and trainer"),
+    "quickstart": ("motif_jax.quickstart", "run the whole pipeline at small scale on embedded defaults"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="motif", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}")
+        parser.print_help()
+        return 0
+    name, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("motif_jax"):
+            print(f"motif {name}: not available in this version", file=sys.stderr)
+            return 2
+        raise
+    sub = argparse.ArgumentParser(prog=f"motif {name}", description=help_text)
+    module.add_arguments(sub)
+    args = sub.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except MotifError as e:
+        print(f"motif {name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"motif {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
