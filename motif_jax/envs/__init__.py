@@ -1,0 +1,17 @@
+"""NetHack tasks of the Motif paper and an envpool-style pool of actor processes."""
+
+from __future__ import annotations
+
+__all__ = ["make_pool", "ActorPool", "make_task_env", "TASKS"]
+
+
+def __getattr__(name):  # lazy: importing the package must not start NLE or multiprocessing
+    if name in ("make_pool", "ActorPool"):
+        from motif_jax.envs import pool
+
+        return getattr(pool, name)
+    if name in ("make_task_env", "TASKS"):
+        from motif_jax.envs import tasks
+
+        return getattr(tasks, name)
+    raise AttributeError(name)
