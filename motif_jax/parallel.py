@@ -22,7 +22,8 @@ def maybe_initialize_distributed() -> bool:
     Triggered by ``MOTIF_COORDINATOR`` (``host:port``) with ``MOTIF_NUM_PROCESSES`` and
     ``MOTIF_PROCESS_ID``, or by ``MOTIF_DISTRIBUTED=auto`` (SLURM/TPU/cluster autodetection).
     """
-    if jax.process_count() > 1 or getattr(maybe_initialize_distributed, "_done", False):
+    # Must not touch jax.process_count()/devices() first: that would start the backend single-process.
+    if jax.distributed.is_initialized():
         return True
     coordinator = os.environ.get("MOTIF_COORDINATOR")
     if coordinator:
@@ -35,7 +36,6 @@ def maybe_initialize_distributed() -> bool:
         jax.distributed.initialize()
     else:
         return False
-    maybe_initialize_distributed._done = True
     return True
 
 
