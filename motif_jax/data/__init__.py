@@ -1,0 +1,30 @@
+"""Pairs datasets: the memory-mapped reader (ours and the original Motif layout), label files, and the writer.
+
+`motif collect` lives in :mod:`motif_jax.data.collect` (logic) and :mod:`motif_jax.data.collect_cli` (CLI).
+"""
+
+from motif_jax.data.dataset import (
+    LABEL_FIRST,
+    LABEL_SECOND,
+    LABEL_TIE,
+    LABEL_UNKNOWN,
+    SCHEMA_VERSION,
+    DatasetWriter,
+    PairsDataset,
+    ShardedArray,
+    decode_message,
+    open_dataset,
+)
+
+__all__ = [
+    "open_dataset",
+    "decode_message",
+    "PairsDataset",
+    "ShardedArray",
+    "DatasetWriter",
+    "SCHEMA_VERSION",
+    "LABEL_FIRST",
+    "LABEL_SECOND",
+    "LABEL_TIE",
+    "LABEL_UNKNOWN",
+]

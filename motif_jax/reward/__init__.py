@@ -1,0 +1,68 @@
+"""The Motif reward model: train it from preferences, load it, score captions, compute intrinsic rewards.
+
+    rm = load(run_dir)                      # restores onto the current devices, whatever count trained it
+    raw, normalised = rm.score(messages)    # (B, 256) uint8 -> two (B,) numpy arrays
+    r_int = rm.intrinsic(rm.params, messages, counts, eps_quantile=0.5, beta=3.0)   # pure, jittable
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from motif_jax.reward.intrinsic import RewardParams, intrinsic_from_params, intrinsic_reward
+from motif_jax.reward.model import NetParams
+from motif_jax.reward.normalise import QUANTILE_LEVELS, NormStats
+
+__all__ = ["load", "intrinsic_reward", "RewardModel", "RewardParams", "NetParams", "NormStats", "QUANTILE_LEVELS"]
+
+
+class RewardModel:
+    """A trained reward model restored for inference; ``params`` is a pytree of jax arrays."""
+
+    def __init__(self, params: RewardParams, meta: dict[str, Any], step: int, mesh):
+        from motif_jax.reward.captions import MeshScorer
+
+        self.params = params
+        self.meta = meta
+        self.step = step
+        self.mesh = mesh
+        self._scorer = MeshScorer(mesh)
+
+    @property
+    def quantiles(self) -> dict[float, float]:
+        """Normalised reward at the 5%..95% levels over the unique training captions."""
+        return {float(level): float(q) for level, q in zip(QUANTILE_LEVELS, np.asarray(self.params.stats.quantiles))}
+
+    @property
+    def annotator(self) -> str:
+        return self.meta["annotator"]
+
+    def score(self, messages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(raw, normalised) rewards of captions (..., 256) uint8, as numpy arrays of shape (...)."""
+        messages = np.asarray(messages, np.uint8)
+        raw = self._scorer(self.params.net, messages).reshape(messages.shape[:-1])
+        stats = self.params.stats
+        return raw, ((raw - np.float32(stats.mean)) / np.float32(stats.std)).astype(np.float32)
+
+    @staticmethod
+    def intrinsic(params: RewardParams, messages: jax.Array, counts: jax.Array, eps_quantile=0.5, beta=3.0) -> jax.Array:
+        """1[r_hat(m) > q_eps] * r_hat(m) / counts**beta; pure, so callers jit it with params as an argument."""
+        return intrinsic_from_params(params, messages, counts, eps_quantile, beta)
+
+
+def load(ckpt_dir: str | Path, step: int | None = None, devices=None) -> RewardModel:
+    """Restore a reward run (its directory or its ``checkpoints/`` folder), replicated on ``devices``
+    (default: all), so a model trained on 8 devices loads on 1 and vice versa."""
+    from motif_jax import parallel
+    from motif_jax.reward.checkpoints import restore_inference
+
+    mesh = parallel.make_mesh(devices)
+    restored = restore_inference(ckpt_dir, mesh, step)
+    params = RewardParams(NetParams(restored.weights, restored.model), restored.stats)
+    params = jax.tree.map(lambda x: jax.device_put(jnp.asarray(x), parallel.replicated(mesh)), params)
+    return RewardModel(params, restored.meta, restored.step, mesh)

@@ -1,0 +1,78 @@
+"""`motif benchmark train`: end-to-end trainer steps/s against the pool's own ceiling, in one run.
+
+First the pool alone is stepped with random actions (same envs, same batch size),
+then the trainer runs for the same time; ``train_over_pool`` is the fraction of
+the environment ceiling that training reaches. Compilation is excluded: training
+throughput is measured from the end of the second update on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from motif_jax.agent.config import PRESETS, resolve_config, to_dict
+from motif_jax.agent.envs import make_env_pool
+from motif_jax.agent.trainer import Trainer, pool_batch_size
+from motif_jax.errors import MotifError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--env", default="score", help="task name or envpool:<EnvName>")
+    parser.add_argument("--config", help="optional YAML config (as for motif train)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase (pool, then training)")
+    parser.add_argument("--json", help="write the result here")
+
+
+def pool_steps_per_second(config, seconds: float) -> float:
+    """Random-action env steps/s of the pool configured exactly as the trainer's."""
+    pool = make_env_pool(config.task, config.env.num_envs, pool_batch_size(config), config.seed,
+                         config.env.num_workers, config.env.obs_keys)
+    rng = np.random.default_rng(0)
+    try:
+        pool.async_reset()
+        for _ in range(2 * max(config.env.num_envs // pool.batch_size, 1)):  # let every env start
+            _, _, _, _, info = pool.recv()
+            pool.send(rng.integers(0, pool.action_space.n, len(info["env_id"])), info["env_id"])
+        steps, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            _, _, _, _, info = pool.recv()
+            ids = info["env_id"]
+            pool.send(rng.integers(0, pool.action_space.n, len(ids)), ids)
+            steps += len(ids)
+        return steps / elapsed
+    finally:
+        pool.close()
+
+
+def train_steps_per_second(timeline: list[tuple[float, int]]) -> float:
+    if len(timeline) < 4:
+        raise MotifError(f"benchmark: only {len(timeline)} updates finished; raise --seconds")
+    (t0, s0), (t1, s1) = timeline[1], timeline[-1]
+    return (s1 - s0) / (t1 - t0)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = ["run.tensorboard=false", "run.checkpoint_every=10000000000", *args.overrides]
+    config = resolve_config(args.config, args.preset, overrides, {"task": args.env, "steps": 10**9, "reward.llm_coef": 0})
+    pool_sps = pool_steps_per_second(config, args.seconds)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(config, run_dir, console=False)
+        trainer.train(max_seconds=args.seconds)
+        train_sps = train_steps_per_second(trainer.timeline)
+    result = {"train_sps": train_sps, "pool_sps": pool_sps, "train_over_pool": train_sps / pool_sps,
+              "preset": config.preset, "task": config.task, "num_envs": config.env.num_envs,
+              "batch_size": pool_batch_size(config), "rollout": config.ppo.rollout, "seconds": args.seconds,
+              "updates": len(trainer.timeline), "sync": config.run.sync, "config": to_dict(config)}
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(json.dumps({k: result[k] for k in ("train_sps", "pool_sps", "train_over_pool")}))
+    return 0

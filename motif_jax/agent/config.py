@@ -1,0 +1,195 @@
+"""Trainer configuration: dataclasses, presets and YAML files that extend each other.
+
+Resolution order (later wins): dataclass defaults, the YAML file (after its
+``extends:`` chain), the preset (network and sizing; ``mlp`` also carries
+CleanRL's CartPole PPO settings), ``--set key=value`` and explicit CLI flags.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from motif_jax.config import apply_overrides, from_dict, load_yaml
+from motif_jax.errors import MotifError
+
+
+@dataclasses.dataclass
+class EnvConfig:
+    num_envs: int = 16
+    batch_size: int = 0  # envs per recv; 0 -> num_envs/2 (async) or num_envs (sync)
+    num_workers: int = 0  # pool worker processes; 0 -> pool default
+    obs_keys: list = dataclasses.field(default_factory=lambda: ["glyphs", "blstats", "message"])
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    kind: str = "nethack"  # nethack | mlp | atari
+    core: str = "gru"  # gru | lstm | none
+    hidden: int = 512  # recurrent core width
+    glyph_dim: int = 32
+    map_channels: int = 32
+    crop: int = 9  # egocentric crop side (odd so the agent sits at the centre)
+    message_dim: int = 32
+    message_channels: int = 64
+    torso: int = 512  # width of the MLP after concatenation
+    mlp_layers: list = dataclasses.field(default_factory=lambda: [64, 64])  # mlp kind
+    activation: str = "relu"
+    separate_critic: bool = False  # mlp kind: own torso for the value (CleanRL layout)
+
+
+@dataclasses.dataclass
+class PPOConfig:
+    rollout: int = 32  # transitions per env per segment
+    epochs: int = 1
+    minibatches: int = 4
+    lr: float = 1e-4
+    anneal_lr: bool = False
+    adam_eps: float = 1e-5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.1
+    clip_value: bool = False
+    vf_coef: float = 0.5
+    ent_coef: float = 0.003
+    max_grad_norm: float = 4.0
+    norm_adv: bool = True
+    advantage: str = "gae"  # gae | vtrace (corrects the actor's one-update policy lag)
+    vtrace_rho: float = 1.0
+    vtrace_c: float = 1.0
+
+
+@dataclasses.dataclass
+class RewardConfig:
+    path: str | None = None  # reward-model checkpoint; required when llm_coef > 0
+    extrinsic_coef: float = 0.1
+    llm_coef: float = 0.0  # the task configs set the paper's 0.1
+    env_scale: float = 0.1  # r = extrinsic_coef * clip(env_scale * r_env, ±env_clip) + llm_coef * r_int
+    env_clip: float = 10.0
+    beta: float = 3.0
+    eps_quantile: float = 0.5
+
+
+@dataclasses.dataclass
+class RunConfig:
+    out: str | None = None
+    checkpoint_every: int = 100_000  # env steps
+    keep: int = 3
+    log_every_s: float = 5.0
+    sync: bool = False  # act with the newest params each rollout (exact on-policy, no overlap)
+    queue_size: int = 1
+    tensorboard: bool = True
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    task: str = "score"  # a TASKS name, or "envpool:<EnvName>"
+    preset: str = "tiny"
+    steps: int = 1_000_000
+    seed: int = 0
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
+    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "env": {"num_envs": 480},
+        "model": {"kind": "nethack", "core": "lstm", "hidden": 512, "glyph_dim": 64, "map_channels": 32,
+                  "crop": 13, "message_dim": 64, "message_channels": 128, "torso": 512},
+        "ppo": {"rollout": 32, "minibatches": 4, "epochs": 1},
+        "run": {"checkpoint_every": 10_000_000},
+    },
+    "tiny": {
+        "env": {"num_envs": 16},
+        "model": {"kind": "nethack", "core": "gru", "hidden": 64, "glyph_dim": 8, "map_channels": 8,
+                  "crop": 9, "message_dim": 8, "message_channels": 16, "torso": 64},
+        "ppo": {"rollout": 32, "minibatches": 2, "epochs": 1},
+        "run": {"checkpoint_every": 10_000},
+    },
+    # CleanRL's ppo.py defaults for CartPole: separate 64-64 tanh actor and critic, no recurrence.
+    "mlp": {
+        "env": {"num_envs": 4, "obs_keys": ["obs"]},
+        "model": {"kind": "mlp", "core": "none", "mlp_layers": [64, 64], "activation": "tanh",
+                  "separate_critic": True},
+        "ppo": {"rollout": 128, "minibatches": 4, "epochs": 4, "lr": 2.5e-4, "anneal_lr": True,
+                "gamma": 0.99, "gae_lambda": 0.95, "clip": 0.2, "clip_value": True, "vf_coef": 0.5,
+                "ent_coef": 0.01, "max_grad_norm": 0.5, "norm_adv": True, "advantage": "gae"},
+        "reward": {"extrinsic_coef": 1.0, "llm_coef": 0.0, "env_scale": 1.0, "env_clip": 1e9},
+        "run": {"log_every_s": 1.0, "checkpoint_every": 50_000},
+    },
+    # Nature-CNN for envpool Atari (e.g. envpool:Breakout-v5), CleanRL's Atari PPO settings.
+    "atari": {
+        "env": {"num_envs": 8, "obs_keys": ["obs"]},
+        "model": {"kind": "atari", "core": "none", "torso": 512, "activation": "relu"},
+        "ppo": {"rollout": 128, "minibatches": 4, "epochs": 4, "lr": 2.5e-4, "anneal_lr": True,
+                "clip": 0.1, "clip_value": True, "ent_coef": 0.01, "max_grad_norm": 0.5},
+        "reward": {"extrinsic_coef": 1.0, "llm_coef": 0.0, "env_scale": 1.0, "env_clip": 1.0},
+    },
+}
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """Recursive dict union; ``extra`` wins. Neither input is modified."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config_file(path: str | Path, _seen: tuple = ()) -> dict[str, Any]:
+    """A YAML config with its ``extends: other.yaml`` chain resolved (paths relative to the file)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise MotifError(f"config file {path}: 'extends' forms a cycle")
+    data = load_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise MotifError(f"config file {path}: 'extends' must be a file name, got {parent!r}")
+    return deep_merge(load_config_file(path.parent / parent, _seen + (path,)), data)
+
+
+def resolve_config(file: str | Path | None = None, preset: str | None = None,
+                   overrides: list[str] | None = None, flags: dict[str, Any] | None = None) -> TrainConfig:
+    """Build the run's config from file, preset, ``--set`` strings and flag values (dotted keys)."""
+    data = load_config_file(file) if file else {}
+    name = preset or data.get("preset") or TrainConfig.preset
+    if name not in PRESETS:
+        raise MotifError(f"preset {name!r} unknown; choose from {', '.join(PRESETS)}")
+    data = deep_merge(data, PRESETS[name])
+    data["preset"] = name
+    apply_overrides(data, overrides)
+    apply_overrides(data, [f"{k}={v}" for k, v in (flags or {}).items() if v is not None])
+    config = from_dict(TrainConfig, data)
+    validate(config)
+    return config
+
+
+def validate(c: TrainConfig) -> None:
+    checks = [
+        (c.model.kind in ("nethack", "mlp", "atari"), "model.kind must be nethack, mlp or atari"),
+        (c.model.core in ("gru", "lstm", "none"), "model.core must be gru, lstm or none"),
+        (c.ppo.advantage in ("gae", "vtrace"), "ppo.advantage must be gae or vtrace"),
+        (c.env.num_envs > 0 and c.ppo.rollout > 0, "env.num_envs and ppo.rollout must be positive"),
+        (c.env.num_envs % max(c.ppo.minibatches, 1) == 0 and c.ppo.minibatches > 0,
+         f"env.num_envs ({c.env.num_envs}) must be a multiple of ppo.minibatches ({c.ppo.minibatches})"),
+        (c.model.crop % 2 == 1, "model.crop must be odd"),
+        (c.steps > 0, "steps must be positive"),
+        (c.reward.llm_coef == 0 or c.reward.path, "reward.llm_coef > 0 needs a reward model: --reward DIR"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise MotifError(f"config: {message}")
+
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)

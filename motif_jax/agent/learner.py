@@ -1,0 +1,168 @@
+"""The PPO update: epochs × minibatches over a batch of recurrent segments, as ONE jit over the mesh.
+
+The batch (rows = segments) is sharded along the mesh's ``data`` axis, parameters
+and optimiser state are replicated; XLA inserts the gradient all-reduce. The
+Motif intrinsic reward is computed inside the same jit from the batch's captions
+and per-episode caption counts, so the reward model runs on the accelerator.
+
+Batch layout (numpy or jax, rows first, ``T + 1`` slots per segment):
+``obs`` {key: [N, T+1, ...]}, ``first``/``terminated``/``ended`` [N, T+1] bool,
+``actions`` [N, T+1] int32, ``logp`` [N, T+1] float32 (behaviour policy),
+``rewards`` [N, T+1] float32 (env reward received on arriving at each slot),
+``state`` [N, S] (recurrent state before slot 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from motif_jax import parallel
+from motif_jax.agent import ppo
+from motif_jax.agent.config import PPOConfig, RewardConfig
+from motif_jax.agent.networks import Policy
+from motif_jax.errors import MotifError
+
+# (reward_params, messages [M, 256] uint8, counts [M] int32) -> [M] float32
+IntrinsicFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
+
+
+def make_optimizer(c: PPOConfig, total_updates: int) -> optax.GradientTransformation:
+    lr = c.lr
+    if c.anneal_lr:
+        lr = optax.linear_schedule(c.lr, 0.0, max(total_updates, 1) * c.epochs * c.minibatches)
+    return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(lr, eps=c.adam_eps))
+
+
+def total_rewards(batch, reward_params, intrinsic_fn: IntrinsicFn | None, rc: RewardConfig):
+    """(shaped reward, extrinsic part, intrinsic part) of each transition, ``[N, T]``."""
+    env_reward = batch["rewards"][:, 1:]
+    extrinsic = ppo.shaped_reward(env_reward, 0.0, rc.extrinsic_coef, 0.0, rc.env_scale, rc.env_clip)
+    if intrinsic_fn is None or rc.llm_coef == 0:
+        intrinsic = jnp.zeros_like(extrinsic)
+    else:
+        messages = batch["obs"]["message"][:, 1:]
+        counts = batch["obs"]["message_count"][:, 1:]
+        n, t = counts.shape
+        r_int = intrinsic_fn(reward_params, messages.reshape(n * t, -1), counts.reshape(n * t))
+        intrinsic = rc.llm_coef * r_int.reshape(n, t).astype(jnp.float32)
+    return extrinsic + intrinsic, extrinsic, intrinsic
+
+
+def advantages_and_targets(c: PPOConfig, rewards, values, logp_now, batch):
+    """Per-transition advantages and value targets ``[N, T]`` from values over all ``T + 1`` slots."""
+    tm = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731  (rows-first -> time-major)
+    terminated, ended = tm(batch["terminated"][:, 1:]), tm(batch["ended"][:, 1:])
+    if c.advantage == "vtrace":
+        log_rhos = tm(logp_now[:, :-1] - batch["logp"][:, :-1])
+        adv, targets = ppo.vtrace(tm(rewards), tm(values), terminated, ended, log_rhos, c.gamma, c.vtrace_rho, c.vtrace_c)
+    else:
+        adv, targets = ppo.gae(tm(rewards), tm(values), terminated, ended, c.gamma, c.gae_lambda)
+    return tm(adv), tm(targets)
+
+
+class Learner:
+    """Holds the network definition, optimiser and the compiled update for one mesh."""
+
+    def __init__(self, model: Policy, ppo_config: PPOConfig, reward_config: RewardConfig, mesh: Mesh,
+                 total_updates: int, intrinsic_fn: IntrinsicFn | None = None):
+        self.c, self.rc, self.mesh = ppo_config, reward_config, mesh
+        self.graphdef, params = nnx.split(model, nnx.Param)
+        self.tx = make_optimizer(ppo_config, total_updates)
+        self.intrinsic_fn = intrinsic_fn
+        self.initial = {"params": params, "opt_state": self.tx.init(params)}
+        # Without a recurrent core, minibatches can mix single transitions (as CleanRL does).
+        self.flatten = model.core is None
+        self._update = jax.jit(self._update_impl, donate_argnums=(0,))
+
+    def init_state(self):
+        """Train state ``{params, opt_state}`` replicated on the mesh."""
+        return parallel.replicate(self.initial, self.mesh)
+
+    def apply(self, params, obs, first, state):
+        return nnx.merge(self.graphdef, params).unroll(obs, first, state)
+
+    def _loss(self, params, mb):
+        """Loss on minibatch rows of ``T`` slots (no bootstrap slot: targets are precomputed)."""
+        logits, values, _ = self.apply(params, mb["obs"], mb["first"], mb["state"])
+        logp, entropy = ppo.categorical_logp_entropy(logits, mb["actions"])
+        mask = ~mb["ended"]  # a terminal observation's action is a dummy
+        adv = ppo.normalize(mb["advantages"], mask) if self.c.norm_adv else mb["advantages"]
+        pg_loss, stats = ppo.policy_loss(logp, mb["logp"], adv, self.c.clip, mask)
+        v_loss = ppo.value_loss(values, mb["old_values"], mb["targets"], self.c.clip, self.c.clip_value, mask)
+        ent = ppo.masked_mean(entropy, mask)
+        loss = pg_loss + self.c.vf_coef * v_loss - self.c.ent_coef * ent
+        return loss, {"loss": loss, "policy_loss": pg_loss, "value_loss": v_loss, "entropy": ent, **stats}
+
+    def _update_impl(self, train_state, batch, reward_params, key):
+        params, opt_state = train_state["params"], train_state["opt_state"]
+        rewards, extrinsic, intrinsic = total_rewards(batch, reward_params, self.intrinsic_fn, self.rc)
+        logits, values, _ = self.apply(params, batch["obs"], batch["first"], batch["state"])
+        logp_now, _ = ppo.categorical_logp_entropy(logits, batch["actions"])
+        values = jax.lax.stop_gradient(values)
+        adv, targets = advantages_and_targets(self.c, rewards, values, jax.lax.stop_gradient(logp_now), batch)
+        data = training_rows(batch, adv, targets, values[:, :-1], self.flatten)
+        n = data["first"].shape[0]
+        rows = n // self.c.minibatches
+        shard = parallel.data_sharding(self.mesh)
+
+        def minibatch_step(carry, idx):
+            params, opt_state = carry
+            mb = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x[idx], shard), data)
+            grads, metrics = jax.grad(self._loss, has_aux=True)(params, mb)
+            updates, opt_state = self.tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            metrics["grad_norm"] = optax.global_norm(grads)
+            return (params, opt_state), metrics
+
+        def epoch(carry, epoch_key):
+            order = jax.random.permutation(epoch_key, n).reshape(self.c.minibatches, rows)
+            return jax.lax.scan(minibatch_step, carry, order)
+
+        (params, opt_state), metrics = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, self.c.epochs))
+        metrics = jax.tree.map(jnp.mean, metrics)
+        mask = ~batch["ended"][:, :-1]
+        ext_abs, int_abs = jnp.sum(jnp.abs(extrinsic) * mask), jnp.sum(jnp.abs(intrinsic) * mask)
+        metrics.update(
+            reward_extrinsic=ppo.masked_mean(extrinsic, mask),
+            reward_intrinsic=ppo.masked_mean(intrinsic, mask),
+            intrinsic_share=int_abs / jnp.maximum(ext_abs + int_abs, 1e-8),
+            value_mean=ppo.masked_mean(values[:, :-1], mask),
+            finite=jnp.isfinite(metrics["loss"]) & all_finite(params),
+        )
+        return {"params": params, "opt_state": opt_state}, metrics
+
+    def update(self, train_state, batch, reward_params, key):
+        """One PPO update on a global batch (numpy rows of this process, or already-sharded arrays)."""
+        segments, slots = batch["first"].shape
+        n = segments * (1 if isinstance(batch["first"], jax.Array) else jax.process_count())
+        rows = n * (slots - 1) if self.flatten else n
+        devices = self.mesh.devices.size
+        if rows % (self.c.minibatches * devices):
+            raise MotifError(f"{rows} training rows do not split into ppo.minibatches={self.c.minibatches} "
+                             f"× {devices} devices evenly; change env.num_envs or ppo.minibatches")
+        if not isinstance(batch["first"], jax.Array):
+            batch = parallel.shard_batch(batch, self.mesh)
+        return self._update(train_state, batch, reward_params, key)
+
+
+def training_rows(batch, advantages, targets, old_values, flatten: bool):
+    """The first ``T`` slots of every field (slot ``T`` only served bootstrapping), optionally one row per slot."""
+    keep = ("obs", "first", "actions", "logp", "ended")
+    data = {k: jax.tree.map(lambda x: x[:, :-1], batch[k]) for k in keep}
+    data.update(advantages=advantages, targets=targets, old_values=old_values, state=batch["state"])
+    if not flatten:
+        return data
+    n, t = advantages.shape
+    rows = {k: jax.tree.map(lambda x: x.reshape(n * t, 1, *x.shape[2:]), v) for k, v in data.items() if k != "state"}
+    rows["state"] = jnp.zeros((n * t, batch["state"].shape[-1]), batch["state"].dtype)
+    return rows
+
+
+def all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))

@@ -1,0 +1,225 @@
+"""Flax NNX actor-critic networks: observation encoders, an optional recurrent core, two heads.
+
+``Policy.unroll`` runs a whole ``[B, T]`` segment: the encoder sees all ``B·T``
+observations at once (one big batched matmul/conv), then the core is scanned
+over time, zeroing its state wherever ``first`` marks an episode start.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from nle import nethack
+
+from motif_jax.agent.config import ModelConfig
+
+ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu}
+OUTSIDE_MAP = nethack.MAX_GLYPH  # embedding index used for padding around the map
+
+
+def linear(din: int, dout: int, rngs: nnx.Rngs, scale: float = math.sqrt(2)) -> nnx.Linear:
+    """Orthogonal init (scale √2 for hidden layers) as in most PPO implementations."""
+    return nnx.Linear(din, dout, kernel_init=nnx.initializers.orthogonal(scale),
+                      bias_init=nnx.initializers.zeros_init(), rngs=rngs)
+
+
+def symlog(x):
+    """Compresses large stats (gold, score, turn counter) without clipping their sign or order."""
+    return jnp.sign(x) * jnp.log1p(jnp.abs(x))
+
+
+def crop_around(glyphs: jax.Array, y: jax.Array, x: jax.Array, size: int) -> jax.Array:
+    """``size × size`` window of ``glyphs [B, H, W]`` centred on (y, x), padded with OUTSIDE_MAP."""
+    r = size // 2
+    padded = jnp.pad(glyphs, ((0, 0), (r, r), (r, r)), constant_values=OUTSIDE_MAP)
+    return jax.vmap(lambda g, yy, xx: jax.lax.dynamic_slice(g, (yy, xx), (size, size)))(padded, y, x)
+
+
+class MLP(nnx.Module):
+    def __init__(self, sizes: list[int], rngs: nnx.Rngs, activation: str = "relu"):
+        self.layers = nnx.List([linear(a, b, rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.act = ACTIVATIONS[activation]
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = self.act(layer(x))
+        return x
+
+
+class NetHackEncoder(nnx.Module):
+    """Full-map glyph conv (strided) + egocentric crop + bottom-line stats + caption bytes."""
+
+    def __init__(self, c: ModelConfig, obs_spec: dict, rngs: nnx.Rngs):
+        self.keys = tuple(k for k in ("glyphs", "blstats", "message") if k in obs_spec)
+        self.crop = c.crop
+        act = ACTIVATIONS[c.activation]
+        self.act = act
+        width = 0
+        if "glyphs" in self.keys:
+            h, w = obs_spec["glyphs"][0]
+            self.glyph_embed = nnx.Embed(OUTSIDE_MAP + 1, c.glyph_dim, rngs=rngs)
+            ch = c.map_channels
+            self.map_convs = nnx.List([
+                nnx.Conv(c.glyph_dim, ch, (3, 3), strides=2, rngs=rngs),
+                nnx.Conv(ch, ch, (3, 3), strides=2, rngs=rngs),
+            ])
+            map_flat = math.ceil(math.ceil(h / 2) / 2) * math.ceil(math.ceil(w / 2) / 2) * ch
+            self.map_out = linear(map_flat, c.torso // 2, rngs)
+            self.crop_convs = nnx.List([
+                nnx.Conv(c.glyph_dim, ch, (3, 3), rngs=rngs),
+                nnx.Conv(ch, ch, (3, 3), rngs=rngs),
+            ])
+            self.crop_out = linear(c.crop * c.crop * ch, c.torso // 2, rngs)
+            width += c.torso
+        if "blstats" in self.keys:
+            n = obs_spec["blstats"][0][0]
+            self.stats = MLP([n, 64, 64], rngs, c.activation)
+            width += 64
+        if "message" in self.keys:
+            self.msg_embed = nnx.Embed(256, c.message_dim, rngs=rngs)
+            self.msg_conv = nnx.Conv(c.message_dim, c.message_channels, (5,), rngs=rngs)
+            self.msg_out = linear(c.message_channels, c.message_channels, rngs)
+            width += c.message_channels
+        if not width:
+            raise ValueError("nethack encoder needs at least one of glyphs, blstats, message")
+        self.out = linear(width, c.torso, rngs)
+
+    def __call__(self, obs: dict) -> jax.Array:
+        parts = []
+        if "glyphs" in self.keys:
+            glyphs = obs["glyphs"].astype(jnp.int32)
+            x = self.glyph_embed(glyphs)
+            for conv in self.map_convs:
+                x = self.act(conv(x))
+            parts.append(self.act(self.map_out(x.reshape(x.shape[0], -1))))
+            stats = obs["blstats"].astype(jnp.int32)
+            crop = crop_around(glyphs, stats[:, nethack.NLE_BL_Y], stats[:, nethack.NLE_BL_X], self.crop)
+            y = self.glyph_embed(crop)
+            for conv in self.crop_convs:
+                y = self.act(conv(y))
+            parts.append(self.act(self.crop_out(y.reshape(y.shape[0], -1))))
+        if "blstats" in self.keys:
+            parts.append(self.stats(symlog(obs["blstats"].astype(jnp.float32))))
+        if "message" in self.keys:
+            m = self.act(self.msg_conv(self.msg_embed(obs["message"].astype(jnp.int32))))
+            parts.append(self.act(self.msg_out(jnp.max(m, axis=1))))
+        return self.act(self.out(jnp.concatenate(parts, axis=-1)))
+
+
+class VectorEncoder(nnx.Module):
+    """Flat observation vector (CartPole and other classic-control envs)."""
+
+    def __init__(self, c: ModelConfig, obs_spec: dict, rngs: nnx.Rngs):
+        size = math.prod(obs_spec["obs"][0])
+        self.mlp = MLP([size, *c.mlp_layers], rngs, c.activation)
+
+    def __call__(self, obs: dict) -> jax.Array:
+        x = obs["obs"]
+        return self.mlp(x.reshape(x.shape[0], -1).astype(jnp.float32))
+
+
+class AtariEncoder(nnx.Module):
+    """Nature-DQN CNN on stacked uint8 frames ``[C, 84, 84]`` (envpool's Atari layout)."""
+
+    def __init__(self, c: ModelConfig, obs_spec: dict, rngs: nnx.Rngs):
+        channels, h, w = obs_spec["obs"][0]
+        self.convs = nnx.List([
+            nnx.Conv(channels, 32, (8, 8), strides=4, padding="VALID", rngs=rngs),
+            nnx.Conv(32, 64, (4, 4), strides=2, padding="VALID", rngs=rngs),
+            nnx.Conv(64, 64, (3, 3), strides=1, padding="VALID", rngs=rngs),
+        ])
+        h, w = (h - 8) // 4 + 1, (w - 8) // 4 + 1
+        h, w = (h - 4) // 2 + 1, (w - 4) // 2 + 1
+        h, w = h - 2, w - 2
+        self.out = linear(h * w * 64, c.torso, rngs)
+
+    def __call__(self, obs: dict) -> jax.Array:
+        x = jnp.transpose(obs["obs"].astype(jnp.float32) / 255.0, (0, 2, 3, 1))
+        for conv in self.convs:
+            x = jax.nn.relu(conv(x))
+        return jax.nn.relu(self.out(x.reshape(x.shape[0], -1)))
+
+
+ENCODERS = {"nethack": NetHackEncoder, "mlp": VectorEncoder, "atari": AtariEncoder}
+
+
+def encoder_width(c: ModelConfig) -> int:
+    return c.mlp_layers[-1] if c.kind == "mlp" else c.torso
+
+
+class Policy(nnx.Module):
+    """Actor-critic with an optional GRU/LSTM core. The state is one array ``[B, S]`` for every core."""
+
+    def __init__(self, c: ModelConfig, obs_spec: dict, num_actions: int, rngs: nnx.Rngs):
+        self.core_kind = c.core
+        self.hidden = c.hidden
+        self.encoder = ENCODERS[c.kind](c, obs_spec, rngs)
+        self.critic_encoder = ENCODERS[c.kind](c, obs_spec, rngs) if c.separate_critic else None
+        width = encoder_width(c)
+        if c.core == "gru":
+            self.core = nnx.GRUCell(width, c.hidden, rngs=rngs)
+        elif c.core == "lstm":
+            self.core = nnx.OptimizedLSTMCell(width, c.hidden, rngs=rngs)
+        else:
+            self.core = None
+        out = width if c.core == "none" else c.hidden
+        self.policy_head = linear(out, num_actions, rngs, scale=0.01)
+        self.value_head = linear(width if c.separate_critic else out, 1, rngs, scale=1.0)
+
+    @property
+    def state_size(self) -> int:
+        return {"gru": self.hidden, "lstm": 2 * self.hidden}.get(self.core_kind, 1)
+
+    def initial_state(self, batch: int) -> jax.Array:
+        return jnp.zeros((batch, self.state_size), jnp.float32)
+
+    def _core_step(self, state, x):
+        if self.core_kind == "gru":
+            state, y = self.core(state, x)
+            return state, y
+        h, c = jnp.split(state, 2, axis=-1)
+        (c, h), y = self.core((c, h), x)
+        return jnp.concatenate([h, c], axis=-1), y
+
+    def unroll(self, obs: dict, first: jax.Array, state: jax.Array):
+        """obs leaves ``[B, T, ...]``, first ``[B, T]`` bool, state ``[B, S]`` (before step 0).
+
+        Returns logits ``[B, T, A]``, values ``[B, T]`` and the state after the last step.
+        """
+        b, t = first.shape
+        flat = jax.tree.map(lambda x: x.reshape(b * t, *x.shape[2:]), obs)
+        features = self.encoder(flat).reshape(b, t, -1)
+        if self.core is None:
+            core_out = features
+        else:
+            def step(carry, xs):
+                x, is_first = xs
+                carry = jnp.where(is_first[:, None], 0.0, carry)
+                return self._core_step(carry, x)
+
+            state, core_out = jax.lax.scan(step, state, (features.swapaxes(0, 1), first.swapaxes(0, 1)))
+            core_out = core_out.swapaxes(0, 1)
+        logits = self.policy_head(core_out)
+        critic_in = core_out
+        if self.critic_encoder is not None:
+            critic_in = self.critic_encoder(flat).reshape(b, t, -1)
+        values = self.value_head(critic_in)[..., 0]
+        return logits, values, state
+
+    def step(self, obs: dict, first: jax.Array, state: jax.Array):
+        """One step for acting: obs leaves ``[B, ...]``. Returns logits, values, new state."""
+        obs_t = jax.tree.map(lambda x: x[:, None], obs)
+        logits, values, state = self.unroll(obs_t, first[:, None], state)
+        return logits[:, 0], values[:, 0], state
+
+
+def obs_spec_from_space(space, keys) -> dict:
+    """{key: (shape, dtype)} for the keys the network reads, from a gymnasium Dict space."""
+    return {k: (tuple(space[k].shape), space[k].dtype) for k in keys}
+
+
+def make_policy(c: ModelConfig, obs_spec: dict, num_actions: int, seed: int) -> Policy:
+    return Policy(c, obs_spec, num_actions, nnx.Rngs(seed))

@@ -1,0 +1,79 @@
+"""Load a trained agent for acting (`motif collect --policy`, `motif evaluate`).
+
+    policy = load_policy("runs/score-…")          # run dir, its checkpoints/ dir, or one step dir
+    state = policy.initial_state(batch_size)
+    actions, state = policy.act(obs, state, done, greedy=False, key=jax.random.key(0))
+
+``done[i]`` is True where ``obs[i]`` starts a new episode (first call, or the
+previous step ended it): the recurrent state is zeroed there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from motif_jax.agent.actor import make_act_fn
+from motif_jax.agent.config import TrainConfig
+from motif_jax.agent.learner import make_optimizer
+from motif_jax.agent.networks import make_policy
+from motif_jax.checkpoint import Checkpointer, abstract_like
+from motif_jax.config import from_dict
+from motif_jax.errors import MotifError
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, int | None]:
+    """(checkpoints directory, step or None for latest) from a run dir, a checkpoints dir or a step dir."""
+    path = Path(path)
+    if not path.exists():
+        raise MotifError(f"policy {path}: no such directory")
+    if (path / "checkpoints").is_dir():
+        return path / "checkpoints", None
+    if path.name.isdigit() and path.parent.is_dir():
+        return path.parent, int(path.name)
+    return path, None
+
+
+class Policy:
+    def __init__(self, config: TrainConfig, meta: dict, params, graphdef, state_size: int):
+        self.config, self.meta = config, meta
+        self.task = meta["task"]
+        self.obs_keys = list(meta["obs_keys"])
+        self.num_actions = int(meta["num_actions"])
+        self.env_steps = int(meta["env_steps"])
+        self.params = params
+        self._state_size = state_size
+        self._act = make_act_fn(graphdef)
+
+    def initial_state(self, batch_size: int) -> np.ndarray:
+        return np.zeros((batch_size, self._state_size), np.float32)
+
+    def act(self, obs: dict, state, done, greedy: bool = False, key=None):
+        key = jax.random.key(0) if key is None else key
+        policy_obs = {k: np.asarray(obs[k]) for k in self.obs_keys}
+        actions, _, state = self._act(self.params, policy_obs, np.asarray(done, bool), state, key, greedy)
+        return np.asarray(actions), state
+
+
+def load_policy(run_or_ckpt_dir: str | Path) -> Policy:
+    directory, step = resolve_checkpoint(run_or_ckpt_dir)
+    checkpointer = Checkpointer(directory, async_save=False)
+    try:
+        meta = checkpointer.restore_meta(step)
+        if "obs_spec" not in meta:
+            raise MotifError(f"policy {run_or_ckpt_dir}: not an agent checkpoint (no obs_spec in its metadata)")
+        config = from_dict(TrainConfig, meta["config"])
+        spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in meta["obs_spec"].items()}
+        model = make_policy(config.model, spec, int(meta["num_actions"]), config.seed)
+        graphdef, params = nnx.split(model, nnx.Param)
+        opt_state = make_optimizer(config.ppo, 1).init(params)
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = abstract_like({"train": {"params": params, "opt_state": opt_state},
+                                "rng": jax.random.key_data(jax.random.key(0))}, device)
+        state, meta = checkpointer.restore(target, step)
+    finally:
+        checkpointer.close()
+    return Policy(config, meta, state["train"]["params"], graphdef, model.state_size)

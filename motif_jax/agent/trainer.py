@@ -1,0 +1,249 @@
+"""The training loop: actors feed batches, the learner updates, metrics and checkpoints at the edges.
+
+Stops cleanly on SIGINT/SIGTERM (finish the update, save, close the pool), on
+reaching ``steps``, or with a MotifError on a non-finite loss/parameters (the
+bad state is never saved, so the latest checkpoint stays good).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+import yaml
+
+from motif_jax import parallel
+from motif_jax.agent.actor import ActorThread, ParamStore, RolloutWorker
+from motif_jax.agent.config import TrainConfig, to_dict
+from motif_jax.agent.envs import is_nethack, make_env_pool
+from motif_jax.agent.learner import Learner
+from motif_jax.agent.metrics import MetricsLogger
+from motif_jax.agent.networks import make_policy, obs_spec_from_space
+from motif_jax.checkpoint import Checkpointer, abstract_like
+from motif_jax.errors import MotifError
+
+
+@dataclass
+class Progress:
+    env_steps: int = 0
+    updates: int = 0
+
+
+def load_intrinsic(config: TrainConfig, mesh):
+    """(reward params replicated on the mesh, pure intrinsic fn) — or (None, None) when α_llm = 0."""
+    rc = config.reward
+    if rc.llm_coef == 0:
+        return None, None
+    from motif_jax.reward import load
+
+    if not rc.path or not Path(rc.path).exists():
+        raise MotifError(f"reward.path {rc.path!r}: no reward-model checkpoint there (needed for llm_coef > 0)")
+    model = load(rc.path)
+
+    def intrinsic(params, messages, counts):
+        return model.intrinsic(params, messages, counts, eps_quantile=rc.eps_quantile, beta=rc.beta)
+
+    return parallel.replicate(model.params, mesh), intrinsic
+
+
+def pool_batch_size(config: TrainConfig) -> int:
+    """envs per recv: half the envs in flight while the other half is being acted on (unless --sync)."""
+    n = config.env.num_envs
+    if config.env.batch_size:
+        return config.env.batch_size
+    return n if config.run.sync or n < 2 else n // 2
+
+
+def policy_obs_keys(config: TrainConfig, space) -> list[str]:
+    keys = [k for k in config.env.obs_keys if k in space.spaces]
+    if not keys:
+        raise MotifError(f"env.obs_keys {config.env.obs_keys} match none of the env's keys {list(space.spaces)}")
+    return keys
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: str | Path, resume: bool = False, devices=None,
+                 console: bool = True):
+        parallel.maybe_initialize_distributed()
+        self.config, self.run_dir = config, Path(run_dir)
+        self.mesh = parallel.make_mesh(devices)
+        global_rows = config.env.num_envs * jax.process_count()
+        if global_rows % self.mesh.devices.size:
+            raise MotifError(f"env.num_envs × processes = {global_rows} segments per batch cannot be split over "
+                             f"{self.mesh.devices.size} devices; use a multiple of the device count")
+        self.is_main = jax.process_index() == 0
+        c = config
+        self.pool = make_env_pool(c.task, c.env.num_envs, pool_batch_size(c), c.seed + 1000 * jax.process_index(),
+                                  c.env.num_workers, c.env.obs_keys + (["message_count"] if c.reward.llm_coef else []))
+        try:
+            self._build(resume, console)
+        except BaseException:
+            self.pool.close()
+            raise
+
+    def _build(self, resume: bool, console: bool) -> None:
+        c = self.config
+        space = self.pool.observation_space
+        self.policy_keys = policy_obs_keys(c, space)
+        stored = list(self.policy_keys)
+        if c.reward.llm_coef:
+            stored += [k for k in ("message", "message_count") if k not in stored]
+        self.obs_spec = obs_spec_from_space(space, stored)
+        policy_spec = {k: self.obs_spec[k] for k in self.policy_keys}
+        num_actions = int(self.pool.action_space.n)
+        model = make_policy(c.model, policy_spec, num_actions, c.seed)
+        self.segment_steps = c.env.num_envs * c.ppo.rollout * jax.process_count()
+        total_updates = max(c.steps // self.segment_steps, 1)
+        self.reward_params, intrinsic_fn = load_intrinsic(c, self.mesh)
+        self.learner = Learner(model, c.ppo, c.reward, self.mesh, total_updates, intrinsic_fn)
+        self.train_state = self.learner.init_state()
+        self.key = jax.random.key(c.seed)
+        self.progress = Progress()
+        self.timeline: list[tuple[float, int]] = []  # (time, env_steps) after each update, for benchmarks
+        self._max_seconds: float | None = None
+        self.meta_static = {"config": to_dict(c), "obs_keys": self.policy_keys, "num_actions": num_actions,
+                            "obs_spec": {k: [list(s), np.dtype(d).name] for k, (s, d) in policy_spec.items()},
+                            "reward_path": str(Path(c.reward.path).absolute()) if c.reward.path else None,
+                            "task": c.task}
+        self.checkpointer = Checkpointer(self.run_dir / "checkpoints", max_to_keep=c.run.keep)
+        if resume:
+            self._restore()
+        elif self.checkpointer.latest_step() is not None:
+            raise MotifError(f"{self.run_dir} already holds checkpoints; pass --resume or choose another --out")
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
+        self.logger = MetricsLogger(self.run_dir, c.run.tensorboard, console, enabled=self.is_main)
+        self.store = ParamStore(jax.local_devices()[0])
+        self.worker = RolloutWorker(self.pool, self.learner.graphdef, self.store, c.env.num_envs, c.ppo.rollout,
+                                    self.obs_spec, self.policy_keys, model.state_size,
+                                    c.seed + 7919 * (1 + jax.process_index()))
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def _ckpt_state(self):
+        return {"train": self.train_state, "rng": jax.random.key_data(self.key)}
+
+    def save(self) -> None:
+        if self.checkpointer.latest_step() == self.progress.env_steps:
+            return
+        meta = {**self.meta_static, "env_steps": self.progress.env_steps, "updates": self.progress.updates}
+        self.checkpointer.save(self.progress.env_steps, self._ckpt_state(), meta, force=True)
+
+    def _restore(self) -> None:
+        if self.checkpointer.latest_step() is None:
+            raise MotifError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}")
+        target = abstract_like(self._ckpt_state())
+        try:
+            state, meta = self.checkpointer.restore(target)
+        except (ValueError, KeyError) as e:
+            raise MotifError(f"--resume: checkpoint in {self.run_dir} does not fit this config ({e})") from e
+        self.train_state = state["train"]
+        self.key = jax.random.wrap_key_data(state["rng"])
+        self.progress = Progress(int(meta["env_steps"]), int(meta["updates"]))
+
+    # -- loop --------------------------------------------------------------------------------------
+    def train(self, max_seconds: float | None = None) -> Progress:
+        """Run to ``config.steps`` (or ``max_seconds`` after the first, compiling, update; or a stop
+        signal), then save and close."""
+        stop = threading.Event()
+        restore_handlers = install_stop_handlers(stop)
+        self._max_seconds = max_seconds
+        actor = None
+        try:
+            self.store.publish(self.train_state["params"], self.progress.updates)
+            if not self.config.run.sync:
+                actor = ActorThread(self.worker, self.config.run.queue_size)
+                actor.start()
+            self._loop(actor, stop)
+            self.save()
+        finally:
+            if actor is not None:
+                actor.stop()
+            restore_handlers()
+            self.pool.close()
+            self.checkpointer.close()
+            self.logger.close()
+        return self.progress
+
+    def _loop(self, actor, stop: threading.Event) -> None:
+        c, p = self.config, self.progress
+        window = {"t": time.perf_counter(), "steps": p.env_steps, "learn_s": 0.0, "wait_s": 0.0, "lag": [],
+                  "metrics": []}
+        next_ckpt = (p.env_steps // c.run.checkpoint_every + 1) * c.run.checkpoint_every
+        while p.env_steps < c.steps and not stop.is_set():
+            t0 = time.perf_counter()
+            batch, version = actor.get() if actor else self.worker.collect()
+            t1 = time.perf_counter()
+            self.key, sub = jax.random.split(self.key)
+            new_state, metrics = self.learner.update(self.train_state, batch, self.reward_params, sub)
+            metrics = jax.device_get(metrics)
+            if not metrics.pop("finite"):
+                last = self.checkpointer.latest_step()
+                raise MotifError(f"non-finite loss or parameters at update {p.updates + 1} (env step "
+                                 f"{p.env_steps}); stopped without saving; last good checkpoint: "
+                                 f"{'none' if last is None else f'step {last}'} in {self.run_dir / 'checkpoints'}")
+            self.train_state = new_state
+            window["lag"].append(p.updates - version)
+            p.updates += 1
+            p.env_steps += self.segment_steps
+            self.timeline.append((time.perf_counter(), p.env_steps))
+            if self._max_seconds is not None and self.timeline[-1][0] - self.timeline[0][0] >= self._max_seconds:
+                stop.set()
+            self.store.publish(self.train_state["params"], p.updates)
+            window["learn_s"] += time.perf_counter() - t1
+            window["wait_s"] += t1 - t0
+            window["metrics"].append(metrics)
+            if p.env_steps >= next_ckpt:
+                self.save()
+                next_ckpt = (p.env_steps // c.run.checkpoint_every + 1) * c.run.checkpoint_every
+            if time.perf_counter() - window["t"] >= c.run.log_every_s or p.env_steps >= c.steps:
+                self._log(window)
+                window = {"t": time.perf_counter(), "steps": p.env_steps, "learn_s": 0.0, "wait_s": 0.0,
+                          "lag": [], "metrics": []}
+
+    def _log(self, window: dict) -> None:
+        p = self.progress
+        elapsed = max(time.perf_counter() - window["t"], 1e-9)
+        actor = self.worker.drain_stats()
+        updates = len(window["metrics"])
+        record = {"env_steps": p.env_steps, "updates": p.updates,
+                  "sps": (p.env_steps - window["steps"]) / elapsed,
+                  "sps_learner": updates * self.segment_steps / max(window["learn_s"], 1e-9),
+                  "sps_actor": actor.env_steps / max(actor.inference_s + actor.env_wait_s, 1e-9),
+                  "learner_wait_s": window["wait_s"], "actor_queue_wait_s": actor.queue_wait_s,
+                  "actor_env_wait_s": actor.env_wait_s, "actor_inference_s": actor.inference_s,
+                  "policy_lag": float(np.mean(window["lag"])) if window["lag"] else 0.0}
+        for k in window["metrics"][0] if updates else ():
+            record[k] = float(np.mean([m[k] for m in window["metrics"]]))
+        episodes = actor.episodes
+        if episodes["return"]:
+            record["episodes"] = len(episodes["return"])
+            for k, values in episodes.items():
+                if values:
+                    name = "success_rate" if k == "success" else f"episode_{k}"
+                    record[name] = float(np.mean(values))
+        self.logger.log(record)
+
+
+def install_stop_handlers(stop: threading.Event):
+    """SIGINT/SIGTERM set ``stop`` (the loop finishes its update and saves); returns a restorer."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+
+    def handler(signum, frame):
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore():
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+    return restore

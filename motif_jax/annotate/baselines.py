@@ -1,0 +1,47 @@
+"""The paper's non-LLM annotators: prefer the pair member with the higher in-game score (`score`)
+or the higher summed environment reward over the subsequence (`return`). Equal values tie."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+
+from motif_jax.annotate.pairs import chunk_range
+from motif_jax.annotate.runner import RunOptions, RunStats
+from motif_jax.annotate.verdict import compare_values
+
+BASELINES = ("score", "return")
+
+
+def member_values(ds, kind: str, rows: slice, score_key: str = "score") -> np.ndarray:
+    """(n, 2) value of each pair member that the baseline compares."""
+    if kind == "score":
+        return np.asarray(ds.info(score_key)[rows], dtype=np.float64)
+    if kind == "return":
+        reward = np.asarray(ds.data("reward")[rows], dtype=np.float64)
+        return reward.reshape(reward.shape[0], 2, -1).sum(axis=2)
+    raise ValueError(f"unknown baseline {kind!r}")
+
+
+def annotate_baseline(ds, kind: str, name: str | None = None, options: RunOptions | None = None,
+                      score_key: str = "score", block: int = 65536) -> RunStats:
+    """Label this chunk's pairs into ``preference/<name>.npy`` (name defaults to the baseline).
+
+    Cheap and deterministic, so every row of the chunk is (re)written; `--overwrite` changes nothing.
+    """
+    name, options = name or kind, options or RunOptions()
+    rows = chunk_range(len(ds), options.num_chunks, options.chunk)
+    labels = ds.open_labels(name, overwrite=options.overwrite and options.num_chunks == 1)
+    stats = RunStats(name=name, chunk_pairs=len(rows))
+    start = time.perf_counter()
+    for begin in range(rows.start, rows.stop, block):
+        part = slice(begin, min(rows.stop, begin + block))
+        labels[part] = compare_values(member_values(ds, kind, part, score_key))
+    labels.flush()
+    stats.seconds = time.perf_counter() - start
+    stats.annotated = len(rows)
+    final = np.asarray(labels[rows.start:rows.stop])
+    stats.label_counts = {int(k): int(v) for k, v in sorted(Counter(final.tolist()).items())}
+    return stats

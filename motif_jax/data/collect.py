@@ -1,0 +1,498 @@
+"""`motif collect`: run NLE actors with a policy and write a pairs dataset, incrementally and resumably.
+
+How pairs are drawn: every step of every env starts a subsequence with probability ``sample_prob``; the
+subsequence is the next ``seq_len`` consecutive steps of that episode (dropped if the episode ends first).
+Finished subsequences go to slots in a random order fixed by the seed (slot ``s`` = member ``s % 2`` of pair
+``s // 2``), never next to a partner from the same episode, so the two members of a pair come from
+different episodes and unrelated times. A slot's ``episode_score``
+is only known when its episode ends, so slots stay *pending* per env until then; collection finishes when
+every slot is filled and no slot is pending.
+
+Resume: the slot states and counters are saved to ``DIR/.collect/`` every few seconds (after flushing the
+memmaps) and when interrupted. A rerun reloads them, keeps every finished slot, and fills the others with
+fresh episodes (env seeds shifted by the attempt number). An uninterrupted run is deterministic given the
+seed; a resumed one is a valid dataset but not bit-identical to it. meta.json is written last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from motif_jax.data.dataset import (
+    META_FILE,
+    PROGRESS_DIR,
+    DatasetWriter,
+    caption_distribution,
+    output_dir_state,
+    remove_dataset,
+    write_json_atomic,
+)
+from motif_jax.errors import MotifError
+
+DEFAULT_KEYS = ("message", "blstats", "tty_chars", "tty_colors")
+INFO_DTYPES = {
+    "score": np.int32,  # in-game score at the subsequence's last step
+    "episode_score": np.int32,  # final score of that episode (filled in when it ends)
+    "turns": np.int32,  # in-game time at the last step
+    "dlvl": np.int32,  # dungeon depth at the last step
+    "step": np.int32,  # steps since the episode began, at the last step
+    "episode_id": np.int64,  # which episode of this collection (0, 1, ... in order of start)
+}
+SLOT_EMPTY, SLOT_PENDING, SLOT_DONE = 0, 1, 2
+CHECKPOINT_SECONDS = 10.0
+_ATTEMPT_SEED_STRIDE = 1_000_003  # env seeds of a resumed attempt, far from those of earlier attempts
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectSettings:
+    """Everything that determines the dataset; a rerun must match it to resume or to count as complete."""
+
+    task: str = "score"
+    pairs: int = 2000
+    seed: int = 0
+    seq_len: int = 1
+    keys: tuple[str, ...] = DEFAULT_KEYS
+    num_envs: int = 16
+    policy: str = "random"
+    sample_prob: float = 0.05
+
+    def __post_init__(self):
+        object.__setattr__(self, "keys", tuple(dict.fromkeys(("message", *self.keys))))  # captions always kept
+        for name in ("pairs", "seq_len", "num_envs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise MotifError(f"{name.replace('_', '-')}: expected a positive integer, got {value!r}")
+        if not 0.0 < float(self.sample_prob) <= 1.0:
+            raise MotifError(f"sample-prob: expected a probability in (0, 1], got {self.sample_prob!r}")
+        if "reward" in self.keys:
+            raise MotifError("keys: 'reward' is always stored; name observation keys only")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "keys": list(self.keys)}
+
+
+@dataclasses.dataclass
+class CollectResult:
+    path: Path
+    meta: dict[str, Any]
+    already_complete: bool = False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Policies: called with the batch's observations (sorted by env id) and whether each obs starts an episode.
+
+
+class RandomPolicy:
+    """Uniform random actions from a seeded generator (the default collection policy)."""
+
+    obs_keys: tuple[str, ...] = ()
+
+    def __init__(self, num_actions: int, rng: np.random.Generator):
+        self.num_actions, self.rng = num_actions, rng
+
+    def __call__(self, obs: dict[str, np.ndarray], starts_episode: np.ndarray) -> np.ndarray:
+        return self.rng.integers(self.num_actions, size=len(starts_episode))
+
+
+class CheckpointPolicy:
+    """A trained agent restored with ``motif_jax.agent.policy.load_policy``; samples (non-greedy) actions."""
+
+    def __init__(self, directory: str, num_envs: int, seed: int):
+        if not Path(directory).is_dir():
+            raise MotifError(f"--policy {directory}: not 'random' and no such checkpoint directory")
+        try:
+            from motif_jax.agent.policy import load_policy
+        except ImportError as e:
+            raise MotifError(f"--policy {directory}: loading a trained policy needs motif_jax.agent.policy ({e})")
+        import jax
+
+        self.policy = load_policy(directory)
+        self.obs_keys = tuple(self.policy.obs_keys)
+        self.state = self.policy.initial_state(num_envs)
+        self.key = jax.random.key(seed)
+        self._split = jax.random.split
+
+    def __call__(self, obs: dict[str, np.ndarray], starts_episode: np.ndarray) -> np.ndarray:
+        self.key, key = self._split(self.key)
+        actions, self.state = self.policy.act(obs, self.state, starts_episode, False, key)
+        return np.asarray(actions)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pure bookkeeping
+
+
+class SubsequenceRecorder:
+    """Per-env windows of ``seq_len`` consecutive steps, started at random times, never crossing episodes."""
+
+    def __init__(self, num_envs: int, seq_len: int):
+        self.seq_len = seq_len
+        self.open: list[list[dict[str, np.ndarray]] | None] = [None] * num_envs
+
+    def observe(self, env_id: int, step: dict[str, np.ndarray], start: bool, episode_ends: bool):
+        """Feed one step; returns the finished window as {key: (L, ...)} or None."""
+        if self.open[env_id] is None and start:
+            self.open[env_id] = []
+        window = self.open[env_id]
+        if window is None:
+            return None
+        window.append(step)
+        if len(window) == self.seq_len:
+            self.open[env_id] = None
+            return {key: np.stack([s[key] for s in window]) for key in window[0]}
+        if episode_ends:
+            self.open[env_id] = None  # too short: the next step belongs to a new episode
+        return None
+
+
+class SlotBook:
+    """Which slots are empty / pending (waiting for their episode to end) / done, and the fill order.
+
+    Slots are filled in a seeded random order, except that a subsequence never goes next to its partner
+    from the same episode: it takes the first slot in the order whose partner is empty or from another
+    episode (and is dropped if there is none, which only happens at the very end).
+    """
+
+    def __init__(self, num_slots: int, seed: int, states: np.ndarray | None = None):
+        self.states = np.zeros(num_slots, np.uint8) if states is None else states.copy()
+        self.states[self.states == SLOT_PENDING] = SLOT_EMPTY  # a pending slot's episode is lost on restart
+        order = np.random.default_rng([seed, 0]).permutation(num_slots)
+        self.queue = order[self.states[order] == SLOT_EMPTY]
+        self.next = 0
+        self.pending: dict[int, list[int]] = {}
+        # episode of each slot filled in this run; slots done in an earlier attempt hold older episodes
+        self.episode_of_slot = np.full(num_slots, -1, np.int64)
+
+    @property
+    def accepting(self) -> bool:
+        return self.next < len(self.queue)
+
+    @property
+    def finished(self) -> bool:
+        return not self.accepting and not any(self.pending.values())
+
+    @property
+    def num_done(self) -> int:
+        return int(np.count_nonzero(self.states == SLOT_DONE))
+
+    def claim(self, env_id: int, episode_id: int) -> int | None:
+        """The slot for a new subsequence of ``episode_id``, or None if every free slot pairs it with itself."""
+        for position in range(self.next, len(self.queue)):
+            slot = int(self.queue[position])
+            if self.episode_of_slot[slot ^ 1] != episode_id:  # slot ^ 1 is the other member of the pair
+                break
+        else:
+            return None
+        self.queue[[self.next, position]] = self.queue[[position, self.next]]
+        self.next += 1
+        self.states[slot] = SLOT_PENDING
+        self.episode_of_slot[slot] = episode_id
+        self.pending.setdefault(env_id, []).append(slot)
+        return slot
+
+    def episode_ended(self, env_id: int) -> list[int]:
+        slots = self.pending.pop(env_id, [])
+        self.states[slots] = SLOT_DONE
+        return slots
+
+
+def last_step_info(blstats: np.ndarray, elapsed_step: int, episode_id: int) -> dict[str, int]:
+    """Info of a subsequence from the blstats of its last step (named NLE indices, never raw numbers)."""
+    from nle import nethack
+
+    return {
+        "score": int(blstats[nethack.NLE_BL_SCORE]),
+        "turns": int(blstats[nethack.NLE_BL_TIME]),
+        "dlvl": int(blstats[nethack.NLE_BL_DEPTH]),
+        "step": int(elapsed_step),
+        "episode_id": int(episode_id),
+        "episode_score": -1,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Progress files
+
+
+def _progress_paths(out: Path) -> tuple[Path, Path]:
+    return out / PROGRESS_DIR / "progress.json", out / PROGRESS_DIR / "slots.npy"
+
+
+def _save_progress(out: Path, writer: DatasetWriter | None, book: SlotBook, counters: dict[str, Any]) -> None:
+    """Flush data first, then the slot states, then the counters: what the files say is done is on disk."""
+    if writer is not None:
+        writer.flush()
+    progress_json, slots_npy = _progress_paths(out)
+    tmp = slots_npy.with_name("slots.tmp.npy")
+    np.save(tmp, book.states)
+    os.replace(tmp, slots_npy)
+    write_json_atomic(progress_json, counters)
+
+
+def _load_progress(out: Path, settings: CollectSettings) -> tuple[dict[str, Any], np.ndarray] | None:
+    """Saved counters and slot states of an unfinished run, or None if it stopped before saving any."""
+    progress_json, slots_npy = _progress_paths(out)
+    if not progress_json.exists():
+        return None
+    try:
+        counters = json.loads(progress_json.read_text())
+        states = np.load(slots_npy)
+    except (OSError, ValueError):
+        raise MotifError(f"{out / PROGRESS_DIR}: progress of the unfinished collection is unreadable; "
+                         "use --overwrite") from None
+    if counters.get("settings") != settings.as_dict():
+        difference = _describe_difference(counters.get("settings"), settings)
+        raise MotifError(f"{out}: holds an unfinished collection with other settings ({difference}); "
+                         "use --overwrite or another --out")
+    if states.shape != (2 * settings.pairs,):
+        raise MotifError(f"{slots_npy}: wrong shape {states.shape}; use --overwrite")
+    return counters, states
+
+
+def _describe_difference(saved: Any, settings: CollectSettings) -> str:
+    if not isinstance(saved, dict):
+        return "unknown settings"
+    wanted = settings.as_dict()
+    diffs = [f"{k}: {saved.get(k)!r} there, {v!r} now" for k, v in wanted.items() if saved.get(k) != v]
+    return "; ".join(diffs) or "same settings"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The collection loop
+
+
+def _sorted_batch(obs, rew, term, trunc, info):
+    """Reorder a pool reply by env id so every random draw is tied to an env, not to arrival order."""
+    order = np.argsort(info["env_id"], kind="stable")
+    if (order[1:] > order[:-1]).all():  # already sorted (the usual case): no copies
+        return obs, rew, term, trunc, info
+    return (
+        {k: v[order] for k, v in obs.items()},
+        rew[order],
+        term[order],
+        trunc[order],
+        {k: np.asarray(v)[order] for k, v in info.items()},
+    )
+
+
+def _default_pool_factory(task, num_envs, seed, obs_keys):
+    from motif_jax.envs import make_pool
+
+    return make_pool(task, num_envs, batch_size=num_envs, seed=seed, obs_keys=obs_keys)
+
+
+def collect(
+    settings: CollectSettings,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    pool_factory: Callable | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    max_env_steps: int | None = None,
+) -> CollectResult:
+    """Collect ``settings.pairs`` pairs into ``out`` (resuming an unfinished run there).
+
+    ``max_env_steps`` stops early (as an interruption would: progress saved, KeyboardInterrupt raised); it
+    exists so tests can interrupt at a reproducible point.
+    """
+    out = Path(out)
+    state = output_dir_state(out)
+    if overwrite and state != "empty":
+        remove_dataset(out)
+        state = "empty"
+    if state == "foreign":
+        raise MotifError(f"{out}: exists and is not a motif dataset; choose another --out")
+    if state == "complete":
+        return _already_complete(out, settings)
+
+    counters: dict[str, Any] = {"settings": settings.as_dict(), "attempt": 0, "env_steps": 0, "episodes": 0,
+                                "next_episode_id": 0, "seconds": 0.0, "created": _now()}
+    states = None
+    if state == "incomplete":
+        saved = _load_progress(out, settings)
+        if saved is not None:
+            counters, states = saved
+            counters["attempt"] += 1
+
+    book = SlotBook(2 * settings.pairs, settings.seed, states)
+    attempt = counters["attempt"]
+    rng = np.random.default_rng([settings.seed, 1, attempt])
+    trained = None if settings.policy == "random" else CheckpointPolicy(settings.policy, settings.num_envs,
+                                                                         settings.seed + attempt)
+    wanted = set(settings.keys) | {"blstats"} | set(trained.obs_keys if trained else ())
+    pool = (pool_factory or _default_pool_factory)(
+        settings.task, settings.num_envs, settings.seed + attempt * _ATTEMPT_SEED_STRIDE,
+        tuple(sorted(wanted - {"message_count"})),
+    )
+    writer = None
+    started = time.monotonic()
+    try:
+        policy = trained or RandomPolicy(int(pool.action_space.n), rng)
+        pool.async_reset()
+        batch = _sorted_batch(*pool.recv())
+        missing = [k for k in settings.keys if k not in batch[0]]
+        if missing:
+            raise MotifError(f"keys: the {settings.task} env has no observation {missing} "
+                             f"(it has {', '.join(sorted(batch[0]))})")
+        (out / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)  # marks DIR unfinished before any data exists
+        writer = DatasetWriter(out, settings.pairs, settings.seq_len, _data_specs(batch[0], settings.keys),
+                               INFO_DTYPES, resume=states is not None)
+        _save_progress(out, writer, book, counters)
+        _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, show_progress,
+                  checkpoint_seconds, max_env_steps, started)
+    except BaseException:
+        if writer is not None:  # what is done stays done; the rest is redone on resume
+            counters["seconds"] += time.monotonic() - started
+            _save_progress(out, writer, book, counters)
+        raise
+    finally:
+        pool.close()
+    counters["seconds"] += time.monotonic() - started
+    meta = _finalize(out, writer, settings, counters)
+    return CollectResult(out, meta)
+
+
+def _data_specs(obs: dict[str, np.ndarray], keys: tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    specs = {key: (tuple(obs[key].shape[1:]), obs[key].dtype) for key in keys}
+    specs["reward"] = ((), np.dtype(np.float32))
+    return specs
+
+
+def _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, show_progress,
+              checkpoint_seconds, max_env_steps, started):
+    recorder = SubsequenceRecorder(settings.num_envs, settings.seq_len)
+    first_id = counters["next_episode_id"]
+    episode_ids = np.arange(first_id, first_id + settings.num_envs)
+    counters["next_episode_id"] = first_id + settings.num_envs
+    keys = settings.keys
+    last_checkpoint = time.monotonic()
+    steps_this_run = 0
+    with _progress_bar(show_progress, 2 * settings.pairs, book.num_done) as bar:
+        while True:
+            obs, rew, term, trunc, info = batch
+            env_ids = info["env_id"].astype(np.int64)
+            ended = term | trunc
+            starts = rng.random(len(env_ids)) < settings.sample_prob
+            for i in range(len(env_ids) if book.accepting else 0):
+                env = int(env_ids[i])
+                if recorder.open[env] is None and not starts[i]:
+                    continue
+                step = {key: obs[key][i] for key in keys}
+                step["reward"] = np.float32(rew[i])
+                window = recorder.observe(env, step, bool(starts[i]), bool(ended[i]))
+                slot = book.claim(env, episode_ids[env]) if window is not None and book.accepting else None
+                if slot is not None:
+                    info_row = last_step_info(obs["blstats"][i], info["elapsed_step"][i], episode_ids[env])
+                    writer.write(slot, window, info_row)
+            for i in np.flatnonzero(ended):
+                env = int(env_ids[i])
+                slots = book.episode_ended(env)
+                if slots:
+                    writer.set_info(slots, "episode_score", int(info["episode_score"][i]))
+                    bar.advance(len(slots))
+                counters["episodes"] += 1
+                episode_ids[env] = counters["next_episode_id"]
+                counters["next_episode_id"] += 1
+            if book.finished:
+                bar.update(steps=steps_this_run / max(time.monotonic() - started, 1e-9), pending=0)
+                return
+            now = time.monotonic()
+            if now - last_checkpoint >= checkpoint_seconds:
+                _save_progress(out, writer, book, counters)
+                last_checkpoint = now
+            if max_env_steps is not None and counters["env_steps"] >= max_env_steps:
+                raise KeyboardInterrupt(f"stopped after {counters['env_steps']} env steps")
+            actions = policy(obs, info["elapsed_step"] == 0)
+            batch = _sorted_batch(*pool.step(np.asarray(actions), env_ids.astype(np.int32)))
+            counters["env_steps"] += len(env_ids)
+            steps_this_run += len(env_ids)
+            bar.update(steps=steps_this_run / max(time.monotonic() - started, 1e-9),
+                       pending=sum(len(s) for s in book.pending.values()))
+
+
+class _progress_bar:
+    """A rich progress bar of finished slots with env steps/s; silent when disabled."""
+
+    def __init__(self, enabled: bool, total: int, done: int):
+        self.enabled, self.total, self.done = enabled, total, done
+        self.progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("subsequences"),
+                TextColumn("{task.fields[steps]:,.0f} steps/s"), TextColumn("{task.fields[pending]} pending"),
+                TimeElapsedColumn(),
+            )
+            self.progress.__enter__()
+            self.task = self.progress.add_task("collect", total=self.total, completed=self.done, steps=0.0,
+                                               pending=0)
+        return self
+
+    def advance(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, n)
+
+    def update(self, steps: float, pending: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, steps=steps, pending=pending)
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+        return False
+
+
+def _finalize(out: Path, writer: DatasetWriter, settings: CollectSettings, counters: dict[str, Any]) -> dict:
+    from motif_jax import __version__
+
+    captions = caption_distribution(writer.data["message"], top=100)
+    meta = {
+        "task": settings.task,
+        "policy": settings.policy,
+        "seed": settings.seed,
+        "settings": settings.as_dict(),
+        "counts": {
+            "pairs": settings.pairs,
+            "subsequences": 2 * settings.pairs,
+            "episodes": counters["episodes"],
+            "env_steps": counters["env_steps"],
+            "resumed": counters["attempt"],
+        },
+        "captions": {k: captions[k] for k in ("steps", "unique", "fraction_empty")} | {"top": captions["top"][:10]},
+        "collection_seconds": round(counters["seconds"], 2),
+        "created": counters["created"],
+        "completed": _now(),
+        "motif_jax_version": __version__,
+    }
+    writer.finalize(meta, captions)
+    return json.loads((out / META_FILE).read_text())
+
+
+def _already_complete(out: Path, settings: CollectSettings) -> CollectResult:
+    try:
+        meta = json.loads((out / META_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise MotifError(f"{out / META_FILE}: unreadable ({e}); use --overwrite to collect again") from None
+    if meta.get("settings") != settings.as_dict():
+        raise MotifError(f"{out}: already holds a complete dataset with other settings "
+                         f"({_describe_difference(meta.get('settings'), settings)}); use --overwrite or another --out")
+    return CollectResult(out, meta, already_complete=True)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+__all__ = ["CollectSettings", "CollectResult", "collect", "SubsequenceRecorder", "SlotBook"]

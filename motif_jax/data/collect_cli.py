@@ -1,0 +1,83 @@
+"""`motif collect`: write a pairs dataset from NLE play (random policy by default, or a trained checkpoint).
+
+Settings come from the CollectSettings defaults, then ``--config FILE`` (YAML with the same field names),
+then ``--set key=value``, then explicit flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from motif_jax.config import apply_overrides, from_dict, load_yaml
+from motif_jax.data.collect import CollectSettings, collect
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = CollectSettings()
+    parser.add_argument("--out", required=True, help="output dataset directory")
+    parser.add_argument("--task", help=f"NLE task (default {d.task})")
+    parser.add_argument("--pairs", type=int, help=f"number of pairs (default {d.pairs})")
+    parser.add_argument("--seed", type=int, help=f"seed of envs, policy and sampling (default {d.seed})")
+    parser.add_argument("--seq-len", type=int, help=f"steps per pair member, L (default {d.seq_len})")
+    parser.add_argument("--keys", help=f"comma-separated observation keys to keep (default {','.join(d.keys)}; "
+                                       "message is always kept)")
+    parser.add_argument("--glyphs", action="store_true", help="also keep glyphs")
+    parser.add_argument("--num-envs", type=int, help=f"parallel envs (default {d.num_envs})")
+    parser.add_argument("--policy", help="'random' (default) or a run/checkpoint directory of a trained agent")
+    parser.add_argument("--sample-prob", type=float,
+                        help=f"probability that a step starts a subsequence (default {d.sample_prob})")
+    parser.add_argument("--overwrite", action="store_true", help="delete an existing dataset in --out first")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--config", help="YAML file with settings (task, pairs, seed, seq_len, keys, ...)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
+
+
+def settings_from_args(args: argparse.Namespace) -> CollectSettings:
+    values = load_yaml(args.config) if args.config else {}
+    apply_overrides(values, args.set)
+    flags = {
+        "task": args.task, "pairs": args.pairs, "seed": args.seed, "seq_len": args.seq_len,
+        "num_envs": args.num_envs, "policy": args.policy, "sample_prob": args.sample_prob,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if args.keys is not None:
+        values["keys"] = [k.strip() for k in args.keys.split(",") if k.strip()]
+    if isinstance(values.get("keys"), str):
+        values["keys"] = [k.strip() for k in values["keys"].split(",") if k.strip()]
+    keys = tuple(values.get("keys", CollectSettings.keys))
+    values["keys"] = (*keys, "glyphs") if args.glyphs and "glyphs" not in keys else keys
+    return from_dict(CollectSettings, values, where="collect settings")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    settings = settings_from_args(args)
+    console = Console()
+    try:
+        result = collect(settings, args.out, overwrite=args.overwrite, show_progress=not args.no_progress)
+    except KeyboardInterrupt:
+        console.print(f"progress saved in {args.out}; rerun the same command to resume")
+        raise
+
+    counts = result.meta.get("counts", {})
+    if result.already_complete:
+        console.print(f"{args.out}: dataset already complete ({counts.get('pairs')} pairs, task "
+                      f"{result.meta.get('task')}, seed {result.meta.get('seed')}); nothing to do "
+                      "(--overwrite to collect again)")
+        return 0
+    table = Table(title=f"collected {args.out}", show_header=False)
+    captions = result.meta["captions"]
+    for name, value in [
+        ("pairs", counts["pairs"]), ("episodes ended", counts["episodes"]), ("env steps", counts["env_steps"]),
+        ("seconds", result.meta["collection_seconds"]),
+        ("steps/s", f"{counts['env_steps'] / max(result.meta['collection_seconds'], 1e-9):,.0f}"),
+        ("unique captions", captions["unique"]), ("empty captions", f"{captions['fraction_empty']:.1%}"),
+    ] + [(f"top {i + 1}", f"{c['caption']!r} x{c['count']}") for i, c in enumerate(captions["top"][:5])]:
+        table.add_row(name, str(value))
+    console.print(table)
+    return 0
+
+
+__all__ = ["add_arguments", "run", "settings_from_args"]

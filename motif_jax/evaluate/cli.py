@@ -1,0 +1,130 @@
+"""`motif evaluate RUN/checkpoints`: play N episodes with a trained agent, print a table, write JSON.
+
+    motif evaluate runs/score/checkpoints --task score --episodes 20 --seed 0 --json eval.json
+    motif evaluate --policy random --task score --episodes 20      # the baseline to beat
+    motif evaluate runs/score --record replays --record-episodes 2  # ttyrecs + an animated GIF
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from motif_jax.errors import MotifError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", nargs="?", help="RUN/checkpoints or RUN (latest checkpoint is used)")
+    parser.add_argument("--policy", choices=("checkpoint", "random"), default="checkpoint",
+                        help="'random' evaluates uniformly random actions (no checkpoint needed)")
+    parser.add_argument("--task", help="task to play (default: the task the agent was trained on)")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes to count (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds every episode and the action sampling")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--greedy", dest="greedy", action="store_true", help="take the most likely action")
+    mode.add_argument("--sample", dest="greedy", action="store_false",
+                      help="sample actions from the policy (default: the agent was trained stochastic)")
+    parser.set_defaults(greedy=False)
+    parser.add_argument("--num-envs", type=int, default=4, help="envs played in parallel (default 4)")
+    parser.add_argument("--num-workers", type=int, default=None, help="actor processes (default: pool's choice)")
+    parser.add_argument("--max-episode-steps", type=int, default=5000, help="episode cap (default 5000, NLE's)")
+    parser.add_argument("--json", metavar="FILE", help="write the report here")
+    parser.add_argument("--record", metavar="DIR", help="keep NLE ttyrecs and render the first one to DIR/episode-0.gif")
+    parser.add_argument("--record-episodes", type=int, default=1, help="how many episodes to keep with --record")
+    parser.add_argument("--gif-max-frames", type=int, default=400, help="longer recordings are subsampled")
+    parser.add_argument("--top-captions", type=int, default=10, help="most frequent captions to list")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from motif_jax.evaluate.evaluate import EvalSettings, RandomPolicy, evaluate
+
+    _check(args)
+    console = Console(stderr=True)
+    if args.policy == "random":
+        from motif_jax.envs.tasks import TASKS
+
+        if args.task not in TASKS:
+            raise MotifError(f"--policy random needs --task, one of {', '.join(TASKS)}")
+        policy, source = RandomPolicy(23, args.task), "random policy"
+    else:
+        from motif_jax.agent.policy import load_policy
+
+        policy, source = load_policy(args.checkpoint), str(args.checkpoint)
+    settings = EvalSettings(
+        task=args.task or policy.task, episodes=args.episodes, seed=args.seed, greedy=args.greedy,
+        num_envs=args.num_envs, num_workers=args.num_workers, max_episode_steps=args.max_episode_steps,
+        record_dir=args.record, record_episodes=args.record_episodes, top_captions=args.top_captions,
+    )
+    columns = (TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("episodes", total=settings.episodes)
+        report = evaluate(policy, settings, on_episode=lambda _: progress.advance(bar))
+    report = {"checkpoint": source, **report}
+    if args.record and report.get("recordings"):
+        from motif_jax.evaluate.render import write_gif
+        from motif_jax.evaluate.ttyrec import read_ttyrec
+
+        first = Path(report["recordings"][0])
+        gif = write_gif(read_ttyrec(first), first.with_name(first.name.split(".")[0] + ".gif"),
+                        max_frames=args.gif_max_frames)
+        report["gif"] = str(gif)
+    Console().print(report_table(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+        console.print(f"wrote {path}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.policy == "checkpoint" and not args.checkpoint:
+        raise MotifError("give a checkpoint directory (RUN/checkpoints or RUN), or --policy random")
+    for name in ("episodes", "num_envs", "max_episode_steps", "record_episodes", "gif_max_frames"):
+        if getattr(args, name) < 1:
+            raise MotifError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.record and args.record_episodes > args.episodes:
+        raise MotifError(f"--record-episodes {args.record_episodes} exceeds --episodes {args.episodes}")
+
+
+def _json_safe(value):
+    """NaN (a CI from a single episode) as null: strict JSON readers reject NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def report_table(report: dict):
+    """The report as a rich table: headline numbers, end reasons, frequent captions."""
+    from rich.table import Table
+
+    table = Table(title=f"{report['task']}: {report['episodes']} episodes, seed {report['seed']}, "
+                        f"{'greedy' if report['greedy'] else 'sampled'} actions", show_header=True)
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    table.add_column("± 95% CI", justify="right")
+    table.add_column("min", justify="right")
+    table.add_column("max", justify="right")
+    for field, d in report["details"].items():
+        table.add_row(field, f"{d['mean']:.2f}", _fmt(d["ci95"]), f"{d['min']:g}", f"{d['max']:g}")
+    table.add_row("success rate", f"{report['success_rate']:.2%}", "", "", "")
+    reasons = ", ".join(f"{k} {v}" for k, v in report["end_reasons"].items() if v)
+    table.add_row("end reasons", reasons, "", "", "")
+    for caption, count in report["top_captions"]:
+        table.add_row("caption", f"{count}×", caption[:60], "", "")
+    if report.get("gif"):
+        table.add_row("replay", report["gif"], "", "", "")
+    return table
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.2f}"

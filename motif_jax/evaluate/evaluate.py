@@ -1,0 +1,245 @@
+"""Run a fixed number of evaluation episodes through the actor pool and summarise them.
+
+Reproducibility: the pool is stepped in lock-step (``batch_size == num_envs``), replies are put in
+env-id order, and env ``i`` plays exactly ``quota[i]`` counted episodes (its later episodes are
+ignored). Which episodes count therefore never depends on which worker process happens to be
+faster, and the same checkpoint, seed and env count give the same report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from motif_jax.evaluate import stats
+
+# info key (pool contract) -> episode field
+_EPISODE_INFO = {
+    "return": "episode_return",
+    "length": "episode_length",
+    "score": "episode_score",
+    "max_dlvl": "episode_max_dlvl",
+    "xlvl": "episode_xlvl",
+    "gold": "episode_gold",
+    "success": "episode_success",
+}
+NUMERIC_FIELDS = ("return", "length", "score", "max_dlvl", "xlvl", "gold")
+
+
+def episode_quotas(episodes: int, num_envs: int) -> list[int]:
+    """Episodes each env must finish: as equal as possible, the first envs taking the remainder."""
+    if episodes < 1 or num_envs < 1:
+        raise ValueError(f"need episodes >= 1 and num_envs >= 1, got {episodes} and {num_envs}")
+    base, extra = divmod(episodes, num_envs)
+    return [base + (i < extra) for i in range(num_envs)]
+
+
+def global_episode_index(env_id: int, nth: int, num_envs: int) -> int:
+    """Env ``i``'s ``nth`` counted episode is episode ``nth * num_envs + i`` of the report."""
+    return nth * num_envs + env_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Episode:
+    index: int
+    env_id: int
+    values: dict[str, Any]  # return, length and, for NLE tasks, score, max_dlvl, xlvl, gold, success, end_reason
+
+
+def episode_from_info(info: dict[str, np.ndarray], row: int, end_reasons: tuple[str, ...]) -> dict[str, Any]:
+    """The finished episode's statistics from row ``row`` of a pool reply's info."""
+    values: dict[str, Any] = {}
+    for field, key in _EPISODE_INFO.items():
+        if key in info:
+            value = info[key][row]
+            values[field] = bool(value) if field == "success" else value.item()
+    if "episode_end_reason" in info:
+        code = int(info["episode_end_reason"][row])
+        values["end_reason"] = end_reasons[code] if 0 <= code < len(end_reasons) else f"code {code}"
+    return values
+
+
+def run_episodes(
+    pool,
+    policy,
+    quotas: list[int],
+    *,
+    greedy: bool,
+    key,
+    end_reasons: tuple[str, ...] = (),
+    decode: Callable[[np.ndarray], Any] | None = None,
+    on_episode: Callable[[Episode], None] | None = None,
+) -> tuple[list[Episode], Counter]:
+    """Step ``pool`` with ``policy`` until env ``i`` has finished ``quotas[i]`` episodes.
+
+    Returns the counted episodes in report order and how often each non-empty caption was seen
+    during them (``decode`` turns a batch of NLE messages into strings; None skips captions).
+    """
+    import jax
+
+    num_envs = pool.num_envs
+    if pool.batch_size != num_envs:
+        raise ValueError("evaluation needs a lock-step pool (batch_size == num_envs) to be reproducible")
+    if len(quotas) != num_envs:
+        raise ValueError(f"{len(quotas)} quotas for {num_envs} envs")
+    finished = np.zeros(num_envs, np.int64)
+    quota = np.asarray(quotas)
+    episodes: list[Episode] = []
+    captions: Counter = Counter()
+    state = policy.initial_state(num_envs)
+
+    pool.async_reset()
+    obs, _, term, trunc, info = pool.recv()
+    while np.any(finished < quota):
+        order = np.argsort(info["env_id"], kind="stable")
+        obs = {k: v[order] for k, v in obs.items()}
+        info = {k: v[order] for k, v in info.items()}
+        term, trunc = term[order], trunc[order]
+        env_ids = info["env_id"]
+        counting = finished[env_ids] < quota[env_ids]
+        if decode is not None and "message" in obs:
+            for caption in np.asarray(decode(obs["message"][counting]), dtype=object).reshape(-1):
+                if caption:
+                    captions[caption] += 1
+        for row in np.flatnonzero((term | trunc) & counting):
+            env = int(env_ids[row])
+            episode = Episode(
+                index=global_episode_index(env, int(finished[env]), num_envs),
+                env_id=env,
+                values=episode_from_info(info, row, end_reasons),
+            )
+            finished[env] += 1
+            episodes.append(episode)
+            if on_episode is not None:
+                on_episode(episode)
+        if not np.any(finished < quota):
+            break
+        key, act_key = jax.random.split(key)
+        first = np.asarray(info["elapsed_step"]) == 0
+        actions, state = policy.act(obs, state, first, greedy, act_key)
+        obs, _, term, trunc, info = pool.step(np.asarray(actions), env_ids)
+    return sorted(episodes, key=lambda e: e.index), captions
+
+
+def summarize(episodes: list[Episode], captions: Counter, end_reasons: tuple[str, ...] = (), top_k: int = 10) -> dict:
+    """The JSON report: headline means (``mean_return``, ``ci95``, ``success_rate``, ...), details, per episode."""
+    if not episodes:
+        raise ValueError("no episodes to summarise")
+    values = [e.values for e in episodes]
+    returns = [v["return"] for v in values]
+    mean_return, ci95 = stats.mean_ci95(returns)
+    report: dict[str, Any] = {"episodes": len(episodes), "mean_return": mean_return, "ci95": ci95}
+    report["success_rate"] = stats.success_rate(v.get("success", False) for v in values)
+    details = {}
+    for field in NUMERIC_FIELDS:
+        if all(field in v for v in values):
+            details[field] = stats.describe([v[field] for v in values])
+            if field != "return":
+                report["episode_length" if field == "length" else field] = details[field]["mean"]
+    report["end_reasons"] = stats.end_reason_counts((v.get("end_reason", "none") for v in values), end_reasons)
+    report["top_captions"] = [[caption, count] for caption, count in stats.top_captions(captions, top_k)]
+    report["details"] = details
+    report["per_episode"] = [{"index": e.index, "env_id": e.env_id, **e.values} for e in episodes]
+    return report
+
+
+class RandomPolicy:
+    """Uniformly random actions: the baseline every trained agent should beat (``--policy random``)."""
+
+    obs_keys = ("message",)
+
+    def __init__(self, num_actions: int, task: str):
+        self.num_actions = num_actions
+        self.task = task
+        self.config: dict = {"policy": "random"}
+
+    def initial_state(self, batch_size: int):
+        return None
+
+    def act(self, obs, state, done, greedy, key):
+        import jax
+
+        batch = len(done)
+        return np.asarray(jax.random.randint(key, (batch,), 0, self.num_actions)), state
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    task: str
+    episodes: int = 20
+    seed: int = 0
+    greedy: bool = False
+    num_envs: int = 4
+    num_workers: int | None = None
+    max_episode_steps: int = 5000
+    record_dir: str | None = None
+    record_episodes: int = 1
+    top_captions: int = 10
+
+
+def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], None] | None = None) -> dict:
+    """Play ``settings.episodes`` episodes of ``settings.task`` with ``policy`` and return the report.
+
+    With ``record_dir``, NLE's ttyrecs of the first ``record_episodes`` episodes (report order) are
+    kept there as ``episode-<index>.ttyrec3.bz2`` and listed under ``"recordings"``.
+    """
+    import jax
+
+    from motif_jax.data import decode_message
+    from motif_jax.envs import ActorPool
+    from motif_jax.envs.pool_worker import episode_seed
+    from motif_jax.envs.tasks import END_REASONS
+    from motif_jax.evaluate.record import RecordingTaskFactory, collect_recordings
+
+    num_envs = max(1, min(settings.num_envs, settings.episodes))
+    quotas = episode_quotas(settings.episodes, num_envs)
+    obs_keys = _pool_obs_keys(policy)
+    if settings.record_dir:
+        factory = RecordingTaskFactory(settings.task, settings.record_dir, obs_keys, settings.max_episode_steps)
+    else:
+        factory = _BoundedTaskFactory(settings.task, obs_keys, settings.max_episode_steps)
+    pool = ActorPool(factory, num_envs, batch_size=num_envs, num_workers=settings.num_workers, seed=settings.seed,
+                     end_reasons=END_REASONS)
+    try:
+        episodes, captions = run_episodes(
+            pool, policy, quotas, greedy=settings.greedy, key=jax.random.key(settings.seed),
+            end_reasons=END_REASONS, decode=decode_message, on_episode=on_episode,
+        )
+        if settings.record_dir:
+            # one more step resets the envs whose last counted episode just ended, which closes its ttyrec
+            pool.step(np.zeros(num_envs, np.int64), np.arange(num_envs, dtype=np.int32))
+    finally:
+        pool.close()
+    report = {"task": settings.task, "seed": settings.seed, "greedy": settings.greedy, "num_envs": num_envs}
+    report.update(summarize(episodes, captions, END_REASONS, settings.top_captions))
+    if settings.record_dir:
+        wanted = [(e.index, episode_seed(settings.seed, e.env_id, (e.index - e.env_id) // num_envs))
+                  for e in episodes[: settings.record_episodes]]
+        report["recordings"] = [str(p) for p in collect_recordings(settings.record_dir, wanted)]
+    return report
+
+
+@dataclasses.dataclass(frozen=True)
+class _BoundedTaskFactory:
+    """Picklable factory: a task env with the requested observation keys and episode cap."""
+
+    task: str
+    obs_keys: tuple[str, ...] | None
+    max_episode_steps: int
+
+    def __call__(self):
+        from motif_jax.envs.tasks import make_task_env
+
+        return make_task_env(self.task, obs_keys=self.obs_keys, max_episode_steps=self.max_episode_steps)
+
+
+def _pool_obs_keys(policy) -> tuple[str, ...]:
+    """The policy's NLE keys plus "message" (for the caption counts); "message_count" always comes with it."""
+    keys = [k for k in getattr(policy, "obs_keys", ()) if k != "message_count"]
+    if "message" not in keys:
+        keys.append("message")
+    return tuple(keys)

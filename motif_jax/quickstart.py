@@ -1,0 +1,258 @@
+"""`motif quickstart`: the whole Motif pipeline at small scale, driven by configs/quickstart.yaml.
+
+collect → annotate (SmolLM2 through llama.cpp) → train-reward → train (tiny agent, intrinsic reward)
+→ evaluate (agent and a random baseline) → plot, then OUT/summary.md. Every stage is the ordinary
+`motif` subcommand writing its own folder under OUT, so a user can stop anywhere and inspect. A
+stage that finished before (same arguments) is skipped, so an interrupted quick start resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from motif_jax.config import apply_overrides, from_dict, load_yaml
+from motif_jax.errors import MotifError
+
+
+@dataclasses.dataclass
+class CollectSection:
+    pairs: int = 2000
+    num_envs: int = 4
+
+
+@dataclasses.dataclass
+class AnnotateSection:
+    backend: str = "llamacpp"
+    goal: str = "defaultgoal"
+    mode: str = "logprob"
+    name: str = "smollm2_defaultgoal_logprob"
+    extra: list[str] = dataclasses.field(default_factory=list)  # more `motif annotate` flags
+
+
+@dataclasses.dataclass
+class RewardSection:
+    preset: str = "tiny"
+    epochs: int = 3
+
+
+@dataclasses.dataclass
+class TrainSection:
+    config: str = "configs/score.yaml"
+    preset: str = "tiny"
+    steps: int = 100_000
+    extra: list[str] = dataclasses.field(default_factory=list)  # more `motif train` flags
+
+
+@dataclasses.dataclass
+class EvaluateSection:
+    episodes: int = 10
+    num_envs: int = 4
+    max_episode_steps: int = 1000
+    record_episodes: int = 1
+
+
+@dataclasses.dataclass
+class QuickstartConfig:
+    out: str = "runs/quickstart"
+    task: str = "score"
+    seed: int = 0
+    collect: CollectSection = dataclasses.field(default_factory=CollectSection)
+    annotate: AnnotateSection = dataclasses.field(default_factory=AnnotateSection)
+    reward: RewardSection = dataclasses.field(default_factory=RewardSection)
+    train: TrainSection = dataclasses.field(default_factory=TrainSection)
+    evaluate: EvaluateSection = dataclasses.field(default_factory=EvaluateSection)
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    module: str  # the subcommand's module: its absence means this version lacks the stage
+    output: Path  # what the next stage reads
+    argv: list[str]  # `motif` arguments
+    after: Callable[[], None] | None = None  # extra work inside the stage (e.g. the random baseline)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="configs/quickstart.yaml", help="quick start settings (YAML)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.steps=20000")
+    parser.add_argument("--out", help="output folder (config: out; default runs/quickstart)")
+    parser.add_argument("--fresh", action="store_true", help="delete the output folder first and redo every stage")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    config = load_config(args.config, args.overrides)
+    if args.out:
+        config.out = args.out
+    out = Path(config.out)
+    if args.fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = build_stages(config)
+    missing = [s for s in stages if importlib.util.find_spec(s.module) is None]
+    if missing:
+        names = ", ".join(f"`motif {s.name}` ({s.module})" for s in missing)
+        raise MotifError(f"this version lacks the stage(s) {names}; the quick start needs every stage")
+    durations: dict[str, float] = {}
+    started = time.perf_counter()
+    for number, stage in enumerate(stages, start=1):
+        console.rule(f"[bold]{number}/{len(stages)} {stage.name}[/bold]  →  {stage.output}")
+        durations[stage.name] = run_stage(stage, out / ".stages", console)
+    summary = write_summary(config, stages, durations)
+    console.rule(f"[bold green]quick start done in {(time.perf_counter() - started) / 60:.1f} min[/bold green]")
+    console.print(f"summary: {summary}")
+    return 0
+
+
+def load_config(path: str, overrides: list[str]) -> QuickstartConfig:
+    data = apply_overrides(load_yaml(path), overrides)
+    return from_dict(QuickstartConfig, data, where=path)
+
+
+def build_stages(c: QuickstartConfig) -> list[Stage]:
+    """The six stages and their `motif` arguments; each reads the folder the previous one wrote."""
+    out = Path(c.out)
+    dataset, reward, agent = out / "dataset", out / "reward", out / "agent"
+    evaluation = out / "evaluation"
+    seed = str(c.seed)
+    e = c.evaluate
+    eval_common = ["--task", c.task, "--episodes", str(e.episodes), "--seed", seed, "--num-envs", str(e.num_envs),
+                   "--max-episode-steps", str(e.max_episode_steps)]
+
+    def random_baseline() -> None:
+        _invoke(["evaluate", "--policy", "random", *eval_common, "--json", str(evaluation / "random.json")])
+
+    return [
+        Stage("collect", "motif_jax.data.collect_cli", dataset,
+              ["collect", "--task", c.task, "--pairs", str(c.collect.pairs), "--seed", seed,
+               "--num-envs", str(c.collect.num_envs), "--out", str(dataset)]),
+        Stage("annotate", "motif_jax.annotate.cli", dataset / "preference" / f"{c.annotate.name}.npy",
+              ["annotate", str(dataset), "--backend", c.annotate.backend, "--goal", c.annotate.goal,
+               "--mode", c.annotate.mode, "--name", c.annotate.name, *c.annotate.extra]),
+        Stage("train-reward", "motif_jax.reward.cli", reward,
+              ["train-reward", str(dataset), "--annotator", c.annotate.name, "--preset", c.reward.preset,
+               "--epochs", str(c.reward.epochs), "--seed", seed, "--out", str(reward)]),
+        Stage("train", "motif_jax.agent.cli", agent,
+              ["train", "--config", c.train.config, "--preset", c.train.preset, "--steps", str(c.train.steps),
+               "--seed", seed, "--reward", str(reward), "--out", str(agent), *c.train.extra]),
+        Stage("evaluate", "motif_jax.evaluate.cli", evaluation,
+              ["evaluate", str(agent / "checkpoints"), *eval_common, "--json", str(evaluation / "agent.json"),
+               "--record", str(evaluation / "replay"), "--record-episodes", str(e.record_episodes)],
+              after=random_baseline),
+        Stage("plot", "motif_jax.evaluate.plot", out / "plots", ["plot", str(agent), "--out", str(out / "plots")]),
+    ]
+
+
+def run_stage(stage: Stage, markers: Path, console) -> float:
+    """Run one stage unless its marker says it already finished with the same arguments; returns seconds."""
+    marker = markers / f"{stage.name}.json"
+    if marker.is_file() and stage.output.exists():
+        saved = json.loads(marker.read_text())
+        if saved["argv"] == stage.argv:
+            console.print(f"already done ({saved['seconds']:.0f} s), skipping; delete {stage.output} to redo it")
+            return float(saved["seconds"])
+        raise MotifError(
+            f"stage {stage.name}: the settings changed since {stage.output} was made; "
+            f"rerun with --fresh (or delete {stage.output} and the later stages' folders)"
+        )
+    argv = list(stage.argv)
+    if stage.name == "train" and (stage.output / "checkpoints").is_dir():
+        argv.append("--resume")  # an interrupted training run continues from its last checkpoint
+        console.print("continuing the interrupted training run")
+    started = time.perf_counter()
+    _invoke(argv)
+    if stage.after is not None:
+        stage.after()
+    seconds = time.perf_counter() - started
+    markers.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"argv": stage.argv, "seconds": seconds}) + "\n")
+    return seconds
+
+
+def _invoke(argv: list[str]) -> None:
+    from motif_jax.cli import main
+
+    code = main(argv)
+    if code != 0:
+        raise MotifError(f"`motif {' '.join(argv)}` failed (exit {code}); fix the error above and rerun the quick start")
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def write_summary(c: QuickstartConfig, stages: list[Stage], durations: dict[str, float]) -> Path:
+    out = Path(c.out)
+    lines = ["# Motif quick start", "",
+             f"Task `{c.task}`, seed {c.seed}. SmolLM2-135M is a stand-in judge: it runs anywhere but judges "
+             "poorly; point `motif annotate` at vLLM or a server for real annotations.", "",
+             "| stage | output | minutes |", "|---|---|---|"]
+    lines += [f"| {s.name} | `{s.output}` | {durations.get(s.name, 0) / 60:.1f} |" for s in stages]
+    lines += ["", *_dataset_lines(out / "dataset", c.annotate.name), "", *_reward_lines(out / "reward"), "",
+              *_agent_lines(out / "agent"), "", *_evaluation_lines(out / "evaluation"), "",
+              "## Plots", ""]
+    lines += [f"![{p.stem}](plots/{p.name})" for p in sorted((out / "plots").glob("*.png"))]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _dataset_lines(dataset: Path, annotator: str) -> list[str]:
+    import numpy as np
+
+    from motif_jax.data import open_dataset
+
+    ds = open_dataset(dataset)
+    labels = np.asarray(ds.labels(annotator))
+    names = ("first preferred", "second preferred", "tie", "unknown")
+    counts = ", ".join(f"{name} {int((labels == i).sum())}" for i, name in enumerate(names))
+    return ["## Preferences", "", f"{len(ds)} caption pairs; annotator `{annotator}`: {counts}."]
+
+
+def _last_json_line(path: Path) -> dict[str, Any]:
+    lines = [l for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
+    return json.loads(lines[-1]) if lines else {}
+
+
+def _reward_lines(reward: Path) -> list[str]:
+    last = _last_json_line(reward / "metrics.jsonl")
+    shown = {k: v for k, v in last.items() if isinstance(v, (int, float)) and ("acc" in k or "loss" in k or k == "epoch")}
+    return ["## Reward model", "", ", ".join(f"{k} {_num(v)}" for k, v in shown.items()) or "no metrics logged"]
+
+
+def _agent_lines(agent: Path) -> list[str]:
+    last = _last_json_line(agent / "metrics.jsonl")
+    keys = ("env_steps", "episode_return", "intrinsic_share", "sps")
+    return ["## Agent training (last log line)", "", ", ".join(f"{k} {_num(last[k])}" for k in keys if k in last)
+            or "no metrics logged"]
+
+
+def _evaluation_lines(evaluation: Path) -> list[str]:
+    rows = ["## Evaluation", "", "| policy | mean return ± 95% CI | score | max dlvl | episode length |",
+            "|---|---|---|---|---|"]
+    for name in ("agent", "random"):
+        path = evaluation / f"{name}.json"
+        if path.is_file():
+            r = json.loads(path.read_text())
+            rows.append(f"| {name} | {_num(r['mean_return'])} ± {_num(r['ci95'])} | {_num(r.get('score'))} | "
+                        f"{_num(r.get('max_dlvl'))} | {_num(r.get('episode_length'))} |")
+    gifs = sorted((evaluation / "replay").glob("*.gif"))
+    if gifs:
+        rows += ["", f"Replay of the agent: ![replay](evaluation/replay/{gifs[0].name})"]
+    return rows
+
+
+def _num(v) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)

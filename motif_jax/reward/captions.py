@@ -1,0 +1,96 @@
+"""Caption utilities: deduplicate captions of a dataset and score many captions on the device mesh.
+
+Most NetHack steps carry the empty caption or a handful of common ones, so statistics over
+a dataset are computed on unique captions with counts, scoring each distinct caption once.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+
+from motif_jax import parallel
+from motif_jax.reward.model import MESSAGE_BYTES, NetParams
+
+
+def _as_rows(messages: np.ndarray) -> np.ndarray:
+    """(..., 256) uint8 -> (M,) opaque 256-byte records, so rows compare and sort as single items."""
+    flat = np.ascontiguousarray(np.asarray(messages, np.uint8).reshape(-1, MESSAGE_BYTES))
+    return flat.view(np.dtype((np.void, MESSAGE_BYTES)))[:, 0]
+
+
+def _from_rows(records: np.ndarray) -> np.ndarray:
+    return np.frombuffer(records.tobytes(), np.uint8).reshape(-1, MESSAGE_BYTES)
+
+
+def unique_captions(messages, rows: np.ndarray | None = None, chunk_pairs: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct captions (U, 256) uint8 (byte-sorted) and how often each occurs among the pairs
+    ``rows`` (all when None) of a (N, 2, L, 256) array-like, reading ``chunk_pairs`` pairs at a time."""
+    rows = np.arange(len(messages)) if rows is None else np.asarray(rows)
+    records, counts = [], []
+    for start in range(0, len(rows), chunk_pairs):
+        chunk = messages[rows[start : start + chunk_pairs]]
+        uniq, count = np.unique(_as_rows(chunk), return_counts=True)
+        records.append(uniq)
+        counts.append(count)
+    if not records:
+        return np.zeros((0, MESSAGE_BYTES), np.uint8), np.zeros((0,), np.int64)
+    uniq, inverse = np.unique(np.concatenate(records), return_inverse=True)
+    total = np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
+    return _from_rows(uniq), total
+
+
+@functools.lru_cache(maxsize=8)
+def _replicated_forward(mesh):
+    """Jitted net forward with a replicated result; cached per mesh so compilations are shared."""
+    return jax.jit(lambda params, messages: params(messages), out_shardings=parallel.replicated(mesh))
+
+
+class MeshScorer:
+    """Raw rewards of any number of captions, batch sharded over the mesh's ``data`` axis.
+
+    Batches are padded to power-of-two sizes (at least one row per device), so a handful of
+    shapes is ever compiled. The result is replicated, so with several processes every process
+    passes the same captions and gets every score back.
+    """
+
+    def __init__(self, mesh, max_batch: int = 8192):
+        self.mesh = mesh
+        self.num_devices = mesh.devices.size
+        self.max_batch = max(max_batch, self.num_devices)
+        self._forward = _replicated_forward(mesh)
+
+    def _bucket(self, n: int) -> int:
+        size = self.num_devices
+        while size < n and size < self.max_batch:
+            size *= 2
+        return size
+
+    def __call__(self, params: NetParams, messages: np.ndarray) -> np.ndarray:
+        messages = np.asarray(messages, np.uint8).reshape(-1, MESSAGE_BYTES)
+        out = []
+        for start in range(0, len(messages), self.max_batch):
+            chunk = messages[start : start + self.max_batch]
+            size = self._bucket(len(chunk))
+            padded = np.zeros((size, MESSAGE_BYTES), np.uint8)
+            padded[: len(chunk)] = chunk
+            local = padded[parallel.local_rows(size)]
+            raw = self._forward(params, parallel.shard_batch(local, self.mesh))
+            out.append(np.asarray(raw)[: len(chunk)])
+        return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def pair_rewards_from_unique(messages, captions: np.ndarray, rewards: np.ndarray, chunk_pairs: int = 4096) -> np.ndarray:
+    """(N, 2) reward of every pair member (mean over its L steps) of a (N, 2, L, 256) array-like, looked
+    up in ``rewards`` of the byte-sorted unique ``captions`` (as returned by :func:`unique_captions`)."""
+    keys = _as_rows(captions)
+    out = np.zeros((len(messages), 2), np.float32)
+    for start in range(0, len(messages), chunk_pairs):
+        chunk = np.asarray(messages[start : start + chunk_pairs])
+        where = np.searchsorted(keys, _as_rows(chunk))
+        if np.any(where >= len(keys)) or np.any(keys[np.minimum(where, len(keys) - 1)] != _as_rows(chunk)):
+            raise ValueError("a caption of the dataset is missing from the unique captions")
+        out[start : start + len(chunk)] = rewards[where].reshape(chunk.shape[:3]).mean(axis=-1)
+    return out

@@ -1,0 +1,143 @@
+"""`motif inspect-reward RDIR`: did the reward model capture the annotator's taste?
+
+Shows the best and worst captions by normalised reward with how often each occurs in the
+dataset, writes a histogram of rewards over unique captions (PNG), and the model's accuracy
+on every label set of the dataset (non-tie pairs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from motif_jax.errors import MotifError
+from motif_jax.reward import losses
+from motif_jax.reward.captions import pair_rewards_from_unique, unique_captions
+
+HISTOGRAM_FILE = "reward_histogram.png"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="reward run directory (from `motif train-reward --out`)")
+    parser.add_argument("--dataset", help="dataset to inspect (default: the training dataset, if it still exists)")
+    parser.add_argument("--top", type=int, default=20, help="how many best and worst captions to list")
+    parser.add_argument("--json", help="write the report as JSON here; the histogram goes beside it (.png)")
+    parser.add_argument("--png", help="histogram path (default: beside --json, else RUN/reward_histogram.png)")
+
+
+def resolve_dataset(explicit: str | None, meta: dict[str, Any]) -> Path:
+    if explicit:
+        return Path(explicit)
+    recorded = meta.get("dataset")
+    if recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    raise MotifError(f"the training dataset {recorded!r} no longer exists; pass --dataset DIR")
+
+
+def ranked(captions: list[str], rewards: np.ndarray, counts: np.ndarray, k: int) -> tuple[list, list]:
+    """Top and bottom ``k`` [caption, reward, count] rows (ties broken by caption text, for stable output)."""
+    order = sorted(range(len(captions)), key=lambda i: (-float(rewards[i]), captions[i]))
+    rows = [[captions[i], float(rewards[i]), int(counts[i])] for i in order]
+    return rows[:k], rows[::-1][:k]
+
+
+def label_accuracy(pair_rewards: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Share of decisive (non-tie, known) pairs where the preferred member gets the larger reward."""
+    target, weight = losses.preference_targets(labels)
+    correct, decisive = (np.asarray(x) for x in losses.pair_correct(pair_rewards, target))
+    n = float(np.sum(weight * decisive))
+    return {"acc": losses.ratio(np.sum(weight * correct), n), "pairs": int(n)}
+
+
+def write_histogram(path: Path, rewards: np.ndarray, quantiles: dict[float, float], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(rewards, bins=min(60, max(10, len(rewards) // 5)), color="tab:blue", alpha=0.8)
+    median = quantiles.get(0.5)
+    if median is not None:
+        ax.axvline(median, color="tab:red", linestyle="--", label=f"median (q0.5) = {median:.2f}")
+        ax.legend()
+    ax.set_xlabel("normalised reward")
+    ax.set_ylabel("unique captions")
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def inspect_run(run_dir: str | Path, dataset: str | None = None, top: int = 20) -> tuple[dict[str, Any], np.ndarray]:
+    """The report dict and the normalised reward of every unique caption (for the histogram)."""
+    from motif_jax.data import decode_message, open_dataset
+    from motif_jax.reward import load
+
+    if top < 1:
+        raise MotifError(f"--top must be >= 1, got {top}")
+    rm = load(run_dir)
+    ds = open_dataset(resolve_dataset(dataset, rm.meta))
+    messages = ds.data("message")
+    uniq, counts = unique_captions(messages)
+    raw, normalised = rm.score(uniq)
+    texts = [str(t) for t in decode_message(uniq)] if len(uniq) else []
+    best, worst = ranked(texts, normalised, counts, top)
+    pair_rewards = pair_rewards_from_unique(messages, uniq, normalised)
+    report = {
+        "run": str(Path(run_dir)),
+        "step": rm.step,
+        "epoch": rm.meta.get("epoch"),
+        "annotator": rm.annotator,
+        "dataset": str(ds.path),
+        "captions": int(counts.sum()),
+        "unique_captions": int(len(uniq)),
+        "top": best,
+        "bottom": worst,
+        "accuracy": {name: label_accuracy(pair_rewards, np.asarray(ds.labels(name))) for name in ds.annotators},
+        "mean": float(rm.params.stats.mean),
+        "std": float(rm.params.stats.std),
+        "quantiles": {f"{level:.2f}": q for level, q in rm.quantiles.items()},
+    }
+    return report, normalised
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for key, title in (("top", "highest reward"), ("bottom", "lowest reward")):
+        table = Table(title=f"{title} ({report['unique_captions']} unique captions in {report['dataset']})")
+        table.add_column("reward", justify="right")
+        table.add_column("count", justify="right")
+        table.add_column("caption")
+        for caption, reward, count in report[key]:
+            table.add_row(f"{reward:+.3f}", str(count), caption or "<empty>")
+        console.print(table)
+    for name, acc in report["accuracy"].items():
+        value = "-" if acc["acc"] is None else f"{acc['acc']:.3f}"
+        console.print(f"accuracy vs {name}: {value} on {acc['pairs']} non-tie pairs")
+
+
+def run(args: argparse.Namespace) -> int:
+    report, normalised = inspect_run(args.run, args.dataset, args.top)
+    if args.png:
+        png = Path(args.png)
+    elif args.json:
+        png = Path(args.json).with_suffix(".png")
+    else:
+        png = Path(args.run) / HISTOGRAM_FILE
+    quantiles = {float(k): v for k, v in report["quantiles"].items()}
+    write_histogram(png, normalised, quantiles, f"reward over unique captions ({report['annotator']})")
+    report["histogram"] = str(png)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    _print_report(report)
+    return 0

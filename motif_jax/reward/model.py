@@ -1,0 +1,142 @@
+"""The caption encoder: bytes -> embedding -> 1-D conv stack with max-pooling -> MLP -> one scalar reward.
+
+The network is defined with Flax NNX, but everything outside this module handles it as a
+*pure* pytree of weights plus a static, hashable :class:`ModelConfig`: that is what Orbax
+saves, what optax updates, and what the PPO learner passes into its own ``jit``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+from motif_jax.errors import MotifError
+
+MESSAGE_BYTES = 256  # NLE's message observation
+PAD_BYTE = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the caption encoder. Frozen (hashable) so it can ride along a pytree as static data."""
+
+    max_len: int = 256  # captions are cut to their first max_len bytes
+    embed_dim: int = 32
+    channels: int = 64
+    kernels: tuple[int, ...] = (7, 7, 3, 3, 3, 3)
+    pool_after: tuple[bool, ...] = (True, True, False, False, False, True)  # max-pool (size=stride=pool) after conv i
+    pool: int = 3
+    mlp: tuple[int, ...] = (128, 128)
+
+    def __post_init__(self):
+        # YAML/JSON give lists; the config must stay hashable.
+        object.__setattr__(self, "kernels", tuple(int(k) for k in self.kernels))
+        object.__setattr__(self, "pool_after", tuple(bool(p) for p in self.pool_after))
+        object.__setattr__(self, "mlp", tuple(int(m) for m in self.mlp))
+        if len(self.kernels) != len(self.pool_after):
+            raise MotifError(
+                f"model.kernels ({len(self.kernels)} entries) and model.pool_after ({len(self.pool_after)}) must have the same length"
+            )
+        if not 1 <= self.max_len <= MESSAGE_BYTES:
+            raise MotifError(f"model.max_len must be in 1..{MESSAGE_BYTES}, got {self.max_len}")
+        if self.conv_output_length() < 1:
+            raise MotifError(f"model: max_len {self.max_len} is too short for kernels {self.kernels} and pooling {self.pool}")
+
+    def conv_output_length(self) -> int:
+        """Sequence length left after the conv stack ('valid' convolutions, floor pooling)."""
+        length = self.max_len
+        for kernel, pooled in zip(self.kernels, self.pool_after):
+            length = length - kernel + 1
+            if pooled:
+                length //= self.pool
+        return length
+
+
+# `default` mirrors the char-CNN message encoder used by the Motif paper's reward model (embedding 32,
+# 64 channels, kernels 7-7-3-3-3-3, max-pool 3 after conv 1, 2 and 6, a 128-wide MLP).
+# `tiny` is the small variant on the first 128 bytes (NetHack's top line is 80 columns) for tests and CPUs.
+PRESETS: dict[str, ModelConfig] = {
+    "default": ModelConfig(),
+    "tiny": ModelConfig(
+        max_len=128, embed_dim=16, channels=32, kernels=(7, 7, 3), pool_after=(True, True, True), pool=3, mlp=(32,)
+    ),
+}
+
+
+class CaptionEncoder(nnx.Module):
+    """uint8 captions (..., 256) -> float32 rewards (...)."""
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+        self.config = config
+        self.embed = nnx.Embed(256, config.embed_dim, rngs=rngs)
+        widths = [config.embed_dim] + [config.channels] * len(config.kernels)
+        self.convs = nnx.List(
+            nnx.Conv(widths[i], widths[i + 1], kernel_size=(k,), padding="VALID", rngs=rngs)
+            for i, k in enumerate(config.kernels)
+        )
+        dims = [config.conv_output_length() * config.channels, *config.mlp]
+        self.mlp = nnx.List(nnx.Linear(dims[i], dims[i + 1], rngs=rngs) for i in range(len(config.mlp)))
+        # No output bias: the Bradley-Terry loss only sees reward differences, so a bias gets no
+        # gradient but numerical noise, which Adam would amplify into drift (normalisation removes offsets anyway).
+        self.head = nnx.Linear(dims[-1], 1, use_bias=False, rngs=rngs)
+
+    def __call__(self, messages: jax.Array) -> jax.Array:
+        batch_shape = messages.shape[:-1]
+        chars = messages.reshape(-1, messages.shape[-1])[:, : self.config.max_len].astype(jnp.int32)
+        # Padding bytes embed to exactly zero, so trailing NULs carry no signal (like padding_idx).
+        x = self.embed(chars) * (chars != PAD_BYTE)[..., None]
+        for conv, pooled in zip(self.convs, self.config.pool_after):
+            x = nnx.relu(conv(x))
+            if pooled:
+                x = nnx.max_pool(x, window_shape=(self.config.pool,), strides=(self.config.pool,))
+        x = x.reshape(x.shape[0], -1)
+        for layer in self.mlp:
+            x = nnx.relu(layer(x))
+        return self.head(x)[:, 0].reshape(batch_shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _graphdef(config: ModelConfig):
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: CaptionEncoder(config, nnx.Rngs(0))))
+    return graphdef
+
+
+def init_weights(config: ModelConfig, seed: int) -> dict[str, Any]:
+    """Fresh weights as a pure dict pytree (deterministic in ``seed``)."""
+    _, state = nnx.split(CaptionEncoder(config, nnx.Rngs(seed)))
+    return nnx.to_pure_dict(state)
+
+
+def abstract_weights(config: ModelConfig) -> dict[str, Any]:
+    """Shapes/dtypes of the weights, without allocating them (for restoring checkpoints)."""
+    return jax.eval_shape(lambda: init_weights(config, 0))
+
+
+def apply(config: ModelConfig, weights: dict[str, Any], messages: jax.Array) -> jax.Array:
+    """Raw reward of each caption: pure function of (weights, messages); ``config`` is static."""
+    return nnx.merge(_graphdef(config), weights)(messages)
+
+
+def config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise MotifError(f"model config: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}")
+    return ModelConfig(**data)
+
+
+@struct.dataclass
+class NetParams:
+    """The network as a jittable pytree: weights are leaves, the config is static (hashable) data,
+    so a pure function can run the net from ``params`` alone (e.g. inside the PPO learner's jit)."""
+
+    weights: Any
+    config: ModelConfig = struct.field(pytree_node=False)
+
+    def __call__(self, messages: jax.Array) -> jax.Array:
+        return apply(self.config, self.weights, messages)

@@ -1,0 +1,68 @@
+"""The review contract end to end: `motif train-reward`, `motif inspect-reward`, `motif benchmark reward`."""
+
+import json
+
+import pytest
+from reward_synthetic import write_gold_dataset
+
+from motif_jax.cli import main
+
+
+@pytest.fixture(scope="module")
+def contract_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    ds = write_gold_dataset(root / "ds", num_pairs=500, seed=2)
+    rdir = root / "rdir"
+    code = main(["train-reward", str(ds), "--annotator", "score", "--preset", "tiny", "--epochs", "3", "--out", str(rdir)])
+    assert code == 0
+    return root, ds, rdir
+
+
+def test_train_reward_writes_checkpoints_and_metrics(contract_run):
+    _, _, rdir = contract_run
+    assert any(p.is_dir() and p.name.isdigit() for p in (rdir / "checkpoints").iterdir())
+    records = [json.loads(line) for line in (rdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    for record in records:
+        assert {"epoch", "train_loss", "val_loss", "val_acc"} <= set(record)
+    assert records[-1]["val_acc"] > 0.8
+
+
+def test_inspect_reward_writes_json_and_png(contract_run, tmp_path):
+    _, _, rdir = contract_run
+    out = tmp_path / "report" / "inspect.json"
+    assert main(["inspect-reward", str(rdir), "--top", "20", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["top"]) == 20 and len(report["bottom"]) == 20
+    caption, reward, count = report["top"][0]
+    assert isinstance(caption, str) and isinstance(reward, float) and isinstance(count, int) and count >= 1
+    assert "gold" in caption and "gold" not in report["bottom"][0][0]
+    assert report["top"][0][1] >= report["top"][-1][1] and report["bottom"][0][1] <= report["bottom"][-1][1]
+    assert report["accuracy"]["score"]["acc"] > 0.8
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and report["histogram"] == str(png)
+
+
+def test_cli_errors_are_one_line_exit_2(contract_run, tmp_path, capsys):
+    _, ds, rdir = contract_run
+    assert main(["train-reward", str(ds), "--annotator", "nobody", "--preset", "tiny", "--out", str(tmp_path / "x")]) == 2
+    assert "no labels for annotator 'nobody'" in capsys.readouterr().err
+    assert main(["train-reward", str(ds), "--annotator", "score", "--preset", "tiny", "--out", str(rdir)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["inspect-reward", str(tmp_path / "missing")]) == 2
+
+
+def test_resume_flag_on_a_finished_run_is_a_no_op(contract_run, capsys):
+    _, ds, rdir = contract_run
+    before = (rdir / "metrics.jsonl").read_text()
+    args = ["train-reward", str(ds), "--annotator", "score", "--preset", "tiny", "--epochs", "3", "--out", str(rdir)]
+    assert main([*args, "--resume"]) == 0
+    assert "nothing to do" in capsys.readouterr().out and (rdir / "metrics.jsonl").read_text() == before
+
+
+def test_benchmark_reward_json(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["benchmark", "reward", "--preset", "tiny", "--batch-size", "64", "--score-batch", "256", "--seconds", "0.2"]
+    assert main([*args, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["train_pairs_per_s"] > 0 and result["score_captions_per_s"] > 0 and result["devices"] == 8
