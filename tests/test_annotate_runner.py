@@ -24,7 +24,7 @@ class ScriptedJudge:
     """Deterministic stand-in for an LLM: prefers the longer caption; "mute" captions get no verdict
     until retried, "silent" ones never get one. Counts every request."""
 
-    model_name = "scripted"
+    model_name = model_id = "scripted"
     supports_logprob = True
     batch_size = 4
 
@@ -226,3 +226,13 @@ def test_benchmark_dedup_counts_and_json(tmp_path):
     measured = measure_mode(ScriptedJudge(), load_template("default", "defaultgoal"), "generate",
                             [tuple(p) for p in PAIRS[:2]], batch_size=8)
     assert measured["llm_requests"] == 1 and measured["label_counts"] == [1, 1, 0, 0]
+
+
+def test_progress_lines_when_not_a_terminal(capsys):
+    from motif_jax.annotate.progress import progress_bar
+
+    with progress_bar(4, "annotate x", line_every_s=0.0) as advance:
+        advance(1)
+        advance(3)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and lines[-1].startswith("annotate x: 4/4 pairs,") and "ETA 0 s" in lines[-1]

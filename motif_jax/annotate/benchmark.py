@@ -61,7 +61,7 @@ def all_captions(ds, block: int = 4096) -> list[tuple[str, str]]:
 def measure_mode(backend, template, mode: str, captions: list[tuple[str, str]], batch_size: int) -> dict:
     """Annotate ``captions`` as the real loop would (without files) and time it."""
     stats = RunStats(name=f"benchmark-{mode}")
-    block = BlockAnnotator(Asker(backend, template, mode), AnswerCache(None), backend.model_name, stats)
+    block = BlockAnnotator(Asker(backend, template, mode), AnswerCache(None), backend.model_id, stats)
     start, cpu_start = time.perf_counter(), time.process_time()
     counts = np.zeros(4, dtype=np.int64)
     for begin in range(0, len(captions), batch_size):

@@ -7,7 +7,6 @@ underscores) and ``--set option=value``; explicit flags win over both.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rich.console import Console
 
@@ -133,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     options = RunOptions(num_chunks=args.num_chunks, chunk=args.chunk, overwrite=args.overwrite,
                          batch_size=args.batch_size or 64, log_dir=args.log_dir,
-                         progress=not args.no_progress and sys.stderr.isatty())
+                         progress=not args.no_progress)
     if args.backend in ("score", "return"):
         from motif_jax.annotate.baselines import annotate_baseline
 
@@ -142,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         stats = annotate_baseline(ds, args.backend, name, options, score_key=args.score_key)
     else:
         stats = _run_llm(args, ds, options)
-    console.print(summary_table(stats))
+    console.print(summary_table(stats, llm=args.backend not in ("score", "return")))
     print(f"wrote {ds.path / 'preference' / (stats.name + '.npy')}")
     return 0
 
@@ -161,7 +160,7 @@ def _run_llm(args, ds, options):
         if args.batch_size is None:
             options.batch_size = backend.batch_size
         asker = Asker(backend, template, args.mode, args.both_orders, args.tie_band)
-        settings = {"backend": args.backend, "model": backend.model_name, "mode": args.mode,
+        settings = {"backend": args.backend, "model": backend.model_id, "mode": args.mode,
                     "both_orders": args.both_orders, "goal": args.goal, "template": template.name,
                     "template_hash": template.hash,
                     "tie_band": args.tie_band if args.mode == "logprob" else None}

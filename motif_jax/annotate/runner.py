@@ -163,7 +163,7 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
     chunk_labels = np.asarray(labels[rows_all.start:rows_all.stop])
     pending = np.arange(rows_all.start, rows_all.stop)[chunk_labels == UNKNOWN]
     stats = RunStats(name=name, chunk_pairs=len(rows_all), already_done=len(rows_all) - len(pending))
-    block = BlockAnnotator(asker, cache, asker.backend.model_name, stats, log_dir)
+    block = BlockAnnotator(asker, cache, asker.backend.model_id, stats, log_dir)
     start = time.perf_counter()
     with progress_bar(len(pending), f"annotate {name}", options.progress) as advance:
         for begin in range(0, len(pending), max(1, options.batch_size)):

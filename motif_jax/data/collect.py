@@ -63,7 +63,7 @@ class CollectSettings:
     keys: tuple[str, ...] = DEFAULT_KEYS
     num_envs: int = 16
     policy: str = "random"
-    sample_prob: float = 0.05
+    sample_prob: float = 0.1
 
     def __post_init__(self):
         object.__setattr__(self, "keys", tuple(dict.fromkeys(("message", *self.keys))))  # captions always kept

@@ -6,7 +6,9 @@ done over a pipe with a few bytes per env; the parent never pickles an observati
 back the first `batch_size` envs that are ready, so with `batch_size < num_envs` the other envs keep
 stepping while the caller computes its next actions.
 
-Processes are started with "forkserver" (never fork): safe when JAX or CUDA is already loaded.
+Processes are started with "forkserver" (never fork): safe when JAX or CUDA is already loaded. As with
+any non-fork start method, a script creating a pool needs the `if __name__ == "__main__":` guard, and a
+custom env factory must be importable (defined at module level) so workers can unpickle it.
 """
 
 from __future__ import annotations

@@ -104,26 +104,27 @@ def _json_safe(value):
 
 
 def report_table(report: dict):
-    """The report as a rich table: headline numbers, end reasons, frequent captions."""
+    """The report for the console: headline numbers with CIs, end reasons, most frequent captions."""
+    from rich.console import Group
     from rich.table import Table
 
-    table = Table(title=f"{report['task']}: {report['episodes']} episodes, seed {report['seed']}, "
-                        f"{'greedy' if report['greedy'] else 'sampled'} actions", show_header=True)
-    table.add_column("metric")
-    table.add_column("mean", justify="right")
-    table.add_column("± 95% CI", justify="right")
-    table.add_column("min", justify="right")
-    table.add_column("max", justify="right")
+    mode = "greedy" if report["greedy"] else "sampled"
+    metrics = Table(title=f"{report['checkpoint']} on {report['task']}: {report['episodes']} episodes, "
+                          f"seed {report['seed']}, {mode} actions")
+    for column in ("metric", "mean", "± 95% CI", "min", "max"):
+        metrics.add_column(column, justify="left" if column == "metric" else "right")
     for field, d in report["details"].items():
-        table.add_row(field, f"{d['mean']:.2f}", _fmt(d["ci95"]), f"{d['min']:g}", f"{d['max']:g}")
-    table.add_row("success rate", f"{report['success_rate']:.2%}", "", "", "")
-    reasons = ", ".join(f"{k} {v}" for k, v in report["end_reasons"].items() if v)
-    table.add_row("end reasons", reasons, "", "", "")
-    for caption, count in report["top_captions"]:
-        table.add_row("caption", f"{count}×", caption[:60], "", "")
+        metrics.add_row(field, f"{d['mean']:.2f}", _fmt(d["ci95"]), f"{d['min']:g}", f"{d['max']:g}")
+    metrics.add_row("success rate", f"{report['success_rate']:.0%}", "", "", "")
+    metrics.add_row("end reasons", ", ".join(f"{k} {v}" for k, v in report["end_reasons"].items() if v), "", "", "")
     if report.get("gif"):
-        table.add_row("replay", report["gif"], "", "", "")
-    return table
+        metrics.add_row("replay", report["gif"], "", "", "")
+    captions = Table(title="most frequent captions")
+    captions.add_column("steps", justify="right")
+    captions.add_column("caption")
+    for caption, count in report["top_captions"]:
+        captions.add_row(str(count), caption)
+    return Group(metrics, captions)
 
 
 def _fmt(x: float) -> str:

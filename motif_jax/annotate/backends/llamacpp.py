@@ -82,6 +82,7 @@ class LlamaCppBackend:
         if not path.is_file():
             raise MotifError(f"--model {path}: GGUF file not found")
         self.model_name = short_model_name(path.name)
+        self.model_id = path.name
         self.sampling = sampling
         self.batch_size = batch_size
         # Half the cores by default: llama.cpp threads spin-wait, and on a shared machine using every

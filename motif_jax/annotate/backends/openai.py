@@ -83,6 +83,7 @@ class OpenAIBackend:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.model_name = short_model_name(model)
+        self.model_id = model
         self.sampling, self.prefill, self.send_top_k = sampling, prefill, send_top_k
         self.max_retries, self.backoff_base = max_retries, backoff_base
         self.batch_size = batch_size

@@ -83,6 +83,7 @@ class VLLMBackend:
                              "(GPU machines only); or use --backend openai against `vllm serve`") from e
         self._vllm = vllm
         self.model_name = short_model_name(model)
+        self.model_id = model
         self.sampling, self.guided_regex, self.batch_size = sampling, guided_regex, batch_size
         self._llm = vllm.LLM(model=model, tensor_parallel_size=tensor_parallel_size,
                              enable_prefix_caching=True, seed=sampling.seed,
