@@ -3,7 +3,7 @@
 ``RolloutWorker.collect()`` steps the pool until a batch of segments is ready. The
 async trainer runs it in an ``ActorThread`` that pushes batches into a bounded queue
 while the learner updates, picking up new parameters as they are published (so the
-data is at most about one update stale); ``--sync`` calls it inline instead.
+data is at most one update stale); ``--sync`` calls it inline instead.
 """
 
 from __future__ import annotations
@@ -135,12 +135,18 @@ class RolloutWorker:
 
 
 class ActorThread(threading.Thread):
-    """Runs ``worker.collect()`` forever, feeding a bounded queue; errors are handed to the learner."""
+    """Runs ``worker.collect()`` in a loop and hands each batch to the learner.
 
-    def __init__(self, worker: RolloutWorker, queue_size: int):
+    The hand-off is a rendezvous: the actor starts its next batch only once the
+    learner has taken the previous one, so every batch is acted with parameters at
+    most one update older than the learner's when it trains on it.
+    """
+
+    def __init__(self, worker: RolloutWorker):
         super().__init__(name="motif-actor", daemon=True)
         self.worker = worker
-        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.taken = threading.Event()
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
 
@@ -149,12 +155,10 @@ class ActorThread(threading.Thread):
             while not self.stop_event.is_set():
                 item = self.worker.collect()
                 t0 = time.perf_counter()
-                while not self.stop_event.is_set():
-                    try:
-                        self.queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                self.taken.clear()
+                self.queue.put(item)
+                while not self.taken.wait(timeout=0.1) and not self.stop_event.is_set():
+                    pass
                 with self.worker._lock:
                     self.worker.stats.queue_wait_s += time.perf_counter() - t0
         except BaseException as e:  # surfaced by get()
@@ -166,7 +170,9 @@ class ActorThread(threading.Thread):
             if self.error is not None:
                 raise self.error
             try:
-                return self.queue.get(timeout=timeout)
+                item = self.queue.get(timeout=timeout)
+                self.taken.set()
+                return item
             except queue.Empty:
                 if not self.is_alive() and self.error is None:
                     raise RuntimeError("actor thread stopped")

@@ -79,7 +79,6 @@ class RunConfig:
     keep: int = 3
     log_every_s: float = 5.0
     sync: bool = False  # act with the newest params each rollout (exact on-policy, no overlap)
-    queue_size: int = 1
     tensorboard: bool = True
 
 

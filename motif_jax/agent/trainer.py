@@ -157,7 +157,7 @@ class Trainer:
         try:
             self.store.publish(self.train_state["params"], self.progress.updates)
             if not self.config.run.sync:
-                actor = ActorThread(self.worker, self.config.run.queue_size)
+                actor = ActorThread(self.worker)
                 actor.start()
             self._loop(actor, stop)
             self.save()

@@ -87,6 +87,12 @@ def check_settings(path: Path, settings: dict, overwrite: bool) -> None:
     path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
+def orient(label: int, p_first: float, swapped: bool) -> tuple[int, float]:
+    """An answer expressed for the captions in the other order when ``swapped`` (the cache stores
+    answers in canonical order)."""
+    return (swap_label(label), 1.0 - p_first) if swapped else (int(label), p_first)
+
+
 class BlockAnnotator:
     """Labels one block of rows: identical captions tie, the cache answers repeats, the rest is
     asked once per unordered caption pair."""
@@ -116,21 +122,16 @@ class BlockAnnotator:
             waiting.setdefault(key, []).append(pos)
         for key, (c1, c2), answer, row in zip(keys, questions, self.asker.ask(questions),
                                              (rows[waiting[k][0]] for k in keys)):
-            swapped = canonical_order(c1, c2)[2]
-            label = swap_label(answer.label) if swapped else answer.label
-            p_first = 1.0 - answer.p_first if swapped else answer.p_first
-            self.cache.put(key, label, p_first)
+            self.cache.put(key, *orient(answer.label, answer.p_first, canonical_order(c1, c2)[2]))
             self.stats.asked += 1
             self.stats.requests += answer.requests
             self.stats.retried += answer.retried
             self.stats.failed += answer.label == UNKNOWN
             self._log(int(row), answer.transcript, answer.label)
         for key, positions in waiting.items():
-            label, p_first = self.cache.get(key)
+            canonical = self.cache.get(key)
             for pos in positions:
-                swapped = canonical_order(*captions[pos])[2]
-                labels[pos] = swap_label(label) if swapped else label
-                soft[pos] = 1.0 - p_first if swapped else p_first
+                labels[pos], soft[pos] = orient(*canonical, canonical_order(*captions[pos])[2])
         return labels, soft
 
     def _log(self, row: int, text: str, label: int) -> None:
