@@ -100,10 +100,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     stages = build_stages(config)
-    missing = [s for s in stages if importlib.util.find_spec(s.module) is None]
-    if missing:
-        names = ", ".join(f"`motif {s.name}` ({s.module})" for s in missing)
-        raise MotifError(f"this version lacks the stage(s) {names}; the quick start needs every stage")
+    require_stages(stages)
     durations: dict[str, float] = {}
     started = time.perf_counter()
     for number, stage in enumerate(stages, start=1):
@@ -154,6 +151,14 @@ def build_stages(c: QuickstartConfig) -> list[Stage]:
     ]
 
 
+def require_stages(stages: list[Stage]) -> None:
+    """Fail before doing any work when this version lacks a stage's command."""
+    missing = [s for s in stages if importlib.util.find_spec(s.module) is None]
+    if missing:
+        names = ", ".join(f"`motif {s.name}` ({s.module})" for s in missing)
+        raise MotifError(f"this version lacks the stage(s) {names}; the quick start needs every stage")
+
+
 def run_stage(stage: Stage, markers: Path, console) -> float:
     """Run one stage unless its marker says it already finished with the same arguments; returns seconds."""
     marker = markers / f"{stage.name}.json"
@@ -200,8 +205,7 @@ def write_summary(c: QuickstartConfig, stages: list[Stage], durations: dict[str,
     lines += [f"| {s.name} | `{s.output}` | {durations.get(s.name, 0) / 60:.1f} |" for s in stages]
     lines += ["", *_dataset_lines(out / "dataset", c.annotate.name), "", *_reward_lines(out / "reward"), "",
               *_agent_lines(out / "agent"), "", *_evaluation_lines(out / "evaluation"), "",
-              "## Plots", ""]
-    lines += [f"![{p.stem}](plots/{p.name})" for p in sorted((out / "plots").glob("*.png"))]
+              "## Learning curves", "", "![learning curves](plots/learning_curves.png)"]
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -219,21 +223,26 @@ def _dataset_lines(dataset: Path, annotator: str) -> list[str]:
     return ["## Preferences", "", f"{len(ds)} caption pairs; annotator `{annotator}`: {counts}."]
 
 
-def _last_json_line(path: Path) -> dict[str, Any]:
-    lines = [l for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
-    return json.loads(lines[-1]) if lines else {}
+def _latest_values(path: Path) -> dict[str, Any]:
+    """Each metric's most recent value in a metrics.jsonl (not every line logs every metric)."""
+    from motif_jax.evaluate.plot import load_metrics
+
+    latest: dict[str, Any] = {}
+    for row in load_metrics(path) if path.is_file() else []:
+        latest.update(row)
+    return latest
 
 
 def _reward_lines(reward: Path) -> list[str]:
-    last = _last_json_line(reward / "metrics.jsonl")
+    last = _latest_values(reward / "metrics.jsonl")
     shown = {k: v for k, v in last.items() if isinstance(v, (int, float)) and ("acc" in k or "loss" in k or k == "epoch")}
     return ["## Reward model", "", ", ".join(f"{k} {_num(v)}" for k, v in shown.items()) or "no metrics logged"]
 
 
 def _agent_lines(agent: Path) -> list[str]:
-    last = _last_json_line(agent / "metrics.jsonl")
+    last = _latest_values(agent / "metrics.jsonl")
     keys = ("env_steps", "episode_return", "intrinsic_share", "sps")
-    return ["## Agent training (last log line)", "", ", ".join(f"{k} {_num(last[k])}" for k in keys if k in last)
+    return ["## Agent training (latest logged values)", "", ", ".join(f"{k} {_num(last[k])}" for k in keys if k in last)
             or "no metrics logged"]
 
 

@@ -50,7 +50,8 @@ def test_step_matches_unroll():
 def test_nethack_presets_shapes(preset):
     c = resolve_config(preset=preset).model
     policy = make_policy(c, NLE_SPEC, 23, seed=0)
-    logits, values, state = policy.unroll(random_obs(NLE_SPEC, 2, 3), jnp.zeros((2, 3), bool), policy.initial_state(2))
+    obs = random_obs(NLE_SPEC, 2, 3)
+    logits, values, state = jax.jit(lambda o: policy.unroll(o, jnp.zeros((2, 3), bool), policy.initial_state(2)))(obs)
     assert logits.shape == (2, 3, 23) and values.shape == (2, 3) and state.shape == (2, policy.state_size)
     assert np.isfinite(np.asarray(logits)).all()
 

@@ -6,6 +6,7 @@ import pytest
 from reward_synthetic import write_gold_dataset
 
 from motif_jax.cli import main
+from motif_jax.reward.inspect import print_report
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,12 @@ def test_inspect_reward_writes_json_and_png(contract_run, tmp_path):
     assert report["accuracy"]["score"]["acc"] > 0.8
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and report["histogram"] == str(png)
+
+
+def test_inspect_table_prints_brackets_as_text(capsys):
+    report = {"top": [["Really? [yn] (n)", 1.0, 2]], "bottom": [], "unique_captions": 1, "dataset": "d", "accuracy": {}}
+    print_report(report)
+    assert "Really? [yn] (n)" in capsys.readouterr().out
 
 
 def test_cli_errors_are_one_line_exit_2(contract_run, tmp_path, capsys):

@@ -209,7 +209,7 @@ def _draw_panel(ax, title, keys, groups, loaded, run_dirs, x_key, smooth) -> Non
             if len(group) == 1:
                 x, y = curves[0]
                 if len(x):
-                    ax.plot(x, y, color=color, label=label)
+                    ax.plot(x, y, color=color, label=label, marker="o" if len(x) <= 30 else None, markersize=3)
                     drawn = True
                 continue
             grid, mean, low, high = seed_band(curves)

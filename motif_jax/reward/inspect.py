@@ -63,7 +63,7 @@ def write_histogram(path: Path, rewards: np.ndarray, quantiles: dict[float, floa
     ax.hist(rewards, bins=min(60, max(10, len(rewards) // 5)), color="tab:blue", alpha=0.8)
     median = quantiles.get(0.5)
     if median is not None:
-        ax.axvline(median, color="tab:red", linestyle="--", label=f"median (q0.5) = {median:.2f}")
+        ax.axvline(median, color="tab:red", linestyle="--", label=f"training median q0.5 = {median:.2f}")
         ax.legend()
     ax.set_xlabel("normalised reward")
     ax.set_ylabel("unique captions")
@@ -107,8 +107,9 @@ def inspect_run(run_dir: str | Path, dataset: str | None = None, top: int = 20) 
     return report, normalised
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape  # captions like "[ynq]" are not markup
     from rich.table import Table
 
     console = Console()
@@ -118,7 +119,7 @@ def _print_report(report: dict[str, Any]) -> None:
         table.add_column("count", justify="right")
         table.add_column("caption")
         for caption, reward, count in report[key]:
-            table.add_row(f"{reward:+.3f}", str(count), caption or "<empty>")
+            table.add_row(f"{reward:+.3f}", str(count), escape(caption) if caption else "<empty>")
         console.print(table)
     for name, acc in report["accuracy"].items():
         value = "-" if acc["acc"] is None else f"{acc['acc']:.3f}"
@@ -139,5 +140,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    _print_report(report)
+    print_report(report)
     return 0

@@ -132,21 +132,37 @@ def _sum_metrics(totals: dict[str, Any], sums: dict[str, jax.Array]) -> dict[str
 
 
 class MetricsLog:
-    """metrics.jsonl (one object per epoch) and optionally TensorBoard scalars."""
+    """metrics.jsonl (one object per epoch) and optionally TensorBoard scalars; written by process 0 only."""
 
     def __init__(self, out_dir: Path, keep_epochs_upto: int, tensorboard: bool):
         self.path = out_dir / METRICS_FILE
-        kept = []
-        if self.path.exists():  # on resume, drop lines of epochs that will be replayed
-            kept = [l for l in self.path.read_text().splitlines() if l.strip() and json.loads(l)["epoch"] <= keep_epochs_upto]
-        self.path.write_text("".join(l + "\n" for l in kept))
+        self.enabled = jax.process_index() == 0
         self.writer = None
+        if not self.enabled:
+            return
+        kept = [line for line in self._read_lines() if json.loads(line)["epoch"] <= keep_epochs_upto]
+        self.path.write_text("".join(line + "\n" for line in kept))  # on resume, drop epochs to be replayed
         if tensorboard:
             from tensorboardX import SummaryWriter
 
             self.writer = SummaryWriter(str(out_dir / "tensorboard"))
 
+    def _read_lines(self) -> list[str]:
+        """Complete JSON lines of an earlier run (a line cut by a crash is dropped)."""
+        if not self.path.exists():
+            return []
+        lines = []
+        for line in self.path.read_text().splitlines():
+            try:
+                if isinstance(json.loads(line).get("epoch"), int):
+                    lines.append(line)
+            except (json.JSONDecodeError, AttributeError):
+                continue
+        return lines
+
     def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.writer is not None:
@@ -256,63 +272,91 @@ def train_reward(
         ckpt.close()
 
 
+@dataclasses.dataclass
+class _EpochData:
+    """What every epoch reuses: the batch readers, the validation batches and the unique training captions."""
+
+    read_train: BatchReader
+    read_val: BatchReader
+    train_rows: np.ndarray
+    val_batches: np.ndarray
+    captions: np.ndarray
+    counts: np.ndarray
+
+
+def _train_epoch(state, train_step, data: _EpochData, config: TrainConfig, epoch: int, bar):
+    batches = epoch_batches(data.train_rows, config.batch_size, config.seed, epoch)
+    task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), info="")
+    totals: dict[str, Any] = {}
+    for i, batch in enumerate(prefetched(data.read_train, batches)):
+        state, sums = train_step(state, batch)
+        totals = _sum_metrics(totals, sums)
+        if i % 20 == 0:  # an occasional host sync for the bar, not one per step
+            bar.update(task, info=f"loss {float(sums['loss_sum']) / max(float(sums['weight']), 1.0):.4f}")
+        bar.advance(task)
+    bar.remove_task(task)
+    return state, {k: float(v) for k, v in totals.items()}
+
+
+def _evaluate(weights, eval_step, data: _EpochData) -> dict[str, float]:
+    totals: dict[str, Any] = {}
+    for batch in prefetched(data.read_val, data.val_batches):
+        totals = _sum_metrics(totals, eval_step(weights, batch))
+    return {k: float(v) for k, v in totals.items()}
+
+
+def _epoch_record(epoch: int, step: int, train: dict, val: dict, stats: NormStats, data: _EpochData,
+                  train_seconds: float, epoch_seconds: float) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "step": step,
+        "train_loss": losses.ratio(train["loss_sum"], train["weight"]),
+        "train_acc": losses.ratio(train["correct"], train["decisive"]),
+        "val_loss": losses.ratio(val.get("loss_sum", 0.0), val.get("weight", 0.0)),
+        "val_acc": losses.ratio(val.get("correct", 0.0), val.get("decisive", 0.0)),
+        "score_agreement": losses.ratio(val.get("agree_correct", 0.0), val.get("agree_count", 0.0)),
+        "train_pairs": int(len(data.train_rows)),
+        "val_pairs": int(np.sum(data.val_batches >= 0)),
+        "pairs_per_s": len(data.train_rows) / train_seconds,
+        "epoch_seconds": epoch_seconds,
+        "reward_mean": float(stats.mean),
+        "reward_std": float(stats.std),
+        "unique_train_captions": int(len(data.captions)),
+    }
+
+
 def _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_rows, val_rows, start_epoch,
                 *, annotator, fingerprint, progress, log) -> list[dict[str, Any]]:
     messages = ds.data("message")
     train_step = make_train_step(model, config.lr, mesh)
     eval_step = make_eval_step(model, mesh)
-    read_train = BatchReader(messages, prefs, mesh, with_agreement=False)
-    read_val = BatchReader(messages, prefs, mesh, with_agreement=True)
-    val_batches = epoch_batches(val_rows, config.batch_size, None, 0) if len(val_rows) else np.zeros((0, config.batch_size), np.int64)
-    captions, counts = unique_captions(messages, train_rows)
+    val_batches = epoch_batches(val_rows, config.batch_size, None, 0)[: -(-len(val_rows) // config.batch_size)]
+    data = _EpochData(
+        BatchReader(messages, prefs, mesh, with_agreement=False), BatchReader(messages, prefs, mesh, with_agreement=True),
+        train_rows, val_batches, *unique_captions(messages, train_rows),
+    )
     scorer = MeshScorer(mesh)
     history = []
     with _progress(progress) as bar:
         for epoch in range(start_epoch + 1, config.epochs + 1):
             started = time.perf_counter()
-            batches = epoch_batches(train_rows, config.batch_size, config.seed, epoch)
-            task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), info="")
-            totals: dict[str, Any] = {}
-            for batch in prefetched(read_train, batches):
-                state, sums = train_step(state, batch)
-                totals = _sum_metrics(totals, sums)
-                bar.advance(task)
-            totals = {k: float(v) for k, v in totals.items()}
+            state, train = _train_epoch(state, train_step, data, config, epoch, bar)
             train_seconds = time.perf_counter() - started
-            if not math.isfinite(totals["loss_sum"]) or not _all_finite(state["weights"]):
+            if not math.isfinite(train["loss_sum"]) or not _all_finite(state["weights"]):
                 raise MotifError(
                     f"training diverged: loss is NaN/inf in epoch {epoch}; nothing saved for it "
                     f"(latest checkpoint: step {ckpt.latest_step()}); lower --lr"
                 )
-            val = {}
-            for batch in prefetched(read_val, val_batches):
-                val = _sum_metrics(val, eval_step(state["weights"], batch))
-            val = {k: float(v) for k, v in val.items()}
-            params = NetParams(state["weights"], model)
-            stats = compute_stats(scorer(params, captions), counts)
-            record = {
-                "epoch": epoch,
-                "step": int(state["step"]),
-                "train_loss": losses.ratio(totals["loss_sum"], totals["weight"]),
-                "train_acc": losses.ratio(totals["correct"], totals["decisive"]),
-                "val_loss": losses.ratio(val.get("loss_sum", 0.0), val.get("weight", 0.0)),
-                "val_acc": losses.ratio(val.get("correct", 0.0), val.get("decisive", 0.0)),
-                "score_agreement": losses.ratio(val.get("agree_correct", 0.0), val.get("agree_count", 0.0)),
-                "train_pairs": int(len(train_rows)),
-                "val_pairs": int(len(val_rows)),
-                "pairs_per_s": len(train_rows) / train_seconds,
-                "epoch_seconds": time.perf_counter() - started,
-                "reward_mean": float(stats.mean),
-                "reward_std": float(stats.std),
-                "unique_train_captions": int(len(captions)),
-            }
+            val = _evaluate(state["weights"], eval_step, data)
+            stats = compute_stats(scorer(NetParams(state["weights"], model), data.captions), data.counts)
+            record = _epoch_record(epoch, int(state["step"]), train, val, stats, data, train_seconds,
+                                   time.perf_counter() - started)
             meta = checkpoint_meta(config, model, stats, ds=ds, annotator=annotator, fingerprint=fingerprint,
                                    epoch=epoch, metrics=record)
-            ckpt.save(int(state["step"]), state, meta)
+            ckpt.save(record["step"], state, meta)
             metrics_log.write(record)
             history.append(record)
-            bar.remove_task(task)
-            if log:
+            if log and jax.process_index() == 0:
                 log(_summary_line(record, config.epochs))
     return history
 

@@ -1,0 +1,89 @@
+"""`motif quickstart`: stage wiring, skipping finished stages, clear errors; the full chain is `slow`."""
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from motif_jax.cli import main
+from motif_jax.errors import MotifError
+from motif_jax.quickstart import Stage, build_stages, load_config, require_stages, run_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_config_wires_each_stage_to_the_previous_output(tmp_path):
+    config = load_config(str(ROOT / "configs" / "quickstart.yaml"), [f"out={tmp_path}", "train.steps=123"])
+    stages = {s.name: s for s in build_stages(config)}
+    assert list(stages) == ["collect", "annotate", "train-reward", "train", "evaluate", "plot"]
+    dataset = str(tmp_path / "dataset")
+    assert stages["collect"].argv[-1] == dataset and stages["annotate"].argv[1] == dataset
+    reward_argv = stages["train-reward"].argv
+    assert reward_argv[1] == dataset and reward_argv[reward_argv.index("--annotator") + 1] == config.annotate.name
+    train_argv = stages["train"].argv
+    assert train_argv[train_argv.index("--reward") + 1] == str(tmp_path / "reward")
+    assert train_argv[train_argv.index("--steps") + 1] == "123"
+    assert stages["evaluate"].argv[1] == str(tmp_path / "agent" / "checkpoints")
+    require_stages(list(stages.values()))  # every stage exists in this version
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    bad = tmp_path / "q.yaml"
+    bad.write_text("train:\n  stepz: 5\n")
+    with pytest.raises(MotifError, match="stepz"):
+        load_config(str(bad), [])
+
+
+def test_missing_stage_is_named_before_any_work():
+    with pytest.raises(MotifError, match="`motif annotate` \\(motif_jax.no_such_stage\\)"):
+        require_stages([Stage("annotate", "motif_jax.no_such_stage", Path("x"), [])])
+
+
+def _plot_stage(tmp_path, smooth="1"):
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    (run / "metrics.jsonl").write_text(json.dumps({"env_steps": 1, "episode_return": 1.0}) + "\n")
+    return Stage("plot", "motif_jax.evaluate.plot", tmp_path / "plots",
+                 ["plot", str(run), "--out", str(tmp_path / "plots"), "--smooth", smooth])
+
+
+def test_finished_stage_is_skipped_and_changed_settings_are_refused(tmp_path):
+    console = Console(file=open(tmp_path / "log.txt", "w"))
+    stage = _plot_stage(tmp_path)
+    run_stage(stage, tmp_path / ".stages", console)
+    png = tmp_path / "plots" / "learning_curves.png"
+    first = png.stat().st_mtime_ns
+    run_stage(stage, tmp_path / ".stages", console)
+    assert png.stat().st_mtime_ns == first  # not redone
+    with pytest.raises(MotifError, match="settings changed"):
+        run_stage(_plot_stage(tmp_path, smooth="3"), tmp_path / ".stages", console)
+
+
+def test_failing_stage_stops_with_the_command_named(tmp_path):
+    stage = Stage("plot", "motif_jax.evaluate.plot", tmp_path / "plots", ["plot", str(tmp_path / "missing")])
+    with pytest.raises(MotifError, match="`motif plot .*missing` failed"):
+        run_stage(stage, tmp_path / ".stages", Console(file=open(tmp_path / "log.txt", "w")))
+    assert not (tmp_path / ".stages" / "plot.json").exists()
+
+
+@pytest.mark.slow
+def test_full_quickstart_chain_at_toy_size(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the config names configs/score.yaml relative to the checkout
+    out = tmp_path / "qs"
+    args = ["quickstart", "--out", str(out), "--set", "collect.pairs=200", "--set", "train.steps=2048",
+            "--set", "evaluate.episodes=2", "--set", "evaluate.max_episode_steps=50"]
+    assert main(args) == 0
+    summary = (out / "summary.md").read_text()
+    assert "| agent |" in summary and "| random |" in summary
+    assert (out / "plots" / "learning_curves.png").is_file()
+    assert (out / "evaluation" / "replay" / "episode-0.gif").is_file()
+    assert main(args) == 0  # every stage skipped the second time
+    # evaluating the trained agent again gives the same numbers
+    again = tmp_path / "again.json"
+    assert main(["evaluate", str(out / "agent" / "checkpoints"), "--task", "score", "--episodes", "2", "--seed", "0",
+                 "--num-envs", "4", "--max-episode-steps", "50", "--json", str(again)]) == 0
+    first = json.loads((out / "evaluation" / "agent.json").read_text())
+    for key in ("recordings", "gif"):
+        first.pop(key)
+    assert json.loads(again.read_text()) == first
