@@ -45,9 +45,9 @@ class RewardSection:
 
 @dataclasses.dataclass
 class TrainSection:
-    config: str = "configs/score.yaml"
+    config: str = "score.yaml"  # relative to the quick start config's folder
     preset: str = "tiny"
-    steps: int = 100_000
+    steps: int = 80_000
     extra: list[str] = dataclasses.field(default_factory=list)  # more `motif train` flags
 
 
@@ -113,8 +113,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_config(path: str, overrides: list[str]) -> QuickstartConfig:
+    """The quick start settings; ``train.config`` is relative to this file's folder, like `extends:`."""
     data = apply_overrides(load_yaml(path), overrides)
-    return from_dict(QuickstartConfig, data, where=path)
+    config = from_dict(QuickstartConfig, data, where=path)
+    train_config = Path(path).parent / config.train.config
+    if not train_config.is_file():
+        raise MotifError(f"{path}: train.config {config.train.config!r} not found next to it ({train_config})")
+    config.train.config = str(train_config)
+    return config
 
 
 def build_stages(c: QuickstartConfig) -> list[Stage]:

@@ -151,3 +151,13 @@ def test_merge_fills_only_unknown_labels_and_counts_conflicts():
     assert target.tolist() == [1, 0, 1, 3, 2]
     assert (stats.filled, stats.conflicts) == (1, 1)
     assert [(c, r.start, r.stop, n) for c, r, n in unlabelled_per_chunk(target, 2)] == [(0, 0, 2, 0), (1, 2, 5, 1)]
+
+
+def test_local_launcher_exposes_fake_cpu_devices_and_clears_multihost_settings():
+    env = dict(os.environ, MOTIF_COORDINATOR="10.0.0.1:1", PYTHONPATH=str(ROOT))
+    env.pop("XLA_FLAGS", None)
+    code = "import os, jax; print(jax.device_count(), os.environ.get('MOTIF_COORDINATOR'))"
+    out = subprocess.run(["bash", str(ROOT / "launch" / "local.sh"), "--fake-devices", "3", "--", sys.executable, "-c", code],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3", "None"]

@@ -28,6 +28,13 @@ def test_shipped_config_wires_each_stage_to_the_previous_output(tmp_path):
     require_stages(list(stages.values()))  # every stage exists in this version
 
 
+def test_train_config_is_found_next_to_the_quickstart_config(tmp_path):
+    config = load_config(str(ROOT / "configs" / "quickstart.yaml"), [])
+    assert Path(config.train.config) == ROOT / "configs" / "score.yaml"
+    with pytest.raises(MotifError, match="train.config 'nope.yaml' not found"):
+        load_config(str(ROOT / "configs" / "quickstart.yaml"), ["train.config=nope.yaml"])
+
+
 def test_unknown_config_key_is_named(tmp_path):
     bad = tmp_path / "q.yaml"
     bad.write_text("train:\n  stepz: 5\n")
@@ -69,7 +76,7 @@ def test_failing_stage_stops_with_the_command_named(tmp_path):
 
 @pytest.mark.slow
 def test_full_quickstart_chain_at_toy_size(tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)  # the config names configs/score.yaml relative to the checkout
+    monkeypatch.chdir(ROOT)  # the default --config is configs/quickstart.yaml
     out = tmp_path / "qs"
     args = ["quickstart", "--out", str(out), "--set", "collect.pairs=200", "--set", "train.steps=2048",
             "--set", "evaluate.episodes=2", "--set", "evaluate.max_episode_steps=50"]

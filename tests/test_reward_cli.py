@@ -73,3 +73,20 @@ def test_benchmark_reward_json(tmp_path):
     assert main([*args, "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["train_pairs_per_s"] > 0 and result["score_captions_per_s"] > 0 and result["devices"] == 8
+
+
+def test_settings_precedence_preset_then_file_then_set_then_flags(tmp_path):
+    import argparse
+
+    from motif_jax.reward.cli import add_arguments, build_config
+
+    config_file = tmp_path / "reward.yaml"
+    config_file.write_text("lr: 0.01\nbatch_size: 64\nmodel: {channels: 16}\n")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["ds", "--annotator", "a", "--out", "o", "--preset", "tiny", "--config", str(config_file),
+                              "--set", "batch_size=32", "--set", "model.mlp=[8]", "--lr", "0.002"])
+    config = build_config(args)
+    assert (config.lr, config.batch_size, config.epochs) == (0.002, 32, 3)
+    model = config.model_config()
+    assert (model.channels, model.mlp, model.embed_dim) == (16, (8,), 16)

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--sample", dest="greedy", action="store_false",
                       help="sample actions from the policy (default: the agent was trained stochastic)")
     parser.set_defaults(greedy=False)
-    parser.add_argument("--num-envs", type=int, default=4, help="envs played in parallel (default 4)")
+    parser.add_argument("--num-envs", type=int, default=4, help="envs played in parallel (default 4); episode seeds depend on it, so keep it to reproduce a report")
     parser.add_argument("--num-workers", type=int, default=None, help="actor processes (default: pool's choice)")
     parser.add_argument("--max-episode-steps", type=int, default=5000, help="episode cap (default 5000, NLE's)")
     parser.add_argument("--json", metavar="FILE", help="write the report here")
