@@ -207,6 +207,8 @@ def write_summary(c: QuickstartConfig, stages: list[Stage], durations: dict[str,
     lines = ["# Motif quick start", "",
              f"Task `{c.task}`, seed {c.seed}. SmolLM2-135M is a stand-in judge: it runs anywhere but judges "
              "poorly; point `motif annotate` at vLLM or a server for real annotations.", "",
+             f"The agent trains for {c.train.steps:,} steps (the paper: 2·10⁹), far too few to expect it to beat "
+             "the random baseline: this run shows the pipeline working end to end, not a result.", "",
              "| stage | output | minutes |", "|---|---|---|"]
     lines += [f"| {s.name} | `{s.output}` | {durations.get(s.name, 0) / 60:.1f} |" for s in stages]
     lines += ["", *_dataset_lines(out / "dataset", c.annotate.name), "", *_reward_lines(out / "reward"), "",

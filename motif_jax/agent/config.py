@@ -31,9 +31,11 @@ class ModelConfig:
     hidden: int = 512  # recurrent core width
     glyph_dim: int = 32
     map_channels: int = 32
+    map_patch: int = 0  # 0: two 3x3 stride-2 convs over the map; k: one k x k conv with stride k (cheap on CPU)
     crop: int = 9  # egocentric crop side (odd so the agent sits at the centre)
     message_dim: int = 32
     message_channels: int = 64
+    message_patch: int = 0  # 0: width-5 conv over the caption bytes; k: width-k conv with stride k
     torso: int = 512  # width of the MLP after concatenation
     mlp_layers: list = dataclasses.field(default_factory=lambda: [64, 64])  # mlp kind
     activation: str = "relu"
