@@ -35,6 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_command(argv: list[str]) -> tuple[object, argparse.Namespace]:
+    """Parse ``[COMMAND, *options]`` with that command's own parser (argparse exits on bad options)."""
+    name, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    sub = argparse.ArgumentParser(prog=f"motif {name}", description=help_text)
+    module.add_arguments(sub)
+    return module, sub.parse_args(rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -43,18 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}")
         parser.print_help()
         return 0
-    name, rest = argv[0], argv[1:]
-    module_name, help_text = COMMANDS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("motif_jax"):
-            print(f"motif {name}: not available in this version", file=sys.stderr)
-            return 2
-        raise
-    sub = argparse.ArgumentParser(prog=f"motif {name}", description=help_text)
-    module.add_arguments(sub)
-    args = sub.parse_args(rest)
+    name = argv[0]
+    module, args = parse_command(argv)
     try:
         return int(module.run(args) or 0)
     except MotifError as e:
