@@ -138,9 +138,10 @@ def test_nle_task_pool_is_deterministic_and_reports_nle_stats():
 def test_smaller_batches_overlap_with_the_caller():
     with make_pool(SleepyEnv, num_envs=4, batch_size=2, num_workers=4) as pool:
         pool.async_reset()
-        for _ in range(2):
-            obs, *_, info = pool.recv()
-            pool.send((info["env_id"] >= 2).astype(np.int64), info["env_id"])  # envs 2 and 3 are slow
+        first = [pool.recv()[-1]["env_id"].tolist() for _ in range(2)]  # every env now awaits an action
+        assert sorted(first[0] + first[1]) == [0, 1, 2, 3]
+        pool.send(np.array([1, 1]), np.array([2, 3]))  # envs 2 and 3 are slow
+        pool.send(np.array([0, 0]), np.array([0, 1]))
         start = time.monotonic()
         *_, info = pool.recv()
         assert time.monotonic() - start < 0.4, "recv waited for the slow envs"
@@ -168,6 +169,14 @@ def test_killed_worker_is_restarted_and_its_envs_come_back_aborted():
         obs, rew, term, trunc, info = pool.step(np.zeros(2, np.int64), info["env_id"])
         assert not (term | trunc).any()
         assert info["elapsed_step"][info["env_id"] == 0] == 0  # a fresh episode after the aborted one
+
+
+def test_workers_are_pinned_to_the_usable_cpus_in_turn():
+    usable = sorted(os.sched_getaffinity(0))
+    with make_pool(CARTPOLE, num_envs=3, num_workers=3) as pool:
+        assert [os.sched_getaffinity(pid) for pid in pool.worker_pids] == [{usable[i % len(usable)]} for i in range(3)]
+    with make_pool(CARTPOLE, num_envs=2, num_workers=2, pin_workers=False) as pool:
+        assert all(os.sched_getaffinity(pid) == set(usable) for pid in pool.worker_pids)
 
 
 def test_close_leaves_no_child_processes():

@@ -4,7 +4,9 @@ All measurements run in the same invocation, one after the other, so their ratio
 shared machine even when absolute numbers are noisy:
 - pool: `make_pool(task)` driven with random actions through send/recv, like a real caller;
 - raw: one bare NLE env (NLE's own NetHackScore-v0, same observation keys) stepped in a plain loop in
-  each of `num_workers` processes, summed: the ceiling of a process doing nothing but NLE steps;
+  each of `num_workers` processes, summed: the ceiling of a process doing nothing but NLE steps. The
+  processes are pinned to the same CPUs as the pool's workers (see `pool.worker_cpus`), so the pool
+  gains nothing from pinning that the ceiling lacks;
 - raw round-robin: the same, but each process steps num_envs/num_workers task envs in turn, as a pool
   worker must. Each NLE instance loads a private copy of libnethack.so, so interleaving instances in one
   process costs cache misses that no pool design avoids; this number shows that ceiling;
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from motif_jax.envs import tasks
-    from motif_jax.envs.pool import check_sizes
+    from motif_jax.envs.pool import check_sizes, worker_cpus
 
     if args.task not in tasks.TASKS:
         raise MotifError(f"--task: unknown task {args.task!r}; choose from {', '.join(tasks.TASKS)}")
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     num_envs, batch_size, num_workers = check_sizes(args.num_envs, args.batch_size, args.num_workers)
     console = Console()
     config = dict(task=args.task, num_envs=num_envs, batch_size=batch_size, num_workers=num_workers,
-                  seconds=args.seconds, seed=args.seed, obs_keys=list(tasks.DEFAULT_OBS_KEYS))
+                  seconds=args.seconds, seed=args.seed, obs_keys=list(tasks.DEFAULT_OBS_KEYS),
+                  worker_cpus=worker_cpus(num_workers))
     result: dict = {}
     cpu: dict = {}
     with console.status("raw: bare NLE, one env per process") as status:
@@ -131,10 +134,13 @@ def _bare_nle_env():
     return gymnasium.make("NetHackScore-v0", observation_keys=DEFAULT_OBS_KEYS)
 
 
-def _raw_loop(task: str | None, envs_per_process: int, seconds: float, seed: int, out) -> None:
-    """Step envs in turn with random actions for `seconds` (after a warm-up); report steps/s."""
+def _raw_loop(task: str | None, envs_per_process: int, seconds: float, seed: int, cpu: int | None, out) -> None:
+    """Step envs in turn with random actions for `seconds` (after a warm-up), on `cpu` if given;
+    report steps/s."""
     from motif_jax.envs.tasks import make_task_env
 
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     envs = [_bare_nle_env() if task is None else make_task_env(task) for _ in range(envs_per_process)]
     for i, env in enumerate(envs):
         env.reset(seed=seed + i)
@@ -155,12 +161,14 @@ def _raw_loop(task: str | None, envs_per_process: int, seconds: float, seed: int
                 return
 
 
-def measure_raw(num_processes, seconds, envs_per_process, task, seed=0) -> tuple[float, float]:
+def measure_raw(num_processes, seconds, envs_per_process, task, seed=0, pin=True) -> tuple[float, float]:
     """Summed steps/s of `num_processes` processes each running `_raw_loop`, and CPU µs per step."""
+    from motif_jax.envs.pool import worker_cpus
+
     ctx = mp.get_context("forkserver")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_raw_loop, args=(task, envs_per_process, seconds, seed + i, out), daemon=True)
-             for i in range(num_processes)]
+    procs = [ctx.Process(target=_raw_loop, args=(task, envs_per_process, seconds, seed + i, cpu, out), daemon=True)
+             for i, cpu in enumerate(worker_cpus(num_processes) if pin else [None] * num_processes)]
     for p in procs:
         p.start()
     reports = [out.get(timeout=seconds + 120) for _ in procs]

@@ -6,6 +6,8 @@ done over a pipe with a few bytes per env; the parent never pickles an observati
 back the first `batch_size` envs that are ready, so with `batch_size < num_envs` the other envs keep
 stepping while the caller computes its next actions.
 
+Workers are pinned one per usable CPU by default (see `worker_cpus` for why, and when not to).
+
 Processes are started with "forkserver" (never fork): safe when JAX or CUDA is already loaded. As with
 any non-fork start method, a script creating a pool needs the `if __name__ == "__main__":` guard, and a
 custom env factory must be importable (defined at module level) so workers can unpickle it.
@@ -50,11 +52,14 @@ def make_pool(
     num_workers: int | None = None,
     seed: int = 0,
     obs_keys=None,
+    *,
+    pin_workers: bool = True,
 ) -> "ActorPool":
     """A started pool; call `async_reset()` then `recv()`/`send()` (or `step()`), and `close()` at the end.
 
     `task_or_factory` is a task name (see `motif_jax.envs.TASKS`) or a picklable zero-argument callable
     returning a gymnasium env, e.g. `functools.partial(gymnasium.make, "CartPole-v1")`.
+    `pin_workers`: see `worker_cpus`; pass False when several processes on one machine each run a pool.
     """
     if isinstance(task_or_factory, str):
         from motif_jax.envs import tasks
@@ -63,15 +68,29 @@ def make_pool(
             raise MotifError(f"unknown task {task_or_factory!r}; choose from {', '.join(tasks.TASKS)}")
         keys = tuple(obs_keys) if obs_keys is not None else None
         return ActorPool(TaskEnvFactory(task_or_factory, keys), num_envs, batch_size, num_workers, seed,
-                         obs_keys=None, end_reasons=tuple(tasks.END_REASONS))
+                         obs_keys=None, end_reasons=tuple(tasks.END_REASONS), pin_workers=pin_workers)
     if not callable(task_or_factory):
         raise MotifError(f"make_pool: expected a task name or an env factory, got {type(task_or_factory).__name__}")
-    return ActorPool(task_or_factory, num_envs, batch_size, num_workers, seed, obs_keys=obs_keys)
+    return ActorPool(task_or_factory, num_envs, batch_size, num_workers, seed, obs_keys=obs_keys,
+                     pin_workers=pin_workers)
 
 
 def default_num_workers() -> int:
     """One worker per CPU core this process may run on."""
     return len(os.sched_getaffinity(0))
+
+
+def worker_cpus(num_workers: int) -> list[int]:
+    """The CPU each worker is pinned to: this process's usable CPUs, dealt out in turn.
+
+    Why pin: a worker sleeps between batches, and on a busy machine the scheduler then often wakes it
+    on another core, whose caches hold none of its NetHack state (several MB per worker); pinned, it
+    keeps its core's caches. Measured on a loaded 2-core machine: about 10% less CPU per step.
+    Every pool deals from the first usable CPU, so separate processes that each run a pool should
+    either restrict their CPU affinity to disjoint sets or pass `pin_workers=False`.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    return [cpus[i % len(cpus)] for i in range(num_workers)]
 
 
 def check_sizes(num_envs, batch_size, num_workers) -> tuple[int, int, int]:
@@ -125,7 +144,7 @@ class ActorPool:
     """Worker processes stepping `num_envs` envs; envpool's send/recv contract (see module doc)."""
 
     def __init__(self, factory, num_envs, batch_size=None, num_workers=None, seed=0, obs_keys=None,
-                 end_reasons=()):
+                 end_reasons=(), pin_workers=True):
         self.num_envs, self.batch_size, self.num_workers = check_sizes(num_envs, batch_size, num_workers)
         self.seed = int(seed)
         self._closed = True
@@ -145,6 +164,7 @@ class ActorPool:
         self._spec = dict(factory=factory, seed=self.seed, layout=layout, dict_obs=dict_obs,
                           discrete_action=self._discrete, end_reasons=tuple(end_reasons))
         self._nle_stats = bool(end_reasons)
+        self._cpus = worker_cpus(self.num_workers) if pin_workers else [None] * self.num_workers
 
         self._state = np.full(self.num_envs, _UNSTARTED, np.int8)
         self._in_flight = 0  # envs _RUNNING or _READY
@@ -295,9 +315,9 @@ class ActorPool:
         if self._discrete:
             if actions.dtype.kind not in "iu":
                 raise MotifError(f"actions must be integers for a Discrete action space, got dtype {actions.dtype}")
-            n = int(self.action_space.n)
-            if count and (actions.min() < 0 or actions.max() >= n):
-                raise MotifError(f"actions must lie in [0, {n}), got {actions.tolist()}")
+            n, values = int(self.action_space.n), actions.tolist()  # for small batches 4x cheaper than min/max
+            if count and (min(values) < 0 or max(values) >= n):
+                raise MotifError(f"actions must lie in [0, {n}), got {values}")
         elif not np.can_cast(actions.dtype, self._actions.dtype, "same_kind"):
             raise MotifError(f"actions of dtype {actions.dtype} do not fit the action space dtype {self._actions.dtype}")
         return actions
@@ -372,7 +392,8 @@ class ActorPool:
         self.restarts += 1
 
     def _start_worker(self, index, env_ids, wait, restarted=False, abort_now=()) -> _Worker:
-        spec = WorkerSpec(index=index, env_ids=env_ids, restarted=restarted, abort_now=abort_now, **self._spec)
+        spec = WorkerSpec(index=index, env_ids=env_ids, restarted=restarted, abort_now=abort_now,
+                          cpu=self._cpus[index], **self._spec)
         commands_r, commands_w = self._ctx.Pipe(duplex=False)
         status_r, status_w = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(

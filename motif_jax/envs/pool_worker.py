@@ -56,6 +56,7 @@ class WorkerSpec:
     end_reasons: tuple[str, ...] = ()  # names of end_reason indices (NLE tasks); empty for generic envs
     restarted: bool = False  # replaces a crashed worker: every env's next reply reports the episode aborted
     abort_now: tuple[int, ...] = field(default=())  # local ids whose step was lost in the crash: report at once
+    cpu: int | None = None  # the CPU to run on (see pool.worker_cpus); None: wherever the scheduler likes
 
 
 def episode_seed(seed: int, env_id: int, episode: int) -> int:
@@ -66,6 +67,8 @@ def episode_seed(seed: int, env_id: int, episode: int) -> int:
 def worker_main(spec: WorkerSpec, block, commands, results, status) -> None:
     """Process entry point. Reports startup success (or the traceback) on `status`, then serves."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes us
+    if spec.cpu is not None:
+        os.sched_setaffinity(0, {spec.cpu})
     try:
         actor = _Actor(spec, block)
     except BaseException:
