@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import jax
+
 from motif_jax import config as config_io
 from motif_jax import parallel
 from motif_jax.reward.model import PRESETS
@@ -57,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     history = train_reward(args.dataset, args.annotator, args.out, config, resume=args.resume,
                            progress=not args.no_progress and sys.stderr.isatty())
+    if jax.process_index() != 0:  # the other processes of a multi-host job stay quiet
+        return 0
     if history:
         print(f"reward model saved under {args.out} (val_acc {history[-1]['val_acc']})")
     else:

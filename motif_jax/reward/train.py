@@ -227,9 +227,14 @@ def train_reward(
     log: Callable[[str], None] | None = print,
 ) -> list[dict[str, Any]]:
     """Train (or resume) and return this call's per-epoch metrics. Every epoch ends in a checkpoint
-    under ``out_dir/checkpoints`` holding weights, optimizer state and normalisation stats."""
+    under ``out_dir/checkpoints`` holding weights, optimizer state and normalisation stats.
+
+    With several processes every one must call this (each feeds its rows and joins every save);
+    only process 0 logs, shows progress and writes metrics, so a job prints each line once."""
     from motif_jax.data import open_dataset
 
+    if jax.process_index() != 0:
+        progress, log = False, None
     config.validate()
     model = config.model_config()
     ds = open_dataset(dataset)
@@ -356,7 +361,7 @@ def _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_
             ckpt.save(record["step"], state, meta)
             metrics_log.write(record)
             history.append(record)
-            if log and jax.process_index() == 0:
+            if log:
                 log(_summary_line(record, config.epochs))
     return history
 
