@@ -4,9 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from motif_jax.agent.config import ModelConfig, resolve_config
-from motif_jax.agent.networks import OUTSIDE_MAP, crop_around, make_policy
+from motif_jax.agent.networks import OUTSIDE_MAP, EmbedPatchConv, crop_around, make_policy
 
 NLE_SPEC = {"glyphs": ((21, 79), np.int16), "blstats": ((27,), np.int64), "message": ((256,), np.uint8)}
 VEC_SPEC = {"obs": ((3,), np.float32)}
@@ -72,3 +73,18 @@ def test_atari_encoder_shapes():
     policy = make_policy(c, spec, 4, seed=0)
     logits, values, _ = policy.unroll(random_obs(spec, 1, 2), jnp.zeros((1, 2), bool), policy.initial_state(1))
     assert logits.shape == (1, 2, 4) and values.shape == (1, 2)
+
+
+@pytest.mark.parametrize("batch", [1, 40])  # 1: embed-then-matmul path; 40: per-offset table path
+def test_embed_patch_conv_equals_strided_conv_of_the_embedding(batch):
+    vocab, pad_id = 100, 99
+    layer = EmbedPatchConv(4, 5, (3, 3), pad_id, nnx.Rngs(0))
+    table = jax.random.normal(jax.random.key(1), (vocab, 4))
+    ids = jax.random.randint(jax.random.key(2), (batch, 7, 8), 0, vocab - 1)
+    out = layer(table, ids)
+    padded = jnp.pad(ids, ((0, 0), (0, 2), (0, 1)), constant_values=pad_id)  # 7x8 -> 9x9
+    kernel = layer.dense.kernel[...].reshape(3, 3, 4, 5)
+    expected = jax.lax.conv_general_dilated(table[padded], kernel, (3, 3), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer.dense.bias[...]
+    assert out.shape == (batch, 3, 3, 5)
+    np.testing.assert_allclose(out, expected, atol=1e-5)

@@ -4,14 +4,12 @@ import json
 
 import jax
 import numpy as np
-import pytest
 
 from motif_jax.agent.config import resolve_config
 from motif_jax.agent.policy import load_policy
 from motif_jax.agent.trainer import Trainer
 from motif_jax.checkpoint import Checkpointer
 from motif_jax.cli import main
-from motif_jax.errors import MotifError
 
 
 def cartpole(steps, *overrides):

@@ -23,12 +23,19 @@ from motif_jax.agent.rollout import SegmentBuilder
 EPISODE_KEYS = ("return", "length", "score", "max_dlvl", "success")
 
 
-def make_act_fn(graphdef):
-    """Jitted ``(params, obs, first, state, key, greedy) -> (actions, logp, new_state)``."""
+def make_act_fn(graphdef, treedef):
+    """Jitted ``(param_leaves, obs, first, state, key, step, greedy) -> (actions, logp, new_state)``.
 
-    def act(params, obs, first, state, key, greedy):
+    Parameters travel as a flat list of arrays (``jax.tree.leaves``): flattening
+    an nnx State at every call costs more host time than a small CPU forward
+    pass. Sampling uses ``fold_in(key, step)`` inside the jit, so acting runs no
+    eager random ops between steps.
+    """
+
+    def act(leaves, obs, first, state, key, step, greedy):
+        params = jax.tree.unflatten(treedef, leaves)
         logits, _, state = nnx.merge(graphdef, params).step(obs, first, state)
-        sampled = jax.random.categorical(key, logits)
+        sampled = jax.random.categorical(jax.random.fold_in(key, step), logits)
         actions = jnp.where(greedy, jnp.argmax(logits, -1), sampled)
         logp = jnp.take_along_axis(jax.nn.log_softmax(logits), actions[:, None], -1)[:, 0]
         return actions.astype(jnp.int32), logp, state
@@ -45,11 +52,12 @@ class ParamStore:
 
     def publish(self, params, version: int) -> None:
         # A copy: the learner donates its buffers to the next update.
-        params = jax.tree.map(lambda x: jnp.array(x, copy=True), jax.device_put(params, self.device))
+        leaves = [jnp.array(x, copy=True) for x in jax.device_put(jax.tree.leaves(params), self.device)]
         with self._lock:
-            self.params, self.version = params, version
+            self.params, self.version = leaves, version
 
     def get(self):
+        """(parameter leaves in ``jax.tree.leaves`` order, version)."""
         with self._lock:
             return self.params, self.version
 
@@ -72,11 +80,12 @@ class ActorStats:
 
 
 class RolloutWorker:
-    def __init__(self, pool, graphdef, store: ParamStore, rows: int, rollout: int, obs_spec: dict,
+    def __init__(self, pool, graphdef, param_treedef, store: ParamStore, rows: int, rollout: int, obs_spec: dict,
                  policy_keys, state_size: int, seed: int):
         self.pool, self.store, self.rows = pool, store, rows
         self.policy_keys = tuple(policy_keys)
-        self.act = make_act_fn(graphdef)
+        self.act = make_act_fn(graphdef, param_treedef)
+        self.steps = 0
         self.builder = SegmentBuilder(pool.num_envs, rollout, obs_spec, state_size)
         self.state = np.zeros((pool.num_envs, state_size), np.float32)
         self.first = np.ones(pool.num_envs, bool)
@@ -106,9 +115,9 @@ class RolloutWorker:
         first = self.first[ids]
         state_before = self.state[ids]
         self.builder.observe(ids, obs, rew, term, ended, first, state_before)
-        self.key, sub = jax.random.split(self.key)
         policy_obs = {k: obs[k] for k in self.policy_keys}
-        actions, logp, state = self.act(params, policy_obs, first, state_before, sub, False)
+        actions, logp, state = self.act(params, policy_obs, first, state_before, self.key, np.int32(self.steps), False)
+        self.steps += 1
         actions, logp, state = jax.device_get((actions, logp, state))
         self.builder.record(ids, actions, logp)
         self.state[ids] = state

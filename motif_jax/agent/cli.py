@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 from motif_jax.agent.config import PRESETS, resolve_config
+from motif_jax.config import load_yaml
+from motif_jax.errors import MotifError
 
 # flag dest -> config key
 FLAG_KEYS = {
@@ -40,9 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
+    """The run's config; with ``--resume``, the run's saved config.yaml with the flags given again on top."""
     flags = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if dest != "preset"}
     flags["run.sync"] = args.sync
-    return resolve_config(args.config, args.preset, args.overrides, flags)
+    base = None
+    if args.resume:
+        if not args.out:
+            raise MotifError("--resume needs --out RUN: the run directory to continue")
+        saved = Path(args.out) / "config.yaml"
+        if saved.is_file():
+            base = load_yaml(saved)
+    return resolve_config(args.config, args.preset, args.overrides, flags, base=base)
 
 
 def run(args: argparse.Namespace) -> int:

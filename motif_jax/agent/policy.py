@@ -45,8 +45,9 @@ class Policy:
         self.num_actions = int(meta["num_actions"])
         self.env_steps = int(meta["env_steps"])
         self.params = params
+        self._leaves = jax.tree.leaves(params)
         self._state_size = state_size
-        self._act = make_act_fn(graphdef)
+        self._act = make_act_fn(graphdef, jax.tree.structure(params))
 
     def initial_state(self, batch_size: int) -> np.ndarray:
         return np.zeros((batch_size, self._state_size), np.float32)
@@ -54,7 +55,7 @@ class Policy:
     def act(self, obs: dict, state, done, greedy: bool = False, key=None):
         key = jax.random.key(0) if key is None else key
         policy_obs = {k: np.asarray(obs[k]) for k in self.obs_keys}
-        actions, _, state = self._act(self.params, policy_obs, np.asarray(done, bool), state, key, greedy)
+        actions, _, state = self._act(self._leaves, policy_obs, np.asarray(done, bool), state, key, 0, greedy)
         return np.asarray(actions), state
 
 

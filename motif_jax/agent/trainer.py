@@ -20,7 +20,7 @@ import yaml
 from motif_jax import parallel
 from motif_jax.agent.actor import ActorThread, ParamStore, RolloutWorker
 from motif_jax.agent.config import TrainConfig, to_dict
-from motif_jax.agent.envs import is_nethack, make_env_pool
+from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.learner import Learner
 from motif_jax.agent.metrics import MetricsLogger
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
@@ -120,7 +120,8 @@ class Trainer:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
         self.logger = MetricsLogger(self.run_dir, c.run.tensorboard, console, enabled=self.is_main)
         self.store = ParamStore(jax.local_devices()[0])
-        self.worker = RolloutWorker(self.pool, self.learner.graphdef, self.store, c.env.num_envs, c.ppo.rollout,
+        self.worker = RolloutWorker(self.pool, self.learner.graphdef, jax.tree.structure(self.train_state["params"]),
+                                    self.store, c.env.num_envs, c.ppo.rollout,
                                     self.obs_spec, self.policy_keys, model.state_size,
                                     c.seed + 7919 * (1 + jax.process_index()))
 
@@ -143,7 +144,8 @@ class Trainer:
         except (ValueError, KeyError) as e:
             raise MotifError(f"--resume: checkpoint in {self.run_dir} does not fit this config ({e})") from e
         self.train_state = state["train"]
-        self.key = jax.random.wrap_key_data(state["rng"])
+        # Via the host: a restored array is committed to one device, which the mesh-wide update rejects.
+        self.key = jax.random.wrap_key_data(np.asarray(state["rng"]))
         self.progress = Progress(int(meta["env_steps"]), int(meta["updates"]))
 
     # -- loop --------------------------------------------------------------------------------------
