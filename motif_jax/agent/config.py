@@ -108,11 +108,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Cheap on a 2-core CPU: every conv has kernel = stride (fused with its embedding, see
     # networks.EmbedPatchConv), and 64 envs amortise each inference call over 32 envs
-    # (measured: train_over_pool 0.14-0.18 with 32 envs, ~0.25 with 64).
+    # (measured: train_over_pool 0.14-0.18 with 32 envs, ~0.25 with 64). The per-glyph lookups of
+    # the map and crop convs dominate both acting and learning, so they get 4 channels, and the
+    # caption conv 8: an update of 2048 frames takes ~0.08 s instead of 0.13 s, an act call on
+    # 32 envs ~0.7 ms instead of 0.85 ms, and training runs ~6500-7000 instead of ~5600 env steps/s.
     "tiny": {
         "env": {"num_envs": 64},
-        "model": {"kind": "nethack", "core": "gru", "hidden": 64, "glyph_dim": 8, "map_channels": 8,
-                  "map_patch": 3, "crop": 9, "crop_patch": 3, "message_dim": 8, "message_channels": 16,
+        "model": {"kind": "nethack", "core": "gru", "hidden": 64, "glyph_dim": 8, "map_channels": 4,
+                  "map_patch": 3, "crop": 9, "crop_patch": 3, "message_dim": 8, "message_channels": 8,
                   "message_patch": 4, "torso": 64},
         "ppo": {"rollout": 32, "minibatches": 2, "epochs": 1},
         "run": {"checkpoint_every": 10_000},
