@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default="score", help="task name or envpool:<EnvName>")
     parser.add_argument("--config", help="optional YAML config (as for motif train)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase (pool, then training)")
+    parser.add_argument("--seconds", type=float, default=60.0,
+                        help="length of the training phase; the pool is measured for half of it before and after")
+    parser.add_argument("--reward", help="reward-model run dir: train with the intrinsic reward (default: none)")
     parser.add_argument("--json", help="write the result here")
 
 
@@ -61,13 +63,18 @@ def train_steps_per_second(timeline: list[tuple[float, int]]) -> float:
 
 def run(args: argparse.Namespace) -> int:
     overrides = ["run.tensorboard=false", "run.checkpoint_every=10000000000", *args.overrides]
-    config = resolve_config(args.config, args.preset, overrides, {"task": args.env, "steps": 10**9, "reward.llm_coef": 0})
-    pool_sps = pool_steps_per_second(config, args.seconds)
+    reward = {"reward.path": args.reward} if args.reward else {"reward.llm_coef": 0}
+    config = resolve_config(args.config, args.preset, overrides, {"task": args.env, "steps": 10**9, **reward})
+    # The pool ceiling drifts with machine load: measure it on both sides of training and average.
+    pool_before = pool_steps_per_second(config, args.seconds / 2)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, run_dir, console=False)
         trainer.train(max_seconds=args.seconds)
         train_sps = train_steps_per_second(trainer.timeline)
+    pool_after = pool_steps_per_second(config, args.seconds / 2)
+    pool_sps = (pool_before + pool_after) / 2
     result = {"train_sps": train_sps, "pool_sps": pool_sps, "train_over_pool": train_sps / pool_sps,
+              "pool_sps_before": pool_before, "pool_sps_after": pool_after, "llm_coef": config.reward.llm_coef,
               "preset": config.preset, "task": config.task, "num_envs": config.env.num_envs,
               "batch_size": pool_batch_size(config), "rollout": config.ppo.rollout, "seconds": args.seconds,
               "updates": len(trainer.timeline), "sync": config.run.sync, "config": to_dict(config)}
