@@ -29,6 +29,8 @@ def readme_commands(prefix: str) -> list[str]:
 @pytest.mark.parametrize("command", readme_commands("motif "))
 def test_readme_motif_command_parses(command):
     argv = shlex.split(command)[1:]
+    if len(argv) == 1:
+        pytest.skip("a bare command name in prose, not a command line")
     assert argv[0] in COMMANDS, f"README shows unknown command {argv[0]!r}"
     argv = [a for a in argv if a != "..."]
     parse_command(argv)  # SystemExit (argparse error) fails the test
