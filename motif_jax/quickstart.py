@@ -47,7 +47,7 @@ class RewardSection:
 class TrainSection:
     config: str = "score.yaml"  # relative to the quick start config's folder
     preset: str = "tiny"
-    steps: int = 80_000
+    steps: int = 300_000
     extra: list[str] = dataclasses.field(default_factory=list)  # more `motif train` flags
 
 
