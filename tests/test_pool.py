@@ -44,6 +44,15 @@ class SleepyEnv(CountdownEnv):
         return np.array([0]), 0.0, False, False, {}
 
 
+class HangingEnv(CountdownEnv):
+    """Action 1 never returns: a stand-in for an env stuck in an endless loop."""
+
+    def step(self, action):
+        if action == 1:
+            time.sleep(3600)
+        return super().step(action)
+
+
 def exits(pid: int, timeout: float = 5.0) -> bool:
     """Whether process `pid` is gone (reaped) within `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -171,6 +180,20 @@ def test_killed_worker_is_restarted_and_its_envs_come_back_aborted():
         assert info["elapsed_step"][info["env_id"] == 0] == 0  # a fresh episode after the aborted one
 
 
+def test_hung_worker_is_killed_and_restarted():
+    with make_pool(HangingEnv, num_envs=2, num_workers=2, step_timeout_s=0.5) as pool:
+        pool.async_reset()
+        *_, info = pool.recv()
+        hung = pool.worker_pids[0]
+        with pytest.warns(RuntimeWarning, match="no result for 0.5 s"):
+            _, _, term, trunc, info = pool.step(np.array([1, 0]), np.array([0, 1]))
+        assert exits(hung) and pool.restarts == 1
+        order = np.argsort(info["env_id"])
+        assert trunc[order].tolist() == [True, False] and not term.any()
+        _, _, term, trunc, info = pool.step(np.zeros(2, np.int64), info["env_id"])
+        assert not (term | trunc).any()
+
+
 def test_workers_are_pinned_to_the_usable_cpus_in_turn():
     usable = sorted(os.sched_getaffinity(0))
     with make_pool(CARTPOLE, num_envs=3, num_workers=3) as pool:
@@ -200,6 +223,7 @@ def test_close_leaves_no_child_processes():
         (dict(num_envs=0), "num_envs"),
         (dict(num_envs=2, num_workers=3), "num_workers"),
         (dict(num_envs=2, obs_keys=("nope",)), "obs_keys"),
+        (dict(num_envs=2, step_timeout_s=0), "step_timeout_s"),
     ],
 )
 def test_bad_construction_arguments(kwargs, match):

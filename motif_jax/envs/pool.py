@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import select
 import time
+import warnings
 import weakref
 from array import array
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ _UNSTARTED, _IDLE, _RUNNING, _READY = range(4)  # _IDLE: the caller holds its re
 _STOP_CODE = array("H", [STOP]).tobytes()
 # More crashes than this within the window means a broken env, not bad luck: stop restarting.
 _MAX_CRASHES, _CRASH_WINDOW_S = 5, 60.0
+# An NLE step takes microseconds and a reset milliseconds: minutes of silence mean a hung worker.
+DEFAULT_STEP_TIMEOUT_S = 120.0
 
 
 def make_pool(
@@ -54,12 +57,15 @@ def make_pool(
     obs_keys=None,
     *,
     pin_workers: bool = True,
+    step_timeout_s: float | None = DEFAULT_STEP_TIMEOUT_S,
 ) -> "ActorPool":
     """A started pool; call `async_reset()` then `recv()`/`send()` (or `step()`), and `close()` at the end.
 
     `task_or_factory` is a task name (see `motif_jax.envs.TASKS`) or a picklable zero-argument callable
     returning a gymnasium env, e.g. `functools.partial(gymnasium.make, "CartPole-v1")`.
     `pin_workers`: see `worker_cpus`; pass False when several processes on one machine each run a pool.
+    `step_timeout_s`: a worker that owes results and sends none for this long is taken for hung, killed
+    and restarted like a crashed one (its envs come back truncated); None waits forever.
     """
     if isinstance(task_or_factory, str):
         from motif_jax.envs import tasks
@@ -68,11 +74,12 @@ def make_pool(
             raise MotifError(f"unknown task {task_or_factory!r}; choose from {', '.join(tasks.TASKS)}")
         keys = tuple(obs_keys) if obs_keys is not None else None
         return ActorPool(TaskEnvFactory(task_or_factory, keys), num_envs, batch_size, num_workers, seed,
-                         obs_keys=None, end_reasons=tuple(tasks.END_REASONS), pin_workers=pin_workers)
+                         obs_keys=None, end_reasons=tuple(tasks.END_REASONS), pin_workers=pin_workers,
+                         step_timeout_s=step_timeout_s)
     if not callable(task_or_factory):
         raise MotifError(f"make_pool: expected a task name or an env factory, got {type(task_or_factory).__name__}")
     return ActorPool(task_or_factory, num_envs, batch_size, num_workers, seed, obs_keys=obs_keys,
-                     pin_workers=pin_workers)
+                     pin_workers=pin_workers, step_timeout_s=step_timeout_s)
 
 
 def default_num_workers() -> int:
@@ -144,8 +151,11 @@ class ActorPool:
     """Worker processes stepping `num_envs` envs; envpool's send/recv contract (see module doc)."""
 
     def __init__(self, factory, num_envs, batch_size=None, num_workers=None, seed=0, obs_keys=None,
-                 end_reasons=(), pin_workers=True):
+                 end_reasons=(), pin_workers=True, step_timeout_s=DEFAULT_STEP_TIMEOUT_S):
         self.num_envs, self.batch_size, self.num_workers = check_sizes(num_envs, batch_size, num_workers)
+        if step_timeout_s is not None and not step_timeout_s > 0:
+            raise MotifError(f"step_timeout_s must be positive or None, got {step_timeout_s!r}")
+        self._timeout_ms = None if step_timeout_s is None else int(1000 * step_timeout_s)
         self.seed = int(seed)
         self._closed = True
         self.observation_space, self.action_space, dict_obs = _probe_spaces(factory, obs_keys)
@@ -350,6 +360,8 @@ class ActorPool:
             try:
                 data = os.read(self._results_fd, need)
             except BlockingIOError:
+                if chunks:  # so that a restart or a hang check sees these envs as done
+                    self._state[np.frombuffer(b"".join(chunks), np.int32)] = _READY
                 self._wait()
                 continue
             chunks.append(data)
@@ -357,9 +369,21 @@ class ActorPool:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _wait(self) -> None:
-        for fd, _ in self._poll.poll():
+        events = self._poll.poll(self._timeout_ms)
+        if not events:
+            self._kill_hung_workers()
+        for fd, _ in events:
             if fd != self._results_fd:
                 self._restart(self._fd_to_worker[fd])
+
+    def _kill_hung_workers(self) -> None:
+        """No result for `step_timeout_s`: kill every worker that owes one; `_wait` then restarts them."""
+        owing = {int(w) for w in self._worker_of[self._state == _RUNNING]}
+        for index in sorted(owing):
+            process = self._workers[index].process
+            warnings.warn(f"actor worker {process.name} (pid {process.pid}) sent no result for "
+                          f"{self._timeout_ms / 1000:g} s: killing and restarting it", RuntimeWarning, stacklevel=4)
+            process.kill()
 
     def _watch(self, index: int, worker: _Worker) -> None:
         self._poll.register(worker.process.sentinel, select.POLLIN)

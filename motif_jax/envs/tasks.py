@@ -23,7 +23,9 @@ from nle.env.tasks import TASK_ACTIONS
 from motif_jax.envs import nle_rules
 from motif_jax.errors import MotifError
 
-DEFAULT_OBS_KEYS = ("glyphs", "blstats", "message", "tty_chars", "tty_colors")
+# What the agent reads. The 24x80 terminal (tty_chars, tty_colors) costs NLE a render per step and
+# doubles the bytes per observation; ask for it where it is needed (collection, recordings).
+DEFAULT_OBS_KEYS = ("glyphs", "blstats", "message")
 END_REASONS = ("none", "death", "success", "time_limit", "aborted")
 DEFAULT_MAX_EPISODE_STEPS = 5000
 
