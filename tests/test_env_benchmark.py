@@ -10,7 +10,8 @@ from motif_jax.errors import MotifError
 
 def test_ratios_divide_the_pool_by_each_baseline():
     r = benchmark.ratios({"pool_sps": 30.0, "raw_sps": 40.0, "raw_round_robin_sps": 20.0, "gymnasium_sps": None})
-    assert r == {"pool_over_raw": 0.75, "pool_over_raw_round_robin": 1.5, "pool_over_gymnasium": None}
+    assert r == {"pool_over_raw": 0.75, "pool_over_raw_round_robin": 1.5, "pool_over_gymnasium": None,
+                 "raw_round_robin_over_raw": 0.5}
 
 
 def parse(*argv):

@@ -89,13 +89,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def ratios(result: dict) -> dict:
-    """pool_over_raw, pool_over_raw_round_robin and pool_over_gymnasium (None where a side is missing)."""
-    def over(other):
-        value = result.get(other)
-        return round(result["pool_sps"] / value, 3) if value else None
+    """The pool over each baseline, and the round-robin ceiling over raw: the most any pool that steps
+    num_envs/num_workers envs per process in turn can reach (None where a side is missing)."""
+    def over(top, bottom):
+        a, b = result.get(top), result.get(bottom)
+        return round(a / b, 3) if a and b else None
 
-    return {"pool_over_raw": over("raw_sps"), "pool_over_raw_round_robin": over("raw_round_robin_sps"),
-            "pool_over_gymnasium": over("gymnasium_sps")}
+    return {"pool_over_raw": over("pool_sps", "raw_sps"),
+            "pool_over_raw_round_robin": over("pool_sps", "raw_round_robin_sps"),
+            "pool_over_gymnasium": over("pool_sps", "gymnasium_sps"),
+            "raw_round_robin_over_raw": over("raw_round_robin_sps", "raw_sps")}
 
 
 def machine_info() -> dict:

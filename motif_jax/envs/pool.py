@@ -6,7 +6,9 @@ done over a pipe with a few bytes per env; the parent never pickles an observati
 back the first `batch_size` envs that are ready, so with `batch_size < num_envs` the other envs keep
 stepping while the caller computes its next actions.
 
-Workers are pinned one per usable CPU by default (see `worker_cpus` for why, and when not to).
+Workers are pinned one per usable CPU by default (see `worker_cpus` for why, and when not to). A worker
+that dies, or owes results and sends none for `step_timeout_s`, is replaced; its unfinished envs come
+back truncated with end reason "aborted" and the pool keeps serving.
 
 Processes are started with "forkserver" (never fork): safe when JAX or CUDA is already loaded. As with
 any non-fork start method, a script creating a pool needs the `if __name__ == "__main__":` guard, and a
