@@ -8,8 +8,8 @@ shared machine even when absolute numbers are noisy:
   processes are pinned to the same CPUs as the pool's workers (see `pool.worker_cpus`), so the pool
   gains nothing from pinning that the ceiling lacks;
 - raw round-robin: the same, but each process steps num_envs/num_workers task envs in turn, as a pool
-  worker must. Each NLE instance loads a private copy of libnethack.so, so interleaving instances in one
-  process costs cache misses that no pool design avoids; this number shows that ceiling;
+  worker must. Eight NetHack states do not fit a core's L2 cache, so interleaving instances costs cache
+  misses that no pool design avoids; this number is that ceiling (`raw_round_robin_over_raw`);
 - gymnasium: `AsyncVectorEnv(shared_memory=True)` over the same task and env count.
 """
 
@@ -122,6 +122,9 @@ def results_table(result: dict):
         value = result.get(key)
         table.add_row(label, f"{value:,.0f}" if value else result.get("gymnasium_note", "-"),
                       f"{result[ratio]:.2f}" if ratio and result.get(ratio) else "")
+    if result.get("raw_round_robin_over_raw"):
+        table.caption = (f"round-robin / raw = {result['raw_round_robin_over_raw']:.2f}: the most a pool stepping "
+                         "its envs in turn can reach on these cores")
     return table
 
 
