@@ -13,7 +13,7 @@ from rich.console import Console
 from motif_jax.config import apply_overrides, load_yaml
 from motif_jax.errors import MotifError
 
-BACKENDS = ("score", "return", "llamacpp", "openai", "vllm")
+BACKENDS = ("score", "return", "rules", "llamacpp", "openai", "vllm")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="logprob mode: |P(first) - 0.5| <= band is a tie")
     parser.add_argument("--model", help="GGUF file (llamacpp), served model name (openai), HF id (vllm)")
     parser.add_argument("--name", help="annotator name (default <model>_<goal>_<template>[_logprob][_both])")
+    parser.add_argument("--judge", help="rules backend: judge YAML file or a name in configs/judges/ (default nethack)")
     work = parser.add_argument_group("work split and resumption")
     work.add_argument("--num-chunks", type=int, default=1)
     work.add_argument("--chunk", type=int, default=0)
@@ -139,11 +140,30 @@ def run(args: argparse.Namespace) -> int:
         name = args.name or args.backend
         print(f"annotator: {name}", flush=True)
         stats = annotate_baseline(ds, args.backend, name, options, score_key=args.score_key)
+    elif args.backend == "rules":
+        stats = _run_rules(args, ds, options)
     else:
         stats = _run_llm(args, ds, options)
-    console.print(summary_table(stats, llm=args.backend not in ("score", "return")))
+    console.print(summary_table(stats, llm=args.backend not in ("score", "return", "rules")))
     print(f"wrote {ds.path / 'preference' / (stats.name + '.npy')}")
+    from motif_jax.annotate.agreement import describe, judge_comparisons
+
+    for llm, judge, result in judge_comparisons(ds, stats.name):
+        print(describe(llm, judge, result))
     return 0
+
+
+def _run_rules(args, ds, options):
+    from motif_jax.annotate.rules import annotate_rules, default_name, load_table, resolve_judge_path
+    from motif_jax.annotate.runner import check_settings
+
+    table = load_table(args.judge, args.goal)
+    path = resolve_judge_path(args.judge)
+    name = args.name or default_name(args.judge, args.goal)
+    print(f"annotator: {name}", flush=True)
+    check_settings(ds.path / "preference" / f"{name}.json",
+                   {"backend": "rules", "judge": path.name, "goal": args.goal}, overwrite=True)
+    return annotate_rules(ds, table, name, options)
 
 
 def _run_llm(args, ds, options):

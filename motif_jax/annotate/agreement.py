@@ -1,0 +1,61 @@
+"""How often two annotators agree on the same pairs: an LLM's labels measured against a rules judge.
+
+Only pairs on which both give a preference (label 0 or 1) count towards the agreement rate: a tie
+or an unknown says nothing about which caption is better. How often the two disagree on whether
+there is a preference at all is reported next to it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FIRST, SECOND, TIE, UNKNOWN = 0, 1, 2, 3
+
+
+def agreement(labels_a, labels_b) -> dict:
+    """Agreement of two (N,) label arrays on the pairs both decided; ``rate`` is NaN when there are none."""
+    a, b = np.asarray(labels_a), np.asarray(labels_b)
+    if a.shape != b.shape:
+        raise ValueError(f"label arrays differ in shape: {a.shape} vs {b.shape}")
+    decided_a, decided_b = a <= SECOND, b <= SECOND
+    both = decided_a & decided_b
+    agree = int(np.sum(a[both] == b[both]))
+    n = int(both.sum())
+    return {"pairs": int(a.size), "both_decided": n, "agree": agree,
+            "rate": agree / n if n else float("nan"),
+            "only_a_decided": int(np.sum(decided_a & (b == TIE))),
+            "only_b_decided": int(np.sum(decided_b & (a == TIE)))}
+
+
+def annotator_backend(dataset_path: str | Path, name: str) -> str | None:
+    """The backend recorded in ``preference/<name>.json`` (None for files without settings)."""
+    path = Path(dataset_path) / "preference" / f"{name}.json"
+    try:
+        return json.loads(path.read_text()).get("backend")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def judge_comparisons(ds, name: str) -> list[tuple[str, str, dict]]:
+    """(LLM annotator, rules annotator, agreement) for ``name`` against every annotator of the other
+    kind in the dataset: rules judges when ``name`` is an LLM's labels, LLMs when it is a judge's."""
+    mine = annotator_backend(ds.path, name)
+    if mine is None or mine in ("score", "return"):
+        return []
+    out = []
+    for other in ds.annotators:
+        theirs = annotator_backend(ds.path, other)
+        if other == name or theirs is None or theirs in ("score", "return") or (theirs == "rules") == (mine == "rules"):
+            continue
+        llm, judge = (other, name) if mine == "rules" else (name, other)
+        out.append((llm, judge, agreement(ds.labels(llm), ds.labels(judge))))
+    return out
+
+
+def describe(llm: str, judge: str, result: dict) -> str:
+    rate = "n/a" if result["both_decided"] == 0 else f"{result['rate']:.1%}"
+    return (f"agreement {llm} vs {judge}: {rate} of {result['both_decided']} pairs both decided "
+            f"({result['only_a_decided']} decided only by {llm}, {result['only_b_decided']} only by {judge})")

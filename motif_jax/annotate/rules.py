@@ -1,0 +1,152 @@
+"""The `rules` judge: caption patterns with utilities, one table per goal, read from a YAML file.
+
+Why: where no strong LLM can run (a CPU, a test) the pipeline still needs preferences that are
+known to be sensible, and an LLM's labels need a yardstick. A rules judge is both: transparent,
+deterministic and instant. The caption with the higher utility is preferred; equal utilities tie.
+
+File format (``configs/judges/nethack.yaml`` is the shipped example)::
+
+    goals:
+      defaultgoal:
+        unmatched: 0            # utility of a caption no rule matches (optional, default 0)
+        rules:                  # [utility, regex]; every rule that matches adds its utility once
+          - [3, "You (kill|destroy) "]
+          - [-1, "It's a wall"]
+
+A caption's utility is the sum over the rules whose regex (Python ``re.search``, case-sensitive)
+matches it, or ``unmatched`` when none does. The empty caption always has utility 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from motif_jax.config import load_yaml
+from motif_jax.errors import MotifError
+
+GOALS = ("defaultgoal", "zeroknowledge", "combat", "gold", "stairs")
+
+
+def judges_dir() -> Path:
+    """`configs/judges/` of this checkout (the package lives next to `configs/`)."""
+    return Path(__file__).resolve().parents[2] / "configs" / "judges"
+
+
+DEFAULT_JUDGE = "nethack"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    utility: float
+    pattern: re.Pattern
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """The rules of one goal."""
+
+    goal: str
+    rules: tuple[Rule, ...]
+    unmatched: float = 0.0
+
+    def utility(self, caption: str) -> float:
+        if not caption.strip():
+            return 0.0
+        hits = [r.utility for r in self.rules if r.pattern.search(caption)]
+        return float(sum(hits)) if hits else float(self.unmatched)
+
+    def matches(self, caption: str) -> list[tuple[float, str]]:
+        """(utility, regex) of every rule matching ``caption``: why it got its utility."""
+        return [(r.utility, r.pattern.pattern) for r in self.rules if r.pattern.search(caption)]
+
+
+def resolve_judge_path(judge: str | Path | None) -> Path:
+    """A judge file: a path, or the name of a file in `configs/judges/` (default ``nethack``)."""
+    judge = str(judge or DEFAULT_JUDGE)
+    path = Path(judge)
+    if path.is_file():
+        return path
+    shipped = judges_dir() / f"{judge}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise MotifError(f"judge {judge!r}: no such file (and no {shipped.name} in configs/judges/)")
+
+
+def load_table(judge: str | Path | None, goal: str) -> Table:
+    """The table of ``goal`` in a judge file, validated with errors naming the file and field."""
+    path = resolve_judge_path(judge)
+    data = load_yaml(path)
+    goals = data.get("goals")
+    if not isinstance(goals, dict) or not goals:
+        raise MotifError(f"{path}: expected a mapping 'goals: {{goal: {{rules: [...]}}}}'")
+    if goal not in goals:
+        raise MotifError(f"{path}: no table for goal {goal!r} (have: {', '.join(goals)})")
+    return parse_table(goals[goal], goal, f"{path}: goals.{goal}")
+
+
+def parse_table(section, goal: str, where: str) -> Table:
+    if not isinstance(section, dict) or not isinstance(section.get("rules"), list):
+        raise MotifError(f"{where}: expected a mapping with a 'rules' list")
+    unknown = sorted(set(section) - {"rules", "unmatched", "about"})
+    if unknown:
+        raise MotifError(f"{where}: unknown key(s) {', '.join(unknown)}; expected rules, unmatched, about")
+    rules = []
+    for i, item in enumerate(section["rules"]):
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (int, float))
+                and not isinstance(item[0], bool) and isinstance(item[1], str)):
+            raise MotifError(f"{where}.rules[{i}]: expected [utility, regex], got {item!r}")
+        try:
+            pattern = re.compile(item[1])
+        except re.error as e:
+            raise MotifError(f"{where}.rules[{i}]: bad regex {item[1]!r} ({e})") from e
+        rules.append(Rule(float(item[0]), pattern))
+    unmatched = section.get("unmatched", 0)
+    if not isinstance(unmatched, (int, float)) or isinstance(unmatched, bool):
+        raise MotifError(f"{where}.unmatched: expected a number, got {unmatched!r}")
+    return Table(goal, tuple(rules), float(unmatched))
+
+
+def caption_utilities(table: Table, captions: list[tuple[str, str]]) -> np.ndarray:
+    """(N, 2) utilities of the pair members; each distinct caption is scored once."""
+    memo: dict[str, float] = {}
+    out = np.empty((len(captions), 2), np.float64)
+    for i, pair in enumerate(captions):
+        for j, caption in enumerate(pair):
+            if caption not in memo:
+                memo[caption] = table.utility(caption)
+            out[i, j] = memo[caption]
+    return out
+
+
+def default_name(judge: str | Path | None, goal: str) -> str:
+    """``rules-<judge file stem>_<goal>``, e.g. ``rules-nethack_gold``."""
+    return f"rules-{resolve_judge_path(judge).stem}_{goal}"
+
+
+def annotate_rules(ds, table: Table, name: str, options=None, block: int = 65536):
+    """Label this chunk's pairs into ``preference/<name>.npy``. Instant and deterministic, so every
+    row of the chunk is (re)written: nothing stays unknown."""
+    from motif_jax.annotate.pairs import chunk_range
+    from motif_jax.annotate.runner import RunOptions, RunStats, pair_captions
+    from motif_jax.annotate.verdict import compare_values
+
+    options = options or RunOptions()
+    rows = chunk_range(len(ds), options.num_chunks, options.chunk)
+    labels = ds.open_labels(name, overwrite=options.overwrite and options.num_chunks == 1)
+    stats = RunStats(name=name, chunk_pairs=len(rows))
+    start = time.perf_counter()
+    for begin in range(rows.start, rows.stop, block):
+        part = np.arange(begin, min(rows.stop, begin + block))
+        labels[part] = compare_values(caption_utilities(table, pair_captions(ds, part)))
+    labels.flush()
+    stats.seconds = time.perf_counter() - start
+    stats.annotated = len(rows)
+    final = np.asarray(labels[rows.start:rows.stop])
+    stats.label_counts = {int(k): int(v) for k, v in sorted(Counter(final.tolist()).items())}
+    return stats

@@ -1,0 +1,1 @@
+"""`motif experiment`: a declared grid of conditions × seeds, each cell trained and evaluated alike."""

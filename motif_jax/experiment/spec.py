@@ -1,0 +1,149 @@
+"""An experiment file: shared steps (datasets, reward models) and a grid of conditions × seeds.
+
+    name: motif-cpu
+    task: score
+    seeds: [0, 1, 2]
+    train: {config: ../cpu.yaml, steps: 1000000, set: [ppo.epochs=4]}
+    evaluate: {episodes: 50, num_envs: 10, seed: 100, max_episode_steps: 5000}
+    datasets:
+      play: {task: score, pairs: 20000, seed: 0}
+    rewards:
+      defaultgoal: {dataset: play, judge: nethack, goal: defaultgoal, preset: tiny, epochs: 3}
+    conditions:
+      random: {policy: random}
+      extrinsic: {extrinsic_coef: 0.1, llm_coef: 0}
+      intrinsic: {reward: defaultgoal, extrinsic_coef: 0, llm_coef: 0.1}
+
+Paths inside (``train.config``) are relative to the experiment file, like ``extends:``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from motif_jax.config import apply_overrides, from_dict, load_yaml
+from motif_jax.errors import MotifError
+
+
+@dataclasses.dataclass
+class TrainSection:
+    config: str = "../cpu.yaml"  # `motif train --config`, relative to the experiment file
+    steps: int = 1_000_000
+    set: list = dataclasses.field(default_factory=list)  # `--set key=value` for every trained cell
+
+
+@dataclasses.dataclass
+class EvaluateSection:
+    episodes: int = 50
+    num_envs: int = 10
+    seed: int = 100  # cell with training seed k plays the episodes of seed `seed + k`
+    max_episode_steps: int = 5000
+
+
+@dataclasses.dataclass
+class DatasetSpec:
+    task: str = "score"
+    pairs: int = 20000
+    seed: int = 0
+    num_envs: int = 8
+    policy: str = "random"
+
+
+@dataclasses.dataclass
+class RewardSpec:
+    dataset: str = ""
+    judge: str = "nethack"  # rules judge file or a name in configs/judges/
+    goal: str = "defaultgoal"
+    preset: str = "tiny"  # reward-model preset
+    epochs: int = 3
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class ConditionSpec:
+    policy: str = "agent"  # agent | random
+    reward: str | None = None  # a `rewards` entry; needed when llm_coef > 0
+    extrinsic_coef: float | None = None
+    llm_coef: float | None = None
+    task: str | None = None  # default: the experiment's task
+    steps: int | None = None  # default: train.steps
+    set: list = dataclasses.field(default_factory=list)
+    label: str | None = None  # name in the table (default: the condition's key)
+
+
+@dataclasses.dataclass
+class Experiment:
+    name: str = "experiment"
+    task: str = "score"
+    seeds: list = dataclasses.field(default_factory=lambda: [0, 1, 2])
+    train: TrainSection = dataclasses.field(default_factory=TrainSection)
+    evaluate: EvaluateSection = dataclasses.field(default_factory=EvaluateSection)
+    datasets: dict = dataclasses.field(default_factory=dict)  # name -> DatasetSpec
+    rewards: dict = dataclasses.field(default_factory=dict)  # name -> RewardSpec
+    conditions: dict = dataclasses.field(default_factory=dict)  # name -> ConditionSpec
+    path: str = ""  # the file it came from (set by `load_experiment`)
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
+    """The experiment in ``path`` (plus ``--set`` overrides), checked field by field."""
+    path = Path(path)
+    data = apply_overrides(load_yaml(path), overrides)
+    where = str(path)
+    for key in ("datasets", "rewards", "conditions"):
+        if not isinstance(data.get(key, {}), dict):
+            raise MotifError(f"{where}: {key} must be a mapping of name -> settings")
+    datasets = {n: from_dict(DatasetSpec, v or {}, f"{where}: datasets.{n}") for n, v in data.pop("datasets", {}).items()}
+    rewards = {n: from_dict(RewardSpec, v or {}, f"{where}: rewards.{n}") for n, v in data.pop("rewards", {}).items()}
+    conditions = {n: from_dict(ConditionSpec, v or {}, f"{where}: conditions.{n}")
+                  for n, v in data.pop("conditions", {}).items()}
+    exp = from_dict(Experiment, data, where)
+    exp.datasets, exp.rewards, exp.conditions, exp.path = datasets, rewards, conditions, str(path)
+    validate(exp)
+    return exp
+
+
+def validate(exp: Experiment) -> None:
+    where = exp.path or "experiment"
+    if not exp.conditions:
+        raise MotifError(f"{where}: conditions is empty; declare at least one")
+    if not exp.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in exp.seeds):
+        raise MotifError(f"{where}: seeds must be a non-empty list of integers, got {exp.seeds!r}")
+    if len(set(exp.seeds)) != len(exp.seeds):
+        raise MotifError(f"{where}: seeds {exp.seeds} repeat a seed")
+    for name in list(exp.conditions) + list(exp.rewards) + list(exp.datasets):
+        if not name or not all(ch.isalnum() or ch in "-_+." for ch in name):
+            raise MotifError(f"{where}: name {name!r}: use letters, digits, '-', '_', '+', '.'")
+    e = exp.evaluate
+    for field in ("episodes", "num_envs", "max_episode_steps"):
+        if getattr(e, field) < 1:
+            raise MotifError(f"{where}: evaluate.{field} must be >= 1")
+    if exp.train.steps < 1:
+        raise MotifError(f"{where}: train.steps must be >= 1")
+    for name, r in exp.rewards.items():
+        if r.dataset not in exp.datasets:
+            raise MotifError(f"{where}: rewards.{name}.dataset {r.dataset!r} is not in datasets "
+                             f"({', '.join(exp.datasets) or 'none declared'})")
+    for name, c in exp.conditions.items():
+        if c.policy not in ("agent", "random"):
+            raise MotifError(f"{where}: conditions.{name}.policy must be agent or random, got {c.policy!r}")
+        if c.reward is not None and c.reward not in exp.rewards:
+            raise MotifError(f"{where}: conditions.{name}.reward {c.reward!r} is not in rewards "
+                             f"({', '.join(exp.rewards) or 'none declared'})")
+        if c.policy == "agent" and (c.llm_coef or 0) > 0 and c.reward is None:
+            raise MotifError(f"{where}: conditions.{name}: llm_coef > 0 needs reward: <a rewards entry>")
+    if exp.train.config:
+        config = train_config_path(exp)
+        if not config.is_file():
+            raise MotifError(f"{where}: train.config {exp.train.config!r} not found ({config})")
+
+
+def train_config_path(exp: Experiment) -> Path:
+    return Path(exp.path).parent / exp.train.config
+
+
+def digest(obj) -> str:
+    """Short stable hash of a JSON-able value: a cell's settings, to detect edits between runs."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
