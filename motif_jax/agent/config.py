@@ -54,7 +54,8 @@ class PPOConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip: float = 0.1
-    clip_value: bool = False
+    clip_value: bool = False  # PPO2-style value clipping with the policy's `clip` as the range
+    value_clip: float = 0.0  # > 0: clip values to ±value_clip around the old ones (the original Motif: 1.0)
     vf_coef: float = 0.5
     ent_coef: float = 0.003
     max_grad_norm: float = 4.0
@@ -73,6 +74,10 @@ class RewardConfig:
     env_clip: float = 10.0
     beta: float = 3.0
     eps_quantile: float = 0.5
+    # Whose caption a transition is rewarded for: "next" (the observation the action led to, so the
+    # action that caused a message gets the credit at once) or "current" (the observation the action
+    # was taken in, as the original Motif code did; its reward is then one step late).
+    caption: str = "next"
 
 
 @dataclasses.dataclass
@@ -199,6 +204,8 @@ def validate(c: TrainConfig) -> None:
          f"env.num_envs ({c.env.num_envs}) must be a multiple of ppo.minibatches ({c.ppo.minibatches})"),
         (c.model.crop % 2 == 1, "model.crop must be odd"),
         (c.steps > 0, "steps must be positive"),
+        (c.reward.caption in ("current", "next"), "reward.caption must be current or next"),
+        (c.ppo.value_clip >= 0, "ppo.value_clip must be >= 0 (0 = off)"),
         (c.reward.llm_coef == 0 or c.reward.path, "reward.llm_coef > 0 needs a reward model: --reward DIR"),
     ]
     for ok, message in checks:

@@ -46,8 +46,10 @@ def total_rewards(batch, reward_params, intrinsic_fn: IntrinsicFn | None, rc: Re
     if intrinsic_fn is None or rc.llm_coef == 0:
         intrinsic = jnp.zeros_like(extrinsic)
     else:
-        messages = batch["obs"]["message"][:, 1:]
-        counts = batch["obs"]["message_count"][:, 1:]
+        # transition t goes from slot t to slot t + 1: reward the caption it led to, or the one it left
+        slots = slice(1, None) if rc.caption == "next" else slice(None, -1)
+        messages = batch["obs"]["message"][:, slots]
+        counts = batch["obs"]["message_count"][:, slots]
         n, t = counts.shape
         r_int = intrinsic_fn(reward_params, messages.reshape(n * t, -1), counts.reshape(n * t))
         intrinsic = rc.llm_coef * r_int.reshape(n, t).astype(jnp.float32)
@@ -94,7 +96,9 @@ class Learner:
         mask = ~mb["ended"]  # a terminal observation's action is a dummy
         adv = ppo.normalize(mb["advantages"], mask) if self.c.norm_adv else mb["advantages"]
         pg_loss, stats = ppo.policy_loss(logp, mb["logp"], adv, self.c.clip, mask)
-        v_loss = ppo.value_loss(values, mb["old_values"], mb["targets"], self.c.clip, self.c.clip_value, mask)
+        v_clip = self.c.value_clip if self.c.value_clip > 0 else self.c.clip
+        v_loss = ppo.value_loss(values, mb["old_values"], mb["targets"], v_clip,
+                                self.c.clip_value or self.c.value_clip > 0, mask)
         ent = ppo.masked_mean(entropy, mask)
         loss = pg_loss + self.c.vf_coef * v_loss - self.c.ent_coef * ent
         return loss, {"loss": loss, "policy_loss": pg_loss, "value_loss": v_loss, "entropy": ent, **stats}

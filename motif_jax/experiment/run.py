@@ -283,6 +283,7 @@ def cell_is_done(cell: Cell) -> bool:
 def run_cell(cell: Cell, advance) -> dict:
     """Train (resuming a killed run) and evaluate one cell; returns its result, written atomically."""
     started = time.perf_counter()
+    cell.folder.mkdir(parents=True, exist_ok=True)
     for step in cell.steps:
         argv = list(step.argv)
         if step.name == "train" and cell.resumable is not None and cell.resumable.is_dir():

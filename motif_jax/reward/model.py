@@ -31,7 +31,8 @@ class ModelConfig:
     kernels: tuple[int, ...] = (7, 7, 3, 3, 3, 3)
     pool_after: tuple[bool, ...] = (True, True, False, False, False, True)  # max-pool (size=stride=pool) after conv i
     pool: int = 3
-    mlp: tuple[int, ...] = (128, 128)
+    mlp: tuple[int, ...] = (128, 256, 512)
+    head_bias: bool = False  # the original's last layer has a bias (it gets no gradient, see CaptionEncoder)
 
     def __post_init__(self):
         # YAML/JSON give lists; the config must stay hashable.
@@ -57,11 +58,14 @@ class ModelConfig:
         return length
 
 
-# `default` mirrors the char-CNN message encoder used by the Motif paper's reward model (embedding 32,
-# 64 channels, kernels 7-7-3-3-3-3, max-pool 3 after conv 1, 2 and 6, a 128-wide MLP).
+# `default` mirrors the original Motif reward model: embedding 32, 64 channels, kernels 7-7-3-3-3-3,
+# max-pool 3 after conv 1, 2 and 6 (320 features), then 320→128→256→512→1 with biases: ≈307k parameters.
+# This project's earlier head was 320→128→128→1 without an output bias (≈159k parameters;
+# `--set model.mlp=[128,128] --set model.head_bias=false`); checkpoints store their sizes, so ones
+# trained with it keep loading whatever the presets say.
 # `tiny` is the small variant on the first 128 bytes (NetHack's top line is 80 columns) for tests and CPUs.
 PRESETS: dict[str, ModelConfig] = {
-    "default": ModelConfig(),
+    "default": ModelConfig(head_bias=True),
     "tiny": ModelConfig(
         max_len=128, embed_dim=16, channels=32, kernels=(7, 7, 3), pool_after=(True, True, True), pool=3, mlp=(32,)
     ),
@@ -81,9 +85,10 @@ class CaptionEncoder(nnx.Module):
         )
         dims = [config.conv_output_length() * config.channels, *config.mlp]
         self.mlp = nnx.List(nnx.Linear(dims[i], dims[i + 1], rngs=rngs) for i in range(len(config.mlp)))
-        # No output bias: the Bradley-Terry loss only sees reward differences, so a bias gets no
-        # gradient but numerical noise, which Adam would amplify into drift (normalisation removes offsets anyway).
-        self.head = nnx.Linear(dims[-1], 1, use_bias=False, rngs=rngs)
+        # The Bradley-Terry loss only sees reward differences, so an output bias gets no gradient but
+        # numerical noise, which Adam can amplify into drift (normalisation removes offsets anyway):
+        # off unless asked for (the original had one).
+        self.head = nnx.Linear(dims[-1], 1, use_bias=config.head_bias, rngs=rngs)
 
     def __call__(self, messages: jax.Array) -> jax.Array:
         batch_shape = messages.shape[:-1]

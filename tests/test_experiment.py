@@ -1,0 +1,147 @@
+"""`motif experiment`: the file's checks, the pooled table by hand, and resumption cell by cell
+(the `motif` subprocesses replaced by a fake that writes what they would)."""
+
+import json
+import math
+
+import pytest
+
+from motif_jax.errors import MotifError
+from motif_jax.experiment import results, run
+from motif_jax.experiment.spec import load_experiment
+
+EXPERIMENT = """
+name: tiny
+task: score
+seeds: [0, 1]
+train: {config: cfg.yaml, steps: 100, set: [ppo.epochs=2]}
+evaluate: {episodes: 3, num_envs: 1, seed: 10, max_episode_steps: 50}
+datasets:
+  play: {pairs: 20}
+rewards:
+  judge: {dataset: play, goal: gold}
+conditions:
+  random: {policy: random}
+  intrinsic: {reward: judge, extrinsic_coef: 0, llm_coef: 0.1, label: intrinsic only}
+"""
+
+
+def write_experiment(tmp_path, text=EXPERIMENT):
+    (tmp_path / "cfg.yaml").write_text("preset: tiny\n")
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("llm_coef: 0.1, label", "llm_coef: 0.1, bogus: 1, label"), "conditions.intrinsic: unknown key"),
+    (("reward: judge,", "reward: nope,"), "conditions.intrinsic.reward 'nope' is not in rewards"),
+    (("dataset: play,", "dataset: other,"), "rewards.judge.dataset 'other' is not in datasets"),
+    (("seeds: [0, 1]", "seeds: [0, 0]"), "repeat a seed"),
+    (("episodes: 3", "episodes: 0"), "evaluate.episodes must be >= 1"),
+    (("config: cfg.yaml", "config: missing.yaml"), "train.config 'missing.yaml' not found"),
+    (("{policy: random}", "{policy: greedy}"), "policy must be agent or random"),
+])
+def test_bad_experiment_files_name_the_field(tmp_path, edit, message):
+    path = write_experiment(tmp_path, EXPERIMENT.replace(*edit))
+    with pytest.raises(MotifError, match=str(path)) as err:
+        load_experiment(path)
+    assert message in str(err.value)
+
+
+def test_cells_train_with_the_declared_settings_and_share_evaluation_seeds(tmp_path):
+    exp = load_experiment(write_experiment(tmp_path))
+    cells = run.plan_cells(exp, tmp_path / "out")
+    assert [c.name for c in cells] == ["random_s0", "random_s1", "intrinsic_s0", "intrinsic_s1"]
+    random_eval = cells[1].steps[0].argv
+    assert random_eval[:3] == ["evaluate", "--policy", "random"] and random_eval[random_eval.index("--seed") + 1] == "11"
+    train, evaluate = cells[2].steps
+    argv = train.argv
+    assert argv[argv.index("--reward") + 1].endswith("shared/rewards/judge")
+    assert argv[argv.index("--llm-coef") + 1] == "0.1" and argv[argv.index("--extrinsic-coef") + 1] == "0"
+    assert argv[argv.index("--set") + 1] == "ppo.epochs=2" and argv[argv.index("--seed") + 1] == "0"
+    assert evaluate.argv[evaluate.argv.index("--seed") + 1] == "10"  # same episodes as random_s0
+    shared = run.shared_steps(exp, tmp_path / "out")
+    assert [s.name for s in shared] == ["dataset play", "annotate judge", "reward judge"]
+    assert shared[1].argv[shared[1].argv.index("--name") + 1] == "rules-nethack_gold"
+
+
+def test_aggregate_pools_seeds_and_episodes():
+    def report(scores):
+        return {"per_episode": [{"score": s, "return": s - 1, "max_dlvl": 1, "xlvl": 1, "gold": 0, "length": 10}
+                                for s in scores]}
+    row = results.aggregate({0: report([1, 3]), 1: report([5, 7])})
+    # pooled 1, 3, 5, 7: mean 4, sd sqrt(20/3), t(0.975, 3) = 3.182446
+    assert row["n_episodes"] == 4 and row["n_seeds"] == 2 and row["score_mean"] == 4
+    assert row["score_ci95"] == pytest.approx(3.182446 * math.sqrt(20 / 3) / 2, rel=1e-5)
+    assert row["return_mean"] == 3 and row["per_seed"]["1"]["score_mean"] == 6
+    table = results.markdown_table({"a": row}, {"a": "label A"})
+    assert "| label A | 4.00 ± 4.11 |" in table and "| 4 (2) |" in table
+    other = {**row, "score_mean": 20.0, "score_ci95": 1.0}
+    assert results.separated(row, other) and not results.separated(row, row)
+
+
+class FakeMotif:
+    """Stands in for the `motif` subprocesses: writes their outputs; can 'die' at one call."""
+
+    def __init__(self, die_at=None):
+        self.calls, self.die_at = [], die_at
+
+    def __call__(self, argv, log, on_poll=None, poll_s=2.0):
+        self.calls.append(argv)
+        if self.die_at is not None and len(self.calls) == self.die_at:
+            raise KeyboardInterrupt("killed")
+        out = lambda flag: argv[argv.index(flag) + 1]  # noqa: E731
+        if argv[0] == "train":
+            folder = run.Path(out("--out"))
+            (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (folder / "metrics.jsonl").write_text(json.dumps({"env_steps": 100, "episode_return": 1.0}) + "\n")
+            (folder / "config.yaml").write_text(f"seed: {out('--seed')}\nreward: {{llm_coef: 0.1}}\n")
+        elif argv[0] == "evaluate":
+            seed = int(out("--seed"))
+            episodes = [{"score": seed + i, "return": 0.5, "max_dlvl": 1, "xlvl": 1, "gold": 2, "length": 9}
+                        for i in range(3)]
+            run.Path(out("--json")).write_text(json.dumps({"per_episode": episodes}))
+
+
+def test_rerun_skips_finished_cells_and_resumes_the_killed_one(tmp_path, monkeypatch):
+    exp = load_experiment(write_experiment(tmp_path))
+    out = tmp_path / "out"
+    fake = FakeMotif(die_at=6)  # 3 shared steps, random_s0, random_s1, then dies in intrinsic_s0's training
+    monkeypatch.setattr(run, "run_motif", fake)
+    with pytest.raises(KeyboardInterrupt):
+        run.run_experiment(exp, out, progress=False)
+    assert (out / "cells" / "random_s1" / "result.json").is_file()
+    assert not (out / "cells" / "intrinsic_s0" / "result.json").exists()
+    (out / "cells" / "intrinsic_s0" / "checkpoints").mkdir(parents=True)  # the killed run had saved one
+    fake = FakeMotif()
+    monkeypatch.setattr(run, "run_motif", fake)
+    summary = run.run_experiment(exp, out, progress=False)
+    commands = [c[0] for c in fake.calls]
+    assert commands == ["train", "evaluate", "train", "evaluate"]  # shared steps and random cells skipped
+    assert fake.calls[0][-1] == "--resume"
+    rows = summary["conditions"]
+    assert rows["random"]["n_episodes"] == 6 and rows["intrinsic"]["score_mean"] == pytest.approx(11.5)
+    saved = json.loads((out / "results.json").read_text())
+    for key in ("score_mean", "score_ci95", "return_mean", "gold_mean", "max_dlvl_mean", "xlvl_mean", "n_episodes"):
+        assert key in saved["conditions"]["intrinsic"]
+    assert "intrinsic only" in (out / "table.md").read_text()
+    fake = FakeMotif()
+    monkeypatch.setattr(run, "run_motif", fake)
+    run.run_experiment(exp, out, progress=False)
+    assert fake.calls == []
+
+
+def test_changed_settings_of_a_finished_cell_are_refused(tmp_path, monkeypatch):
+    path = write_experiment(tmp_path)
+    monkeypatch.setattr(run, "run_motif", FakeMotif())
+    run.run_experiment(load_experiment(path), tmp_path / "out", progress=False)
+    changed = load_experiment(path, ["train.steps=200"])
+    with pytest.raises(MotifError, match="reward judge|cell intrinsic_s0"):
+        run.run_experiment(changed, tmp_path / "out", progress=False)
+
+
+def test_write_json_atomic_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "a" / "r.json"
+    run.write_json_atomic(target, {"x": 1})
+    assert json.loads(target.read_text()) == {"x": 1} and not list(target.parent.glob("*.tmp"))
