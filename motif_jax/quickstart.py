@@ -1,7 +1,9 @@
 """`motif quickstart`: the whole Motif pipeline at small scale, driven by configs/quickstart.yaml.
 
-collect → annotate (SmolLM2 through llama.cpp) → train-reward → train (tiny agent, intrinsic reward)
-→ evaluate (agent and a random baseline) → plot, then OUT/summary.md. Every stage is the ordinary
+collect → annotate (SmolLM2 through llama.cpp) → judge (the rules judge labels the same pairs, and
+SmolLM2's agreement with it is measured) → train-reward (on the judge's labels by default: SmolLM2 is
+too weak to teach anything) → train (tiny agent, intrinsic reward only) → evaluate (agent and a
+random baseline on the same seeded episodes) → plot, then OUT/summary.md. Every stage is the ordinary
 `motif` subcommand writing its own folder under OUT, so a user can stop anywhere and inspect. A
 stage that finished before (same arguments) is skipped, so an interrupted quick start resumes.
 """
@@ -38,9 +40,17 @@ class AnnotateSection:
 
 
 @dataclasses.dataclass
+class JudgeSection:
+    judge: str = "nethack"  # rules judge file or a name in configs/judges/
+    goal: str = "defaultgoal"
+    name: str = "rules-nethack_defaultgoal"
+
+
+@dataclasses.dataclass
 class RewardSection:
     preset: str = "tiny"
     epochs: int = 3
+    annotator: str = "judge"  # whose labels the reward model learns: judge | llm
 
 
 @dataclasses.dataclass
@@ -66,6 +76,7 @@ class QuickstartConfig:
     seed: int = 0
     collect: CollectSection = dataclasses.field(default_factory=CollectSection)
     annotate: AnnotateSection = dataclasses.field(default_factory=AnnotateSection)
+    judge: JudgeSection = dataclasses.field(default_factory=JudgeSection)
     reward: RewardSection = dataclasses.field(default_factory=RewardSection)
     train: TrainSection = dataclasses.field(default_factory=TrainSection)
     evaluate: EvaluateSection = dataclasses.field(default_factory=EvaluateSection)
@@ -116,6 +127,8 @@ def load_config(path: str, overrides: list[str]) -> QuickstartConfig:
     """The quick start settings; ``train.config`` is relative to this file's folder, like `extends:`."""
     data = apply_overrides(load_yaml(path), overrides)
     config = from_dict(QuickstartConfig, data, where=path)
+    if config.reward.annotator not in ("judge", "llm"):
+        raise MotifError(f"{path}: reward.annotator must be judge or llm, got {config.reward.annotator!r}")
     train_config = Path(path).parent / config.train.config
     if not train_config.is_file():
         raise MotifError(f"{path}: train.config {config.train.config!r} not found next to it ({train_config})")
@@ -124,7 +137,7 @@ def load_config(path: str, overrides: list[str]) -> QuickstartConfig:
 
 
 def build_stages(c: QuickstartConfig) -> list[Stage]:
-    """The six stages and their `motif` arguments; each reads the folder the previous one wrote."""
+    """The seven stages and their `motif` arguments; each reads the folder the previous one wrote."""
     out = Path(c.out)
     dataset, reward, agent = out / "dataset", out / "reward", out / "agent"
     evaluation = out / "evaluation"
@@ -143,8 +156,11 @@ def build_stages(c: QuickstartConfig) -> list[Stage]:
         Stage("annotate", "motif_jax.annotate.cli", dataset / "preference" / f"{c.annotate.name}.npy",
               ["annotate", str(dataset), "--backend", c.annotate.backend, "--goal", c.annotate.goal,
                "--mode", c.annotate.mode, "--name", c.annotate.name, *c.annotate.extra]),
+        Stage("judge", "motif_jax.annotate.rules", dataset / "preference" / f"{c.judge.name}.npy",
+              ["annotate", str(dataset), "--backend", "rules", "--judge", c.judge.judge, "--goal", c.judge.goal,
+               "--name", c.judge.name]),
         Stage("train-reward", "motif_jax.reward.cli", reward,
-              ["train-reward", str(dataset), "--annotator", c.annotate.name, "--preset", c.reward.preset,
+              ["train-reward", str(dataset), "--annotator", reward_annotator(c), "--preset", c.reward.preset,
                "--epochs", str(c.reward.epochs), "--seed", seed, "--out", str(reward)]),
         Stage("train", "motif_jax.agent.cli", agent,
               ["train", "--config", c.train.config, "--preset", c.train.preset, "--steps", str(c.train.steps),
@@ -155,6 +171,10 @@ def build_stages(c: QuickstartConfig) -> list[Stage]:
               after=random_baseline),
         Stage("plot", "motif_jax.evaluate.plot", out / "plots", ["plot", str(agent), "--out", str(out / "plots")]),
     ]
+
+
+def reward_annotator(c: QuickstartConfig) -> str:
+    return c.judge.name if c.reward.annotator == "judge" else c.annotate.name
 
 
 def require_stages(stages: list[Stage]) -> None:
@@ -204,31 +224,44 @@ def _invoke(argv: list[str]) -> None:
 
 def write_summary(c: QuickstartConfig, stages: list[Stage], durations: dict[str, float]) -> Path:
     out = Path(c.out)
+    teacher = (f"the rules judge `{c.judge.name}`" if c.reward.annotator == "judge"
+               else f"SmolLM2's labels `{c.annotate.name}`")
     lines = ["# Motif quick start", "",
-             f"Task `{c.task}`, seed {c.seed}. SmolLM2-135M is a stand-in judge: it runs anywhere but judges "
-             "poorly; point `motif annotate` at vLLM or a server for real annotations.", "",
-             f"The agent trains for {c.train.steps:,} steps (the paper: 2·10⁹), far too few to expect it to beat "
-             "the random baseline: this run shows the pipeline working end to end, not a result.", "",
+             f"Task `{c.task}`, seed {c.seed}. SmolLM2-135M annotates the pairs: a real LLM that runs anywhere "
+             "but judges poorly, so it is measured against a transparent rules judge, and the reward model "
+             f"learns from {teacher}. Point `motif annotate` at vLLM or a server for real annotations.", "",
              "| stage | output | minutes |", "|---|---|---|"]
     lines += [f"| {s.name} | `{s.output}` | {durations.get(s.name, 0) / 60:.1f} |" for s in stages]
-    lines += ["", *_dataset_lines(out / "dataset", c.annotate.name), "", *_reward_lines(out / "reward"), "",
-              *_agent_lines(out / "agent"), "", *_evaluation_lines(out / "evaluation"), "",
+    lines += ["", *_dataset_lines(out / "dataset", c), "", *_reward_lines(out / "reward"), "",
+              *_agent_lines(out / "agent"), "", *_evaluation_lines(out / "evaluation", c), "",
               "## Learning curves", "", "![learning curves](plots/learning_curves.png)"]
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def _dataset_lines(dataset: Path, annotator: str) -> list[str]:
+def _label_counts(labels) -> str:
     import numpy as np
 
+    names = ("first preferred", "second preferred", "tie", "unknown")
+    return ", ".join(f"{name} {int((np.asarray(labels) == i).sum())}" for i, name in enumerate(names))
+
+
+def _dataset_lines(dataset: Path, c: QuickstartConfig) -> list[str]:
+    from motif_jax.annotate.agreement import agreement
     from motif_jax.data import open_dataset
 
     ds = open_dataset(dataset)
-    labels = np.asarray(ds.labels(annotator))
-    names = ("first preferred", "second preferred", "tie", "unknown")
-    counts = ", ".join(f"{name} {int((labels == i).sum())}" for i, name in enumerate(names))
-    return ["## Preferences", "", f"{len(ds)} caption pairs; annotator `{annotator}`: {counts}."]
+    lines = ["## Preferences", "", f"{len(ds)} caption pairs.", "",
+             f"- LLM `{c.annotate.name}`: {_label_counts(ds.labels(c.annotate.name))}."]
+    if c.judge.name in ds.annotators:
+        lines.append(f"- rules judge `{c.judge.name}`: {_label_counts(ds.labels(c.judge.name))}.")
+        r = agreement(ds.labels(c.annotate.name), ds.labels(c.judge.name))
+        rate = "n/a" if not r["both_decided"] else f"{r['rate']:.1%}"
+        lines += ["", f"SmolLM2 agrees with the rules judge on **{rate}** of the {r['both_decided']} pairs both "
+                  f"prefer a caption in (50% is chance); {r['only_a_decided']} pairs only SmolLM2 decided, "
+                  f"{r['only_b_decided']} only the judge."]
+    return lines
 
 
 def _latest_values(path: Path) -> dict[str, Any]:
@@ -254,19 +287,46 @@ def _agent_lines(agent: Path) -> list[str]:
             or "no metrics logged"]
 
 
-def _evaluation_lines(evaluation: Path) -> list[str]:
-    rows = ["## Evaluation", "", "| policy | mean return ± 95% CI | score | max dlvl | episode length |",
-            "|---|---|---|---|---|"]
+def _evaluation_lines(evaluation: Path, c: QuickstartConfig | None = None) -> list[str]:
+    from motif_jax.evaluate.stats import mean_ci95
+
+    rows = ["## Evaluation", "",
+            "Same seeded episodes for both; mean ± 95% confidence interval (Student's t) over episodes.", "",
+            "| policy | episodes | score | return | max dlvl | gold | episode length |", "|---|---|---|---|---|---|---|"]
+    found = {}
     for name in ("agent", "random"):
         path = evaluation / f"{name}.json"
         if path.is_file():
             r = json.loads(path.read_text())
-            rows.append(f"| {name} | {_num(r['mean_return'])} ± {_num(r['ci95'])} | {_num(r.get('score'))} | "
-                        f"{_num(r.get('max_dlvl'))} | {_num(r.get('episode_length'))} |")
+            found[name] = r
+            cells = []
+            for field in ("score", "return", "max_dlvl", "gold", "length"):
+                values = [e[field] for e in r.get("per_episode", []) if field in e]
+                if values:
+                    mean, ci = mean_ci95(values)
+                    cells.append(f"{_num(mean)} ± {_num(ci)}")
+                else:
+                    cells.append("n/a")
+            rows.append(f"| {name} | {r['episodes']} | " + " | ".join(cells) + " |")
+    if len(found) == 2:
+        rows += ["", _verdict(found["agent"], found["random"])]
     gifs = sorted((evaluation / "replay").glob("*.gif"))
     if gifs:
         rows += ["", f"Replay of the agent: ![replay](evaluation/replay/{gifs[0].name})"]
     return rows
+
+
+def _verdict(agent: dict, random: dict, field: str = "score") -> str:
+    """Whether the agent's 95% interval lies entirely above the random policy's."""
+    from motif_jax.evaluate.stats import mean_ci95
+
+    a = mean_ci95([e[field] for e in agent["per_episode"]])
+    b = mean_ci95([e[field] for e in random["per_episode"]])
+    if a[0] - a[1] > b[0] + b[1]:
+        return (f"**The agent beats random**: mean {field} {_num(a[0])} vs {_num(b[0])}, "
+                "and the 95% intervals do not overlap.")
+    return (f"**The agent does not beat random with separated intervals** (mean {field} {_num(a[0])} ± {_num(a[1])} "
+            f"vs {_num(b[0])} ± {_num(b[1])}): train longer (`--set train.steps=...`).")
 
 
 def _num(v) -> str:

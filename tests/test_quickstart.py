@@ -16,11 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_shipped_config_wires_each_stage_to_the_previous_output(tmp_path):
     config = load_config(str(ROOT / "configs" / "quickstart.yaml"), [f"out={tmp_path}", "train.steps=123"])
     stages = {s.name: s for s in build_stages(config)}
-    assert list(stages) == ["collect", "annotate", "train-reward", "train", "evaluate", "plot"]
+    assert list(stages) == ["collect", "annotate", "judge", "train-reward", "train", "evaluate", "plot"]
     dataset = str(tmp_path / "dataset")
     assert stages["collect"].argv[-1] == dataset and stages["annotate"].argv[1] == dataset
     reward_argv = stages["train-reward"].argv
-    assert reward_argv[1] == dataset and reward_argv[reward_argv.index("--annotator") + 1] == config.annotate.name
+    assert reward_argv[1] == dataset and reward_argv[reward_argv.index("--annotator") + 1] == config.judge.name
+    judge_argv = stages["judge"].argv
+    assert judge_argv[:4] == ["annotate", dataset, "--backend", "rules"]
+    llm = load_config(str(ROOT / "configs" / "quickstart.yaml"), ["reward.annotator=llm"])
+    llm_argv = {s.name: s for s in build_stages(llm)}["train-reward"].argv
+    assert llm_argv[llm_argv.index("--annotator") + 1] == config.annotate.name
     train_argv = stages["train"].argv
     assert train_argv[train_argv.index("--reward") + 1] == str(tmp_path / "reward")
     assert train_argv[train_argv.index("--steps") + 1] == "123"
@@ -30,7 +35,7 @@ def test_shipped_config_wires_each_stage_to_the_previous_output(tmp_path):
 
 def test_train_config_is_found_next_to_the_quickstart_config(tmp_path):
     config = load_config(str(ROOT / "configs" / "quickstart.yaml"), [])
-    assert Path(config.train.config) == ROOT / "configs" / "score.yaml"
+    assert Path(config.train.config) == ROOT / "configs" / "cpu.yaml"
     with pytest.raises(MotifError, match="train.config 'nope.yaml' not found"):
         load_config(str(ROOT / "configs" / "quickstart.yaml"), ["train.config=nope.yaml"])
 
@@ -83,6 +88,7 @@ def test_full_quickstart_chain_at_toy_size(tmp_path, monkeypatch):
     assert main(args) == 0
     summary = (out / "summary.md").read_text()
     assert "| agent |" in summary and "| random |" in summary
+    assert "SmolLM2 agrees with the rules judge on" in summary and "beat" in summary
     assert (out / "plots" / "learning_curves.png").is_file()
     assert (out / "evaluation" / "replay" / "episode-0.gif").is_file()
     assert main(args) == 0  # every stage skipped the second time
