@@ -41,6 +41,7 @@ def write_experiment(tmp_path, text=EXPERIMENT):
     (("episodes: 3", "episodes: 0"), "evaluate.episodes must be >= 1"),
     (("config: cfg.yaml", "config: missing.yaml"), "train.config 'missing.yaml' not found"),
     (("{policy: random}", "{policy: greedy}"), "policy must be agent or random"),
+    (("name: tiny", "name: tiny\norder: random"), "order must be condition or seed"),
 ])
 def test_bad_experiment_files_name_the_field(tmp_path, edit, message):
     path = write_experiment(tmp_path, EXPERIMENT.replace(*edit))
@@ -61,6 +62,9 @@ def test_cells_train_with_the_declared_settings_and_share_evaluation_seeds(tmp_p
     assert argv[argv.index("--llm-coef") + 1] == "0.1" and argv[argv.index("--extrinsic-coef") + 1] == "0"
     assert argv[argv.index("--set") + 1] == "ppo.epochs=2" and argv[argv.index("--seed") + 1] == "0"
     assert evaluate.argv[evaluate.argv.index("--seed") + 1] == "10"  # same episodes as random_s0
+    exp.order = "seed"
+    assert [c.name for c in run.plan_cells(exp, tmp_path / "out")] == ["random_s0", "intrinsic_s0", "random_s1",
+                                                                      "intrinsic_s1"]
     shared = run.shared_steps(exp, tmp_path / "out")
     assert [s.name for s in shared] == ["dataset play", "annotate judge", "reward judge"]
     assert shared[1].argv[shared[1].argv.index("--name") + 1] == "rules-nethack_gold"

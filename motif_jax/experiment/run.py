@@ -149,7 +149,7 @@ def reward_dir(out: Path, name: str) -> Path:
 
 
 def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
-    """Conditions × seeds, condition-major (all seeds of a condition, then the next)."""
+    """Conditions × seeds, condition-major (all seeds of a condition, then the next) or seed-major."""
     e = exp.evaluate
     cells = []
     for condition, c in exp.conditions.items():
@@ -183,6 +183,8 @@ def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
                 resumable = folder / "checkpoints"
             steps.append(Step("evaluate", evaluate, folder / "evaluate.log", units=e.episodes * EVAL_UNITS_PER_EPISODE))
             cells.append(Cell(condition, seed, folder, steps, eval_json, resumable))
+    if exp.order == "seed":  # a grid stopped early then has every condition at the first seeds
+        cells.sort(key=lambda c: exp.seeds.index(c.seed))
     return cells
 
 

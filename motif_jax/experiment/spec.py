@@ -84,6 +84,7 @@ class Experiment:
     datasets: dict = dataclasses.field(default_factory=dict)  # name -> DatasetSpec
     rewards: dict = dataclasses.field(default_factory=dict)  # name -> RewardSpec
     conditions: dict = dataclasses.field(default_factory=dict)  # name -> ConditionSpec
+    order: str = "condition"  # run cells condition by condition, or "seed": every condition of a seed first
     path: str = ""  # the file it came from (set by `load_experiment`)
 
 
@@ -116,6 +117,8 @@ def validate(exp: Experiment) -> None:
     for name in list(exp.conditions) + list(exp.rewards) + list(exp.datasets):
         if not name or not all(ch.isalnum() or ch in "-_+." for ch in name):
             raise MotifError(f"{where}: name {name!r}: use letters, digits, '-', '_', '+', '.'")
+    if exp.order not in ("condition", "seed"):
+        raise MotifError(f"{where}: order must be condition or seed, got {exp.order!r}")
     e = exp.evaluate
     for field in ("episodes", "num_envs", "max_episode_steps"):
         if getattr(e, field) < 1:
