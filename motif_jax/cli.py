@@ -17,6 +17,7 @@ from motif_jax.errors import MotifError
 COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("motif_jax.data.collect_cli", "run NLE actors and write a dataset of caption pairs"),
     "annotate": ("motif_jax.annotate.cli", "label caption pairs with an LLM (or a score/return baseline)"),
+    "export-model": ("motif_jax.annotate.export", "convert a GGUF model into a Hugging Face folder for vLLM"),
     "train-reward": ("motif_jax.reward.cli", "train the reward model on annotated pairs"),
     "inspect-reward": ("motif_jax.reward.inspect", "show best/worst captions and a reward histogram"),
     "train": ("motif_jax.agent.cli", "train a PPO agent with the Motif intrinsic reward"),

@@ -126,7 +126,7 @@ def test_resume_after_crash_loses_only_the_block_in_flight(tmp_path):
     done = partial != 3
     assert 0 < done.sum() < 60
     assert (partial[done] == full.labels("judge")[done]).all()
-    cache_lines = (tmp_path / "crash" / "preference" / "judge.cache.jsonl").read_text().splitlines()
+    cache_lines = (tmp_path / "crash" / "annotations" / "judge.cache.jsonl").read_text().splitlines()
     judge = ScriptedJudge()
     stats = run(crashed, judge, batch_size=5)
     assert stats.already_done == done.sum()

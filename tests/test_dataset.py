@@ -78,7 +78,7 @@ def test_decode_message_stops_at_nul_strips_and_uses_latin1():
 def test_our_layout_round_trip(tmp_path):
     ds = open_dataset(write_ours(tmp_path / "ds"))
     assert len(ds) == N and ds.seq_len == L
-    assert ds.keys == ["message", "reward"] and ds.info_keys == ["episode_score", "score"]
+    assert ds.keys == ["message", "rewards"] and ds.info_keys == ["episode_score", "score"]  # old name read too
     assert ds.meta["task"] == "score" and ds.meta["complete"] is True and ds.meta["schema_version"] == 1
     assert ds.meta["data"]["message"] == {"shape": [256], "dtype": "uint8"}
     assert isinstance(ds.data("message"), np.memmap) and not ds.data("message").flags.writeable

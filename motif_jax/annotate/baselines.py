@@ -20,7 +20,7 @@ def member_values(ds, kind: str, rows: slice, score_key: str = "score") -> np.nd
     if kind == "score":
         return np.asarray(ds.info(score_key)[rows], dtype=np.float64)
     if kind == "return":
-        reward = np.asarray(ds.data("reward")[rows], dtype=np.float64)
+        reward = np.asarray(ds.data("rewards")[rows], dtype=np.float64)
         return reward.reshape(reward.shape[0], 2, -1).sum(axis=2)
     raise ValueError(f"unknown baseline {kind!r}")
 

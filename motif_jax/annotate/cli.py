@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--both-orders", action="store_true", help="also ask with captions swapped")
     parser.add_argument("--tie-band", type=float, default=0.1,
                         help="logprob mode: |P(first) - 0.5| <= band is a tie")
-    parser.add_argument("--model", help="GGUF file (llamacpp), served model name (openai), HF id (vllm)")
+    parser.add_argument("--model", help="GGUF file (llamacpp), served model name (openai), HF id or folder (vllm; see export-model)")
     parser.add_argument("--name", help="annotator name (default <model>_<goal>_<template>[_logprob][_both])")
     parser.add_argument("--judge", help="rules backend: judge YAML file or a name in configs/judges/ (default nethack)")
     work = parser.add_argument_group("work split and resumption")
@@ -63,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vllm.add_argument("--max-model-len", type=int, default=8192)
     vllm.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     vllm.add_argument("--no-structured-outputs", action="store_true")
+    vllm.add_argument("--dtype", default="auto", help="model weights dtype (auto: the model's; float32 on CPU)")
     parser.add_argument("--config", help="YAML file with option values")
     parser.add_argument("--set", action="append", dest="overrides", metavar="OPTION=VALUE", default=[])
 
@@ -117,7 +118,7 @@ def build_backend(args: argparse.Namespace, template):
                    "max_retries": args.max_retries, "prefill": args.prefill, "send_top_k": not args.no_top_k}
     else:
         options = {"tensor_parallel_size": args.tensor_parallel_size, "max_model_len": args.max_model_len,
-                   "gpu_memory_utilization": args.gpu_memory_utilization,
+                   "gpu_memory_utilization": args.gpu_memory_utilization, "dtype": args.dtype,
                    "guided_regex": None if args.no_structured_outputs else template.guided_regex}
     return make_backend(args.backend, sampling, model=args.model, batch_size=args.batch_size, **options)
 

@@ -73,7 +73,9 @@ def pair_captions(ds, rows: np.ndarray) -> list[tuple[str, str]]:
 
 
 def check_settings(path: Path, settings: dict, overwrite: bool) -> None:
-    """Refuse to continue a label file made with other settings: mixed labels would be silent junk."""
+    """Refuse to continue a label file made with other settings: mixed labels would be silent junk.
+
+    ``path`` is the label file's settings sidecar (``PairsDataset.sidecar_path(name, ".json")``)."""
     if path.exists() and not overwrite:
         try:
             old = json.loads(path.read_text())
@@ -81,7 +83,8 @@ def check_settings(path: Path, settings: dict, overwrite: bool) -> None:
             old = {}
         changed = sorted(k for k in settings if old.get(k) != settings[k])
         if changed:
-            raise MotifError(f"{path.with_suffix('.npy')} was written with other settings ({', '.join(changed)} "
+            labels = path.parent.parent / "preference" / (path.name[: -len(".json")] + ".npy")
+            raise MotifError(f"{labels} was written with other settings ({', '.join(changed)} "
                              "differ): pass --overwrite to start over or --name for a new annotator")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n")
@@ -144,12 +147,11 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
     in logprob mode); returns what happened."""
     options = options or RunOptions()
     rows_all = chunk_range(len(ds), options.num_chunks, options.chunk)
-    pref = Path(ds.path) / "preference"
     whole_file = options.overwrite and options.num_chunks == 1
     labels = ds.open_labels(name, overwrite=whole_file)  # first: it validates the name
-    check_settings(pref / f"{name}.json", settings, options.overwrite)
+    check_settings(ds.sidecar_path(name, ".json", for_writing=True), settings, options.overwrite)
     soft = ds.open_soft_labels(name, overwrite=whole_file) if asker.mode == "logprob" else None
-    cache_path = pref / f"{name}.cache.jsonl"
+    cache_path = ds.sidecar_path(name, ".cache.jsonl", for_writing=True)
     if whole_file and cache_path.exists():
         cache_path.unlink()
     if options.overwrite and not whole_file:

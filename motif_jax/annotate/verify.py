@@ -51,6 +51,16 @@ def unlabelled_per_chunk(labels: np.ndarray, num_chunks: int) -> list[tuple[int,
     return out
 
 
+def _soft_beside(labels_path: Path) -> Path | None:
+    """The soft labels belonging to a copied ``DATASET/preference/NAME.npy``: in that copy's
+    ``annotations/`` folder, or next to it (older datasets)."""
+    name = labels_path.name[: -len(".npy")] + ".soft.npy"
+    for candidate in (labels_path.parent.parent / "annotations" / name, labels_path.with_name(name)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m motif_jax.annotate.verify", description=__doc__.splitlines()[0])
     parser.add_argument("dataset")
@@ -80,8 +90,8 @@ def _verify(args: argparse.Namespace) -> int:
         for path in map(Path, args.merge):
             if not path.is_file():
                 raise MotifError(f"--merge {path}: no such file")
-            source_soft_path = path.with_name(path.name[: -len(".npy")] + ".soft.npy")
-            source_soft = np.load(source_soft_path, mmap_mode="r") if source_soft_path.is_file() else None
+            source_soft_path = _soft_beside(path)
+            source_soft = np.load(source_soft_path, mmap_mode="r") if source_soft_path else None
             stats = merge_labels(labels, np.load(path, mmap_mode="r"), soft, source_soft)
             console.print(f"merged {path}: {stats.filled} pairs filled, {stats.conflicts} conflicting (kept ours)")
         labels.flush()

@@ -30,6 +30,7 @@ import numpy as np
 from motif_jax.data.dataset import (
     META_FILE,
     PROGRESS_DIR,
+    REWARD_KEY,
     DatasetWriter,
     caption_distribution,
     output_dir_state,
@@ -46,6 +47,9 @@ INFO_DTYPES = {
     "dlvl": np.int32,  # dungeon depth at the last step
     "step": np.int32,  # steps since the episode began, at the last step
     "episode_id": np.int64,  # which episode of this collection (0, 1, ... in order of start)
+    # kept because the original Motif reward trainer asks for them:
+    "experience_level": np.int32,  # experience level at the last step
+    "character": np.dtype("<U32"),  # NLE character string (role-race-alignment-gender) of the episode
 }
 SLOT_EMPTY, SLOT_PENDING, SLOT_DONE = 0, 1, 2
 CHECKPOINT_SECONDS = 10.0
@@ -73,8 +77,8 @@ class CollectSettings:
                 raise MotifError(f"{name.replace('_', '-')}: expected a positive integer, got {value!r}")
         if not 0.0 < float(self.sample_prob) <= 1.0:
             raise MotifError(f"sample-prob: expected a probability in (0, 1], got {self.sample_prob!r}")
-        if "reward" in self.keys:
-            raise MotifError("keys: 'reward' is always stored; name observation keys only")
+        if {"reward", "rewards"} & set(self.keys):
+            raise MotifError("keys: the reward is always stored (data/rewards.npy); name observation keys only")
 
     def as_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "keys": list(self.keys)}
@@ -205,7 +209,17 @@ class SlotBook:
         return slots
 
 
-def last_step_info(blstats: np.ndarray, elapsed_step: int, episode_id: int) -> dict[str, int]:
+def task_character() -> str:
+    """The character the task envs play: NLE's default, since `make_pool` passes no other."""
+    import inspect
+
+    from nle.env.base import NLE
+
+    return str(inspect.signature(NLE.__init__).parameters["character"].default)
+
+
+def last_step_info(blstats: np.ndarray, elapsed_step: int, episode_id: int,
+                   character: str = "") -> dict[str, int | str]:
     """Info of a subsequence from the blstats of its last step (named NLE indices, never raw numbers)."""
     from nle import nethack
 
@@ -213,6 +227,8 @@ def last_step_info(blstats: np.ndarray, elapsed_step: int, episode_id: int) -> d
         "score": int(blstats[nethack.NLE_BL_SCORE]),
         "turns": int(blstats[nethack.NLE_BL_TIME]),
         "dlvl": int(blstats[nethack.NLE_BL_DEPTH]),
+        "experience_level": int(blstats[nethack.NLE_BL_XP]),
+        "character": character,
         "step": int(elapsed_step),
         "episode_id": int(episode_id),
         "episode_score": -1,
@@ -363,7 +379,7 @@ def collect(
 
 def _data_specs(obs: dict[str, np.ndarray], keys: tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     specs = {key: (tuple(obs[key].shape[1:]), obs[key].dtype) for key in keys}
-    specs["reward"] = ((), np.dtype(np.float32))
+    specs[REWARD_KEY] = ((), np.dtype(np.float32))
     return specs
 
 
@@ -374,6 +390,7 @@ def _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, s
     episode_ids = np.arange(first_id, first_id + settings.num_envs)
     counters["next_episode_id"] = first_id + settings.num_envs
     keys = settings.keys
+    character = task_character()
     last_checkpoint = time.monotonic()
     steps_this_run = 0
     with _progress_bar(show_progress, 2 * settings.pairs, book.num_done) as bar:
@@ -387,11 +404,12 @@ def _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, s
                 if recorder.open[env] is None and not starts[i]:
                     continue
                 step = {key: obs[key][i] for key in keys}
-                step["reward"] = np.float32(rew[i])
+                step[REWARD_KEY] = np.float32(rew[i])
                 window = recorder.observe(env, step, bool(starts[i]), bool(ended[i]))
                 slot = book.claim(env, episode_ids[env]) if window is not None and book.accepting else None
                 if slot is not None:
-                    info_row = last_step_info(obs["blstats"][i], info["elapsed_step"][i], episode_ids[env])
+                    info_row = last_step_info(obs["blstats"][i], info["elapsed_step"][i], episode_ids[env],
+                                              character)
                     writer.write(slot, window, info_row)
             for i in np.flatnonzero(ended):
                 env = int(env_ids[i])

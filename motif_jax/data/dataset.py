@@ -6,11 +6,17 @@ Layout (the original Motif layout plus a ``meta.json``)::
       meta.json                   written last, atomically; "complete": true (absent in the original layout)
       captions.json               caption distribution of the collected subsequences (ours only)
       data/<key>.npy              (N, 2, L, ...) one file per key, or shards data/<key>.00000.npy,
-                                  data/<key>.00001.npy, ... concatenated along the first axis in number order
+                                  data/<key>.00001.npy, ... concatenated along the first axis in number order;
+                                  the per-step reward is data/rewards.npy (data/reward.npy in older datasets)
       info/<key>.npy              (N, 2) per pair member (shards named like data/)
       preference/<name>.npy       (N,) int8 labels: 0 first preferred, 1 second, 2 tie, 3 unknown
-      preference/<name>.soft.npy  (N,) float32 P(first preferred), optional
+      annotations/<name>.soft.npy (N,) float32 P(first preferred), optional
+      annotations/<name>.json     settings the labels were made with; <name>.cache.jsonl: answer cache
       .collect/                   only while a collection is unfinished (its resume state)
+
+``preference/`` holds label files only: the original Motif loader reads every file there as an array
+named by the part before the first dot, so any other file would break it. Older datasets kept the
+sidecars in ``preference/``; they are still read there and moved out on the next annotation.
 
 Everything is opened with ``mmap_mode="r"`` so opening a dataset costs a few header reads, whatever its size.
 """
@@ -36,6 +42,8 @@ META_FILE = "meta.json"
 CAPTIONS_FILE = "captions.json"
 PROGRESS_DIR = ".collect"  # present only while a collection is unfinished
 SOFT_SUFFIX = ".soft"
+ANNOTATIONS_DIR = "annotations"  # sidecars of the label files (settings, cache, soft labels)
+REWARD_KEY, OLD_REWARD_KEY = "rewards", "reward"
 _SHARD_RE = re.compile(r"^(?P<key>.+)\.(?P<index>\d{5})$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
 
@@ -182,6 +190,8 @@ class PairsDataset:
         if not data_dir.is_dir():
             raise MotifError(f"{self.path}: missing data/ folder (expected data/message.npy, ...)")
         self._data_files = _scan_keys(data_dir)
+        if OLD_REWARD_KEY in self._data_files and REWARD_KEY not in self._data_files:
+            self._data_files[REWARD_KEY] = self._data_files.pop(OLD_REWARD_KEY)  # written before the rename
         if "message" not in self._data_files:
             raise MotifError(f"{data_dir}: missing message.npy (captions are required)")
         self._data: dict[str, Any] = {}
@@ -220,15 +230,16 @@ class PairsDataset:
 
     def _check_data(self, key: str) -> None:
         array = self.data(key)
-        where = self.path / "data" / f"{key}.npy"
+        where = self._data_files[key][0]
         if tuple(array.shape[:3]) != (self.num_pairs, 2, self.seq_len):
             raise MotifError(f"{where}: expected leading shape (N, 2, L) = ({self.num_pairs}, 2, {self.seq_len}), "
                              f"got {tuple(array.shape)}")
-        expected = self.meta.get("data", {}).get(key)
+        described = self.meta.get("data", {})
+        expected = described.get(key) or (described.get(OLD_REWARD_KEY) if key == REWARD_KEY else None)
         if expected and (list(array.shape[3:]) != list(expected["shape"]) or str(array.dtype) != expected["dtype"]):
             raise MotifError(f"{where}: meta.json says {expected['dtype']} (N, 2, L, *{expected['shape']}), "
                              f"file has {array.dtype} {tuple(array.shape)}")
-        if key == "reward" and not np.issubdtype(array.dtype, np.floating):
+        if key == REWARD_KEY and not np.issubdtype(array.dtype, np.floating):
             raise MotifError(f"{where}: expected a float array, got {array.dtype}")
 
     def _check_info(self, key: str) -> None:
@@ -253,7 +264,9 @@ class PairsDataset:
         return sorted(self._info_files)
 
     def data(self, key: str) -> np.ndarray | ShardedArray:
-        """(N, 2, L, ...) memory-mapped array of one observation key."""
+        """(N, 2, L, ...) memory-mapped array of one observation key (``reward`` is ``rewards``'s old name)."""
+        if key == OLD_REWARD_KEY and key not in self._data_files:
+            key = REWARD_KEY
         if key not in self._data_files:
             raise MotifError(f"{self.path / 'data'}: no key {key!r} (available: {', '.join(self.keys)})")
         if key not in self._data:
@@ -275,12 +288,34 @@ class PairsDataset:
         if not folder.is_dir():
             return []
         names = [p.name[: -len(".npy")] for p in folder.glob("*.npy")]
-        return sorted(n for n in names if not n.endswith(SOFT_SUFFIX))
+        return sorted(n for n in names if not n.endswith(SOFT_SUFFIX))  # old datasets kept .soft here
 
-    def _label_path(self, name: str, soft: bool = False) -> Path:
+    def _check_name(self, name: str) -> None:
         if not _NAME_RE.match(name) or name.endswith(SOFT_SUFFIX):
             raise MotifError(f"annotator name {name!r}: use letters, digits, '_', '-', '.' (not ending in .soft)")
-        return self.path / "preference" / f"{name}{SOFT_SUFFIX if soft else ''}.npy"
+
+    def _label_path(self, name: str) -> Path:
+        self._check_name(name)
+        return self.path / "preference" / f"{name}.npy"
+
+    def sidecar_path(self, name: str, suffix: str, for_writing: bool = False) -> Path:
+        """Where the sidecar ``<name><suffix>`` of a label file lives (``.json``, ``.cache.jsonl``,
+        ``.soft.npy``): ``annotations/``, or ``preference/`` for datasets written before the move.
+        ``for_writing`` moves an old-location file to ``annotations/`` first, so writing never leaves
+        a file in ``preference/`` that the original loader would choke on."""
+        self._check_name(name)
+        new = self.path / ANNOTATIONS_DIR / f"{name}{suffix}"
+        old = self.path / "preference" / f"{name}{suffix}"
+        if not old.exists() or new.exists():
+            return new
+        if not for_writing:
+            return old
+        new.parent.mkdir(exist_ok=True)
+        try:
+            os.replace(old, new)
+        except FileNotFoundError:
+            pass  # another chunk's process moved it first
+        return new
 
     def _check_label_file(self, path: Path, array: np.ndarray, dtype: type) -> None:
         if array.dtype != dtype or array.shape != (self.num_pairs,):
@@ -301,7 +336,7 @@ class PairsDataset:
 
     def soft_labels(self, name: str) -> np.ndarray | None:
         """Read-only float32 (N,) P(first preferred), or None when the annotator wrote no soft labels."""
-        path = self._label_path(name, soft=True)
+        path = self.sidecar_path(name, SOFT_SUFFIX + ".npy")
         if not path.exists():
             return None
         soft = _open_npy(path)
@@ -324,7 +359,7 @@ class PairsDataset:
         A crash never leaves a half-initialised file, and when several annotation processes (chunks) start
         at once, exactly one creates the file (``os.link`` fails if it exists) and all share it.
         """
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(self.num_pairs,))
         array[:] = fill
@@ -346,7 +381,8 @@ class PairsDataset:
 
     def open_soft_labels(self, name: str, overwrite: bool = False) -> np.memmap:
         """Writable float32 (N,) P(first preferred); created filled with NaN (not yet annotated)."""
-        return self._open_writable(self._label_path(name, soft=True), np.float32, np.nan, overwrite)
+        return self._open_writable(self.sidecar_path(name, SOFT_SUFFIX + ".npy", for_writing=True), np.float32,
+                                   np.nan, overwrite)
 
 
 def open_dataset(path: str | os.PathLike) -> PairsDataset:
@@ -378,7 +414,7 @@ def remove_dataset(path: Path) -> None:
         raise MotifError(f"{path}: not a motif dataset; refusing to delete it (choose another --out)")
     for name in (META_FILE, META_FILE + ".tmp", CAPTIONS_FILE):
         (path / name).unlink(missing_ok=True)
-    for name in ("data", "info", "preference", PROGRESS_DIR):
+    for name in ("data", "info", "preference", ANNOTATIONS_DIR, PROGRESS_DIR):
         shutil.rmtree(path / name, ignore_errors=True)
 
 
