@@ -4,6 +4,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from motif_jax.errors import MotifError
@@ -149,3 +150,24 @@ def test_write_json_atomic_leaves_no_partial_file(tmp_path):
     target = tmp_path / "a" / "r.json"
     run.write_json_atomic(target, {"x": 1})
     assert json.loads(target.read_text()) == {"x": 1} and not list(target.parent.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_shipped_experiment_runs_end_to_end_at_toy_size(tmp_path):
+    """The real `motif` stages as subprocesses: collect, rules labels, reward model, train, evaluate."""
+    from pathlib import Path
+
+    from motif_jax.cli import main
+
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "motif-cpu.yaml"
+    out = tmp_path / "grid"
+    args = ["experiment", str(shipped), "--out", str(out), "--no-progress", "--set", "seeds=[0]",
+            "--set", "train.steps=4096", "--set", "evaluate.episodes=2", "--set", "evaluate.num_envs=2",
+            "--set", "evaluate.max_episode_steps=100", "--set", "datasets.play.pairs=300"]
+    assert main(args) == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["conditions"]) == {"random", "extrinsic", "intrinsic", "ext+int"}
+    assert saved["conditions"]["intrinsic"]["n_episodes"] == 2
+    assert (out / "plots" / "learning_curves.png").is_file()
+    labels = np.load(out / "shared" / "datasets" / "play" / "preference" / "rules-nethack_defaultgoal.npy")
+    assert len(labels) == 300 and not (labels == 3).any()
