@@ -88,3 +88,67 @@ def test_embed_patch_conv_equals_strided_conv_of_the_embedding(batch):
                                             dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer.dense.bias[...]
     assert out.shape == (batch, 3, 3, 5)
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_hoisted_gru_equals_nnx_gru_cell():
+    c = ModelConfig(kind="mlp", core="gru", hidden=8, mlp_layers=[16])
+    policy = make_policy(c, VEC_SPEC, 5, seed=0)
+    obs = {"obs": jax.random.normal(jax.random.key(1), (2, 4, 3))}
+    state = jax.random.normal(jax.random.key(2), (2, 8))
+    first = jnp.zeros((2, 4), bool).at[1, 2].set(True)
+    logits, _, final = policy.unroll(obs, first, state)
+    features = policy.encoder({"obs": obs["obs"].reshape(8, 3)}).reshape(2, 4, -1)
+    h = state
+    for t in range(4):
+        h = jnp.where(first[:, t, None], 0.0, h)
+        h, y = policy.core(h, features[:, t])  # flax's own cell, input projection inside
+        np.testing.assert_allclose(policy.policy_head(y), logits[:, t], atol=1e-5)
+    np.testing.assert_allclose(h, final, atol=1e-5)
+
+
+def test_gru_scan_backward_equals_autodiff_of_the_plain_recurrence():
+    from motif_jax.agent.gru import _step, gru_scan
+
+    t, b, h = 5, 3, 4
+    keys = jax.random.split(jax.random.key(0), 5)
+    xp = jax.random.normal(keys[0], (t, b, 3 * h))
+    h0 = jax.random.normal(keys[1], (b, h))
+    w_h = jax.random.normal(keys[2], (h, 3 * h)) * 0.5
+    first = jax.random.bernoulli(keys[3], 0.3, (t, b))
+    weights = jax.random.normal(keys[4], (t, b, h))
+
+    def plain(xp, h0, w_h):
+        def step(carry, xs):
+            carry, _ = _step(w_h, carry, *xs)
+            return carry, carry
+        h_t, ys = jax.lax.scan(step, h0, (xp, first))
+        return jnp.sum(ys * weights) + jnp.sum(h_t ** 2)
+
+    def custom(xp, h0, w_h):
+        ys, h_t = gru_scan(xp, first, h0, w_h)
+        return jnp.sum(ys * weights) + jnp.sum(h_t ** 2)
+
+    np.testing.assert_allclose(custom(xp, h0, w_h), plain(xp, h0, w_h), rtol=1e-6)
+    for got, want in zip(jax.grad(custom, (0, 1, 2))(xp, h0, w_h), jax.grad(plain, (0, 1, 2))(xp, h0, w_h)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_minibatches_follow_the_paper_batch_size_at_any_env_count():
+    from motif_jax.agent.config import minibatches_for
+
+    assert minibatches_for(480, 32, 4096) == 4  # 15360 frames: 4 x 3840 is nearest 4096
+    assert minibatches_for(16, 32, 4096) == 1  # fewer frames than one batch: a single minibatch
+    assert minibatches_for(960, 32, 4096) == 8
+    assert minibatches_for(12, 32, 64) == 6  # 384 frames: 6 x 64
+    assert resolve_config(preset="paper", overrides=["env.num_envs=16"]).ppo.minibatches == 1
+    assert resolve_config(preset="paper").ppo.minibatches == 4
+    assert resolve_config(preset="paper", overrides=["ppo.minibatch_frames=0", "ppo.minibatches=2"]).ppo.minibatches == 2
+
+
+def test_paper_preset_follows_the_original_policy():
+    c = resolve_config(preset="paper").model
+    assert (c.core, c.hidden, c.crop, c.full_map, c.message_encoder, c.activation) == ("gru", 512, 12, False, "mlp", "elu")
+    policy = make_policy(c, NLE_SPEC, 23, seed=0)
+    assert not hasattr(policy.encoder, "map_out")
+    n_params = sum(x.size for x in jax.tree.leaves(nnx.state(policy, nnx.Param)))
+    assert 2_000_000 < n_params < 4_000_000

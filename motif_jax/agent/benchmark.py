@@ -1,9 +1,12 @@
-"""`motif benchmark train`: end-to-end trainer steps/s against the pool's own ceiling, in one run.
+"""`motif benchmark train`: end-to-end trainer steps/s, and where the time goes, in one run.
 
-First the pool alone is stepped with random actions (same envs, same batch size),
-then the trainer runs for the same time; ``train_over_pool`` is the fraction of
-the environment ceiling that training reaches. Compilation is excluded: training
-throughput is measured from the end of the second update on.
+Measured back to back on the same envs and network: the pool alone with random
+actions (before and after, averaged: the ceiling drifts with machine load), the
+actors alone (inference + pool, no learning), the trainer end to end, and the
+learner alone (the update repeated on one collected batch already on the devices).
+``train_over_pool`` is the fraction of the environment ceiling training reaches.
+Compilation is excluded everywhere: training throughput counts from the end of the
+second update on. Parameter count and forward FLOPs per frame come with it.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
+from motif_jax.agent.benchmark_learner import learner_report, time_updates
 from motif_jax.agent.config import PRESETS, resolve_config, to_dict
 from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.trainer import Trainer, pool_batch_size
@@ -54,6 +59,18 @@ def pool_steps_per_second(config, seconds: float) -> float:
         pool.close()
 
 
+def actor_steps_per_second(trainer: Trainer, seconds: float) -> tuple[float, dict]:
+    """Env steps/s of the trainer's actor (inference + pool, no learning) and the last batch it built."""
+    trainer.store.publish(trainer.train_state["params"], 0)
+    worker = trainer.worker
+    batch, _ = worker.collect()  # compiles the act step and starts every env
+    worker.drain_stats()
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        batch, _ = worker.collect()
+    return worker.drain_stats().env_steps / (time.perf_counter() - start), batch
+
+
 def train_steps_per_second(timeline: list[tuple[float, int]]) -> float:
     if len(timeline) < 4:
         raise MotifError(f"benchmark: only {len(timeline)} updates finished; raise --seconds")
@@ -69,11 +86,18 @@ def run(args: argparse.Namespace) -> int:
     pool_before = pool_steps_per_second(config, args.seconds / 2)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, run_dir, console=False)
+        actor_sps, batch = actor_steps_per_second(trainer, args.seconds / 4)
         trainer.train(max_seconds=args.seconds)
         train_sps = train_steps_per_second(trainer.timeline)
+        learner = trainer.learner
+        params = jax.tree.map(lambda x: jax.numpy.array(x, copy=True), trainer.train_state["params"])
+        update_s, _ = time_updates(learner, trainer.train_state, batch, trainer.reward_params, args.seconds / 4)
+        spec = {k: trainer.obs_spec[k] for k in trainer.policy_keys}
+        costs = learner_report(config, learner, params, spec, trainer.state_size, update_s)
     pool_after = pool_steps_per_second(config, args.seconds / 2)
     pool_sps = (pool_before + pool_after) / 2
-    result = {"train_sps": train_sps, "pool_sps": pool_sps, "train_over_pool": train_sps / pool_sps,
+    result = {"train_sps": train_sps, "pool_sps": pool_sps, "actor_sps": actor_sps, **costs,
+              "train_over_pool": train_sps / pool_sps, "train_over_learner": train_sps / costs["learner_fps"],
               "pool_sps_before": pool_before, "pool_sps_after": pool_after, "llm_coef": config.reward.llm_coef,
               "preset": config.preset, "task": config.task, "num_envs": config.env.num_envs,
               "batch_size": pool_batch_size(config), "rollout": config.ppo.rollout, "seconds": args.seconds,
@@ -81,5 +105,6 @@ def run(args: argparse.Namespace) -> int:
     text = json.dumps(result, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n")
-    print(json.dumps({k: result[k] for k in ("train_sps", "pool_sps", "train_over_pool")}))
+    print(json.dumps({k: result[k] for k in ("train_sps", "learner_fps", "actor_sps", "pool_sps", "train_over_pool",
+                                             "params", "flops_per_frame")}))
     return 0

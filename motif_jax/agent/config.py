@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,17 @@ class ModelConfig:
     core: str = "gru"  # gru | lstm | none
     hidden: int = 512  # recurrent core width
     glyph_dim: int = 32
-    map_channels: int = 32
+    map_channels: int = 32  # channels of the glyph convs (full map and crop)
+    full_map: bool = True  # also encode the whole 21x79 map (the original policy saw only the crop)
     map_patch: int = 0  # 0: two 3x3 stride-2 convs over the map; k: one k x k conv with stride k (cheap on CPU)
-    crop: int = 9  # egocentric crop side (odd so the agent sits at the centre)
+    crop: int = 9  # egocentric crop side (odd centres the agent; the original used 12)
     crop_patch: int = 0  # 0: two 3x3 convs over the crop; k: one k x k conv with stride k
+    stats_layers: list = dataclasses.field(default_factory=lambda: [64, 64])  # MLP on symlog(blstats)
+    message_encoder: str = "conv"  # conv: char embedding, conv, max-pool | mlp: bytes/255 through an MLP
     message_dim: int = 32
     message_channels: int = 64
     message_patch: int = 0  # 0: width-5 conv over the caption bytes; k: width-k conv with stride k
+    message_layers: list = dataclasses.field(default_factory=lambda: [128, 128])  # message_encoder: mlp
     torso: int = 512  # width of the MLP after concatenation
     mlp_layers: list = dataclasses.field(default_factory=lambda: [64, 64])  # mlp kind
     activation: str = "relu"
@@ -48,6 +53,9 @@ class PPOConfig:
     rollout: int = 32  # transitions per env per segment
     epochs: int = 1
     minibatches: int = 4
+    # > 0: ppo.minibatches becomes the divisor of env.num_envs whose minibatches come closest to this
+    # many frames (the paper's SGD batch is 4096), so a preset keeps its batch size at any env count.
+    minibatch_frames: int = 0
     lr: float = 1e-4
     anneal_lr: bool = False
     adam_eps: float = 1e-5
@@ -104,11 +112,16 @@ class TrainConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
+    # The original Motif policy: a 12x12 egocentric crop (no full map), the bottom-line stats and
+    # the caption bytes through 128-128 MLPs, ELU, a GRU 512 core. The crop's glyph embedding and
+    # its 2x2/stride-2 conv are fused (networks.EmbedPatchConv), so the encoder costs about a
+    # million multiply-adds per frame and the GRU the rest (see `motif benchmark learner`).
     "paper": {
         "env": {"num_envs": 480},
-        "model": {"kind": "nethack", "core": "lstm", "hidden": 512, "glyph_dim": 64, "map_channels": 32,
-                  "crop": 13, "message_dim": 64, "message_channels": 128, "torso": 512},
-        "ppo": {"rollout": 32, "minibatches": 4, "epochs": 1},
+        "model": {"kind": "nethack", "core": "gru", "hidden": 512, "glyph_dim": 32, "map_channels": 64,
+                  "full_map": False, "crop": 12, "crop_patch": 2, "stats_layers": [128, 128],
+                  "message_encoder": "mlp", "message_layers": [128, 128], "torso": 512, "activation": "elu"},
+        "ppo": {"rollout": 32, "minibatch_frames": 4096, "epochs": 1},
         "run": {"checkpoint_every": 10_000_000},
     },
     # Cheap on a 2-core CPU: every conv has kernel = stride (fused with its embedding, see
@@ -190,8 +203,17 @@ def resolve_config(file: str | Path | None = None, preset: str | None = None,
     apply_overrides(data, overrides)
     apply_overrides(data, [f"{k}={v}" for k, v in (flags or {}).items() if v is not None])
     config = from_dict(TrainConfig, data)
+    if config.ppo.minibatch_frames > 0:
+        config.ppo.minibatches = minibatches_for(config.env.num_envs, config.ppo.rollout, config.ppo.minibatch_frames)
     validate(config)
     return config
+
+
+def minibatches_for(num_envs: int, rollout: int, frames: int) -> int:
+    """The divisor d of ``num_envs`` for which ``num_envs · rollout / d`` is nearest ``frames`` (in ratio)."""
+    target = num_envs * rollout / frames
+    divisors = [d for d in range(1, num_envs + 1) if num_envs % d == 0]
+    return min(divisors, key=lambda d: (abs(math.log(d / target)), d))
 
 
 def validate(c: TrainConfig) -> None:
@@ -202,7 +224,9 @@ def validate(c: TrainConfig) -> None:
         (c.env.num_envs > 0 and c.ppo.rollout > 0, "env.num_envs and ppo.rollout must be positive"),
         (c.env.num_envs % max(c.ppo.minibatches, 1) == 0 and c.ppo.minibatches > 0,
          f"env.num_envs ({c.env.num_envs}) must be a multiple of ppo.minibatches ({c.ppo.minibatches})"),
-        (c.model.crop % 2 == 1, "model.crop must be odd"),
+        (c.model.crop > 0, "model.crop must be positive"),
+        (c.model.message_encoder in ("conv", "mlp"), "model.message_encoder must be conv or mlp"),
+        (c.model.activation in ("relu", "tanh", "gelu", "elu"), "model.activation must be relu, tanh, gelu or elu"),
         (c.steps > 0, "steps must be positive"),
         (c.reward.caption in ("current", "next"), "reward.caption must be current or next"),
         (c.ppo.value_clip >= 0, "ppo.value_clip must be >= 0 (0 = off)"),

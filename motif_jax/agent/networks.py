@@ -15,8 +15,9 @@ from flax import nnx
 from nle import nethack
 
 from motif_jax.agent.config import ModelConfig
+from motif_jax.agent.gru import gru_scan
 
-ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu}
+ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "elu": jax.nn.elu}
 OUTSIDE_MAP = nethack.MAX_GLYPH  # embedding index used for padding around the map
 
 
@@ -32,7 +33,10 @@ def symlog(x):
 
 
 def crop_around(glyphs: jax.Array, y: jax.Array, x: jax.Array, size: int) -> jax.Array:
-    """``size × size`` window of ``glyphs [B, H, W]`` centred on (y, x), padded with OUTSIDE_MAP."""
+    """``size × size`` window of ``glyphs [B, H, W]`` with (y, x) at index ``size // 2``, padded with OUTSIDE_MAP.
+
+    Odd sizes centre the agent; even ones (the original policy's 12 × 12) put it just below and right of centre.
+    """
     r = size // 2
     padded = jnp.pad(glyphs, ((0, 0), (r, r), (r, r)), constant_values=OUTSIDE_MAP)
     return jax.vmap(lambda g, yy, xx: jax.lax.dynamic_slice(g, (yy, xx), (size, size)))(padded, y, x)
@@ -65,8 +69,9 @@ class EmbedPatchConv(nnx.Module):
         ids = ids.reshape([ids.shape[0]] + [d for o, p in zip(out, self.patch) for d in (o, p)])
         order = [0, *range(1, 2 * rank, 2), *range(2, 2 * rank + 1, 2)]
         ids = ids.transpose(order).reshape(ids.shape[0], *out, -1)  # [B, *out, offsets]
-        if ids[..., 0].size < table.shape[0]:
-            # Fewer patches than table rows (acting on a small batch): embedding then matmul is cheaper.
+        if ids[..., 0].size < table.shape[0] or self.dense.out_features > self.dim:
+            # Fewer patches than table rows (acting on a small batch), or wider outputs than embeddings
+            # (more floats to gather from the per-offset tables): embedding then matmul is cheaper.
             patches = table[ids].reshape(*ids.shape[:-1], -1)
             return self.dense(patches)
         kernel = self.dense.kernel[...].reshape(-1, self.dim, self.dense.out_features)
@@ -88,30 +93,35 @@ class MLP(nnx.Module):
 
 
 class NetHackEncoder(nnx.Module):
-    """Full-map glyph conv (strided) + egocentric crop + bottom-line stats + caption bytes."""
+    """Egocentric crop + optional full-map conv + bottom-line stats + caption bytes, concatenated into a torso.
+
+    Every glyph conv has kernel = stride and is fused with the glyph embedding (``EmbedPatchConv``)
+    unless its ``*_patch`` is 0. The caption goes through a char embedding, a conv and a max-pool
+    (``message_encoder: conv``) or, as in the original Motif policy, bytes / 255 through an MLP (``mlp``).
+    """
 
     def __init__(self, c: ModelConfig, obs_spec: dict, rngs: nnx.Rngs):
         self.keys = tuple(k for k in ("glyphs", "blstats", "message") if k in obs_spec)
-        self.crop = c.crop
-        act = ACTIVATIONS[c.activation]
-        self.act = act
+        self.crop, self.full_map, self.message_encoder = c.crop, c.full_map, c.message_encoder
+        self.act = ACTIVATIONS[c.activation]
         width = 0
         if "glyphs" in self.keys:
             h, w = obs_spec["glyphs"][0]
             self.glyph_embed = nnx.Embed(OUTSIDE_MAP + 1, c.glyph_dim, rngs=rngs)
             ch = c.map_channels
-            if c.map_patch:
-                self.map_patch = EmbedPatchConv(c.glyph_dim, ch, (c.map_patch, c.map_patch), OUTSIDE_MAP, rngs)
-                map_hw = self.map_patch.output_shape((h, w))
-            else:
-                self.map_patch = None
-                self.map_convs = nnx.List([
-                    nnx.Conv(c.glyph_dim, ch, (3, 3), strides=2, rngs=rngs),
-                    nnx.Conv(ch, ch, (3, 3), strides=2, rngs=rngs),
-                ])
-                map_hw = (math.ceil(math.ceil(h / 2) / 2), math.ceil(math.ceil(w / 2) / 2))
-            map_flat = math.prod(map_hw) * ch
-            self.map_out = linear(map_flat, c.torso // 2, rngs)
+            if c.full_map:
+                if c.map_patch:
+                    self.map_patch = EmbedPatchConv(c.glyph_dim, ch, (c.map_patch, c.map_patch), OUTSIDE_MAP, rngs)
+                    map_hw = self.map_patch.output_shape((h, w))
+                else:
+                    self.map_patch = None
+                    self.map_convs = nnx.List([
+                        nnx.Conv(c.glyph_dim, ch, (3, 3), strides=2, rngs=rngs),
+                        nnx.Conv(ch, ch, (3, 3), strides=2, rngs=rngs),
+                    ])
+                    map_hw = (math.ceil(math.ceil(h / 2) / 2), math.ceil(math.ceil(w / 2) / 2))
+                self.map_out = linear(math.prod(map_hw) * ch, c.torso // 2, rngs)
+                width += c.torso // 2
             if c.crop_patch:
                 self.crop_patch = EmbedPatchConv(c.glyph_dim, ch, (c.crop_patch, c.crop_patch), OUTSIDE_MAP, rngs)
                 crop_flat = math.prod(self.crop_patch.output_shape((c.crop, c.crop))) * ch
@@ -123,20 +133,24 @@ class NetHackEncoder(nnx.Module):
                 ])
                 crop_flat = c.crop * c.crop * ch
             self.crop_out = linear(crop_flat, c.torso // 2, rngs)
-            width += c.torso
+            width += c.torso // 2
         if "blstats" in self.keys:
             n = obs_spec["blstats"][0][0]
-            self.stats = MLP([n, 64, 64], rngs, c.activation)
-            width += 64
+            self.stats = MLP([n, *c.stats_layers], rngs, c.activation)
+            width += c.stats_layers[-1]
         if "message" in self.keys:
-            self.msg_embed = nnx.Embed(256, c.message_dim, rngs=rngs)
-            if c.message_patch:
-                self.msg_patch = EmbedPatchConv(c.message_dim, c.message_channels, (c.message_patch,), 0, rngs)
+            if c.message_encoder == "mlp":
+                self.msg_mlp = MLP([obs_spec["message"][0][0], *c.message_layers], rngs, c.activation)
+                width += c.message_layers[-1]
             else:
-                self.msg_patch = None
-                self.msg_conv = nnx.Conv(c.message_dim, c.message_channels, (5,), rngs=rngs)
-            self.msg_out = linear(c.message_channels, c.message_channels, rngs)
-            width += c.message_channels
+                self.msg_embed = nnx.Embed(256, c.message_dim, rngs=rngs)
+                if c.message_patch:
+                    self.msg_patch = EmbedPatchConv(c.message_dim, c.message_channels, (c.message_patch,), 0, rngs)
+                else:
+                    self.msg_patch = None
+                    self.msg_conv = nnx.Conv(c.message_dim, c.message_channels, (5,), rngs=rngs)
+                self.msg_out = linear(c.message_channels, c.message_channels, rngs)
+                width += c.message_channels
         if not width:
             raise ValueError("nethack encoder needs at least one of glyphs, blstats, message")
         self.out = linear(width, c.torso, rngs)
@@ -145,17 +159,19 @@ class NetHackEncoder(nnx.Module):
         parts = []
         if "glyphs" in self.keys:
             glyphs = obs["glyphs"].astype(jnp.int32)
-            if self.map_patch is not None:
-                x = self.act(self.map_patch(self.glyph_embed.embedding[...], glyphs))
-            else:
-                x = self.glyph_embed(glyphs)
-                for conv in self.map_convs:
-                    x = self.act(conv(x))
-            parts.append(self.act(self.map_out(x.reshape(x.shape[0], -1))))
+            table = self.glyph_embed.embedding[...]
+            if self.full_map:
+                if self.map_patch is not None:
+                    x = self.act(self.map_patch(table, glyphs))
+                else:
+                    x = self.glyph_embed(glyphs)
+                    for conv in self.map_convs:
+                        x = self.act(conv(x))
+                parts.append(self.act(self.map_out(x.reshape(x.shape[0], -1))))
             stats = obs["blstats"].astype(jnp.int32)
             crop = crop_around(glyphs, stats[:, nethack.NLE_BL_Y], stats[:, nethack.NLE_BL_X], self.crop)
             if self.crop_patch is not None:
-                y = self.act(self.crop_patch(self.glyph_embed.embedding[...], crop))
+                y = self.act(self.crop_patch(table, crop))
             else:
                 y = self.glyph_embed(crop)
                 for conv in self.crop_convs:
@@ -164,12 +180,15 @@ class NetHackEncoder(nnx.Module):
         if "blstats" in self.keys:
             parts.append(self.stats(symlog(obs["blstats"].astype(jnp.float32))))
         if "message" in self.keys:
-            message = obs["message"].astype(jnp.int32)
-            if self.msg_patch is not None:
-                m = self.act(self.msg_patch(self.msg_embed.embedding[...], message))
+            if self.message_encoder == "mlp":
+                parts.append(self.msg_mlp(obs["message"].astype(jnp.float32) / 255.0))
             else:
-                m = self.act(self.msg_conv(self.msg_embed(message)))
-            parts.append(self.act(self.msg_out(jnp.max(m, axis=1))))
+                message = obs["message"].astype(jnp.int32)
+                if self.msg_patch is not None:
+                    m = self.act(self.msg_patch(self.msg_embed.embedding[...], message))
+                else:
+                    m = self.act(self.msg_conv(self.msg_embed(message)))
+                parts.append(self.act(self.msg_out(jnp.max(m, axis=1))))
         return self.act(self.out(jnp.concatenate(parts, axis=-1)))
 
 
@@ -240,10 +259,7 @@ class Policy(nnx.Module):
     def initial_state(self, batch: int) -> jax.Array:
         return jnp.zeros((batch, self.state_size), jnp.float32)
 
-    def _core_step(self, state, x):
-        if self.core_kind == "gru":
-            state, y = self.core(state, x)
-            return state, y
+    def _lstm_step(self, state, x):
         h, c = jnp.split(state, 2, axis=-1)
         (c, h), y = self.core((c, h), x)
         return jnp.concatenate([h, c], axis=-1), y
@@ -252,17 +268,22 @@ class Policy(nnx.Module):
         """obs leaves ``[B, T, ...]``, first ``[B, T]`` bool, state ``[B, S]`` (before step 0).
 
         Returns logits ``[B, T, A]``, values ``[B, T]`` and the state after the last step.
+        The GRU's input projection runs once over all ``B·T`` frames, and its recurrence
+        has a hand-written backward pass (``gru.gru_scan``): the same arithmetic as ``nnx.GRUCell``.
         """
         b, t = first.shape
         flat = jax.tree.map(lambda x: x.reshape(b * t, *x.shape[2:]), obs)
         features = self.encoder(flat).reshape(b, t, -1)
         if self.core is None:
             core_out = features
+        elif self.core_kind == "gru":
+            xp = self.core.dense_i(features).swapaxes(0, 1)
+            core_out, state = gru_scan(xp, first.swapaxes(0, 1), state, self.core.dense_h.kernel[...])
+            core_out = core_out.swapaxes(0, 1)
         else:
             def step(carry, xs):
                 x, is_first = xs
-                carry = jnp.where(is_first[:, None], 0.0, carry)
-                return self._core_step(carry, x)
+                return self._lstm_step(jnp.where(is_first[:, None], 0.0, carry), x)
 
             state, core_out = jax.lax.scan(step, state, (features.swapaxes(0, 1), first.swapaxes(0, 1)))
             core_out = core_out.swapaxes(0, 1)

@@ -97,6 +97,7 @@ class Trainer:
         policy_spec = {k: self.obs_spec[k] for k in self.policy_keys}
         num_actions = int(self.pool.action_space.n)
         model = make_policy(c.model, policy_spec, num_actions, c.seed)
+        self.state_size = model.state_size
         self.segment_steps = c.env.num_envs * c.ppo.rollout * jax.process_count()
         total_updates = max(c.steps // self.segment_steps, 1)
         self.reward_params, intrinsic_fn = load_intrinsic(c, self.mesh)
