@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     openai.add_argument("--prefill", action="store_true",
                         help="logprob mode: continue the answer prefix (vLLM's continue_final_message)")
     openai.add_argument("--no-top-k", action="store_true", help="do not send top_k (strict OpenAI APIs)")
+    openai.add_argument("--structured-outputs", action="store_true",
+                        help="generate mode: constrain replies with the template's guided_regex (vllm serve)")
     vllm = parser.add_argument_group("vllm")
     vllm.add_argument("--tensor-parallel-size", type=int, default=1)
     vllm.add_argument("--max-model-len", type=int, default=8192)
@@ -115,7 +117,8 @@ def build_backend(args: argparse.Namespace, template):
     elif args.backend == "openai":
         options = {"base_url": args.base_url, "api_key_env": args.api_key_env,
                    "concurrency": args.concurrency, "timeout": args.timeout,
-                   "max_retries": args.max_retries, "prefill": args.prefill, "send_top_k": not args.no_top_k}
+                   "max_retries": args.max_retries, "prefill": args.prefill, "send_top_k": not args.no_top_k,
+                   "guided_regex": template.guided_regex if args.structured_outputs else None}
     else:
         options = {"tensor_parallel_size": args.tensor_parallel_size, "max_model_len": args.max_model_len,
                    "gpu_memory_utilization": args.gpu_memory_utilization, "dtype": args.dtype,

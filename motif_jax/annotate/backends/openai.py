@@ -26,18 +26,28 @@ TOP_LOGPROBS = 20
 
 
 def chat_request(model: str, conversation: Conversation, sampling: Sampling, mode: str,
-                 prefill: bool, send_top_k: bool = True) -> dict:
+                 prefill: bool, send_top_k: bool = True, guided_regex: str | None = None) -> dict:
     """JSON body of one chat completion.
 
     In logprob mode we ask for one token with its top alternatives. With ``prefill`` the answer
     prefix is sent as a final assistant message to be continued (vLLM's ``continue_final_message``);
     without it the prefix is dropped and the first answer token is read instead, which any server
-    with ``logprobs`` support handles.
+    with ``logprobs`` support handles. ``guided_regex`` (generate mode) becomes vLLM's
+    ``structured_outputs`` field, with the same length fitting and verdict-only retries as the
+    in-process vllm backend.
     """
     body = {"model": model, "messages": conversation, "temperature": sampling.temperature,
-            "top_p": sampling.top_p, "max_tokens": sampling.max_tokens, "seed": sampling.seed}
+            "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
+    if sampling.seed is not None:
+        body["seed"] = sampling.seed
     if send_top_k:
         body["top_k"] = sampling.top_k
+    if mode == "generate" and guided_regex:
+        from motif_jax.annotate.backends.vllm import fit_reasoning, is_retry, verdict_only
+
+        regex = verdict_only(guided_regex) if is_retry(conversation) else fit_reasoning(guided_regex,
+                                                                                        sampling.max_tokens)
+        body["structured_outputs"] = {"regex": regex}
     if mode == "logprob":
         body.update(max_tokens=1, logprobs=True, top_logprobs=TOP_LOGPROBS)
         if prefill:
@@ -77,7 +87,7 @@ class OpenAIBackend:
                  api_key_env: str | None = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout: float = 120.0, max_retries: int = 5, prefill: bool = False,
                  send_top_k: bool = True, batch_size: int = 64, backoff_base: float = 1.0,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, guided_regex: str | None = None):
         if not model:
             raise MotifError("backend openai needs --model (the model name the server serves)")
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -85,6 +95,7 @@ class OpenAIBackend:
         self.model_name = short_model_name(model)
         self.model_id = model
         self.sampling, self.prefill, self.send_top_k = sampling, prefill, send_top_k
+        self.guided_regex = guided_regex
         self.max_retries, self.backoff_base = max_retries, backoff_base
         self.batch_size = batch_size
         headers = {"Content-Type": "application/json"}
@@ -120,7 +131,7 @@ class OpenAIBackend:
         return list(self._pool.map(self._post, bodies))
 
     def complete(self, conversations: list[Conversation]) -> list[str]:
-        bodies = [chat_request(self.model, c, self.sampling, "generate", False, self.send_top_k)
+        bodies = [chat_request(self.model, c, self.sampling, "generate", False, self.send_top_k, self.guided_regex)
                   for c in conversations]
         return [r["choices"][0]["message"].get("content") or "" for r in self._map(bodies)]
 

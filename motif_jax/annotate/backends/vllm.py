@@ -21,10 +21,17 @@ from motif_jax.errors import MotifError
 TOP_LOGPROBS = 20
 
 
-def sampling_kwargs(sampling: Sampling, mode: str) -> dict:
-    """Keyword arguments of ``vllm.SamplingParams`` for one verdict mode."""
+def sampling_kwargs(sampling: Sampling, mode: str, per_request_seed: bool = True) -> dict:
+    """Keyword arguments of ``vllm.SamplingParams`` for one verdict mode.
+
+    ``per_request_seed=False`` leaves the seed to the engine (``LLM(seed=...)``): vLLM 0.32 on CPU
+    crashes ("CPU Generator does not use offset") when a seeded request's prompt is prefilled in
+    chunks, which happens as soon as a batch's prompts exceed the scheduler's token budget.
+    """
     kwargs = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
-              "max_tokens": sampling.max_tokens, "seed": sampling.seed}
+              "max_tokens": sampling.max_tokens}
+    if per_request_seed and sampling.seed is not None:
+        kwargs["seed"] = sampling.seed
     if mode == "logprob":
         kwargs.update(max_tokens=1, logprobs=TOP_LOGPROBS)
     return kwargs
@@ -79,11 +86,12 @@ def chat_kwargs(mode: str) -> dict:
     return {"add_generation_prompt": True}
 
 
-def build_sampling_params(vllm_module, sampling: Sampling, mode: str, guided_regex: str | None):
+def build_sampling_params(vllm_module, sampling: Sampling, mode: str, guided_regex: str | None,
+                          per_request_seed: bool = True):
     """``SamplingParams`` with structured outputs under the current name (vLLM >= 0.11:
     ``structured_outputs=StructuredOutputsParams``) or the older one (``guided_decoding=
     GuidedDecodingParams``)."""
-    kwargs = sampling_kwargs(sampling, mode)
+    kwargs = sampling_kwargs(sampling, mode, per_request_seed)
     spec = structured_output_spec(mode, guided_regex)
     if spec is not None:
         params_module = vllm_module.sampling_params
@@ -168,7 +176,8 @@ class VLLMBackend:
             raise MotifError(f"--model {model}: vLLM could not start ({str(e).splitlines()[0][:300]})") from e
 
     def _chat(self, conversations: list[Conversation], mode: str, guided_regex: str | None = None):
-        params = build_sampling_params(self._vllm, self.sampling, mode, guided_regex)
+        params = build_sampling_params(self._vllm, self.sampling, mode, guided_regex,
+                                       per_request_seed=not self.on_cpu)
         return self._llm.chat(conversations, params, use_tqdm=False, **chat_kwargs(mode))
 
     def complete(self, conversations: list[Conversation]) -> list[str]:
