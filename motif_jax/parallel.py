@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from motif_jax.errors import MotifError
+
 DATA = "data"
 
 
@@ -42,6 +44,27 @@ def maybe_initialize_distributed() -> bool:
 def make_mesh(devices=None) -> Mesh:
     devices = jax.devices() if devices is None else devices
     return Mesh(np.asarray(devices), (DATA,))
+
+
+def local_devices_at(indices, role: str) -> list:
+    """This process's devices at ``indices`` (positions in ``jax.local_devices()``)."""
+    local = jax.local_devices()
+    bad = [i for i in indices if not isinstance(i, int) or not 0 <= i < len(local)]
+    if bad or not indices:
+        raise MotifError(f"{role}.devices {list(indices)}: need indices in [0, {len(local)}) of this process's "
+                         f"devices ({', '.join(str(d) for d in local)})")
+    return [local[i] for i in indices]
+
+
+def role_mesh(indices) -> Mesh:
+    """A ``data`` mesh over the devices at local ``indices`` on every process ([] = every device)."""
+    if not indices:
+        return make_mesh()
+    local_devices_at(indices, "learner")  # validates against this process
+    by_process: dict[int, list] = {}
+    for d in jax.devices():
+        by_process.setdefault(d.process_index, []).append(d)
+    return make_mesh([sorted(ds, key=lambda d: d.id)[i] for _, ds in sorted(by_process.items()) for i in indices])
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:

@@ -1,13 +1,18 @@
-"""Acting: jitted inference on one device driving the pool; a thread for actor/learner overlap (Sebulba).
+"""Acting: jitted inference on an actor device driving a pool; threads for actor/learner overlap (Sebulba).
 
-``RolloutWorker.collect()`` steps the pool until a batch of segments is ready. The
-async trainer runs it in an ``ActorThread`` that pushes batches into a bounded queue
-while the learner updates, picking up new parameters as they are published (so the
-data is at most one update stale); ``--sync`` calls it inline instead.
+``RolloutWorker.collect()`` steps its pool until a batch of segments is ready. The
+async trainer runs each worker in an ``ActorThread`` that pushes batches into a
+bounded queue while the learner updates, picking up new parameters as they are
+published to its device (so the data is at most one update stale); ``--sync``
+calls every worker inline instead.
+
+Actions are sampled with a key per (global env id, env step), so what an env does
+never depends on how envs are split over threads, pools or processes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -24,18 +29,19 @@ EPISODE_KEYS = ("return", "length", "score", "max_dlvl", "success")
 
 
 def make_act_fn(graphdef, treedef):
-    """Jitted ``(param_leaves, obs, first, state, key, step, greedy) -> (actions, logp, new_state)``.
+    """Jitted ``(param_leaves, obs, first, state, key, env_ids, env_steps, greedy) -> (actions, logp, new_state)``.
 
     Parameters travel as a flat list of arrays (``jax.tree.leaves``): flattening
     an nnx State at every call costs more host time than a small CPU forward
-    pass. Sampling uses ``fold_in(key, step)`` inside the jit, so acting runs no
-    eager random ops between steps.
+    pass. Each row samples with ``fold_in(fold_in(key, env_id), env_step)`` inside
+    the jit, so acting runs no eager random ops and is independent of batching.
     """
 
-    def act(leaves, obs, first, state, key, step, greedy):
+    def act(leaves, obs, first, state, key, env_ids, env_steps, greedy):
         params = jax.tree.unflatten(treedef, leaves)
         logits, _, state = nnx.merge(graphdef, params).step(obs, first, state)
-        sampled = jax.random.categorical(jax.random.fold_in(key, step), logits)
+        keys = jax.vmap(lambda i, t: jax.random.fold_in(jax.random.fold_in(key, i), t))(env_ids, env_steps)
+        sampled = jax.vmap(jax.random.categorical)(keys, logits)
         actions = jnp.where(greedy, jnp.argmax(logits, -1), sampled)
         logp = jnp.take_along_axis(jax.nn.log_softmax(logits), actions[:, None], -1)[:, 0]
         return actions.astype(jnp.int32), logp, state
@@ -51,8 +57,9 @@ class ParamStore:
         self.params, self.version = None, -1
 
     def publish(self, params, version: int) -> None:
-        # A copy: the learner donates its buffers to the next update.
-        leaves = [jnp.array(x, copy=True) for x in jax.device_put(jax.tree.leaves(params), self.device)]
+        # This process's replica of each (replicated) leaf, copied: the learner donates its buffers.
+        local = [x.addressable_data(0) if isinstance(x, jax.Array) else x for x in jax.tree.leaves(params)]
+        leaves = [jnp.array(x, copy=True) for x in jax.device_put(local, self.device)]
         with self._lock:
             self.params, self.version = leaves, version
 
@@ -67,35 +74,49 @@ class ActorStats:
     """Counters the trainer drains at each log line."""
 
     env_steps: int = 0
-    inference_s: float = 0.0
-    env_wait_s: float = 0.0
+    inference_s: float = 0.0  # the jitted act call and its device_get
+    env_wait_s: float = 0.0  # waiting in pool.recv
+    host_s: float = 0.0  # the rest of the actor's own work: segment building, copies, bookkeeping
+    send_s: float = 0.0  # pool.send: writing the actions to the workers' pipes
     queue_wait_s: float = 0.0
     episodes: dict = field(default_factory=lambda: {k: [] for k in EPISODE_KEYS})
 
     def drain(self) -> "ActorStats":
-        out = ActorStats(self.env_steps, self.inference_s, self.env_wait_s, self.queue_wait_s, self.episodes)
-        self.env_steps, self.inference_s, self.env_wait_s, self.queue_wait_s = 0, 0.0, 0.0, 0.0
-        self.episodes = {k: [] for k in EPISODE_KEYS}
+        out = dataclasses.replace(self)
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, f.default_factory() if f.name == "episodes" else f.default)
         return out
+
+    def __add__(self, other: "ActorStats") -> "ActorStats":
+        total = {f.name: getattr(self, f.name) + getattr(other, f.name)
+                 for f in dataclasses.fields(self) if f.name != "episodes"}
+        return ActorStats(**total, episodes={k: self.episodes[k] + other.episodes[k] for k in EPISODE_KEYS})
 
 
 class RolloutWorker:
-    def __init__(self, pool, graphdef, param_treedef, store: ParamStore, rows: int, rollout: int, obs_spec: dict,
-                 policy_keys, state_size: int, seed: int):
-        self.pool, self.store, self.rows = pool, store, rows
+    """One pool, its segment builder and recurrent states; acts on the device its ``store`` publishes to.
+
+    ``env_offset`` is the global id of this pool's env 0 (over threads and processes): it keys
+    the action sampling, so an env's actions depend only on the seed, its id and its step.
+    """
+
+    def __init__(self, pool, graphdef, param_treedef, store: ParamStore, rollout: int, obs_spec: dict,
+                 policy_keys, state_size: int, seed: int, env_offset: int = 0):
+        self.pool, self.store, self.rows = pool, store, pool.num_envs
         self.policy_keys = tuple(policy_keys)
         self.act = make_act_fn(graphdef, param_treedef)
-        self.steps = 0
         self.builder = SegmentBuilder(pool.num_envs, rollout, obs_spec, state_size)
         self.state = np.zeros((pool.num_envs, state_size), np.float32)
         self.first = np.ones(pool.num_envs, bool)
-        self.key = jax.random.key(seed)
+        self.env_steps = np.zeros(pool.num_envs, np.int32)
+        self.global_ids = np.arange(env_offset, env_offset + pool.num_envs, dtype=np.int32)
+        self.key = jax.device_put(jax.random.key(seed), store.device)
         self.stats = ActorStats()
         self._lock = threading.Lock()
         self._started = False
 
     def collect(self) -> tuple[dict, int]:
-        """Step until ``rows`` segments are ready; returns (batch, oldest param version used)."""
+        """Step until every env has a finished segment; returns (batch, oldest param version used)."""
         if not self._started:
             self.pool.async_reset()
             self._started = True
@@ -116,19 +137,25 @@ class RolloutWorker:
         state_before = self.state[ids]
         self.builder.observe(ids, obs, rew, term, ended, first, state_before)
         policy_obs = {k: obs[k] for k in self.policy_keys}
-        actions, logp, state = self.act(params, policy_obs, first, state_before, self.key, np.int32(self.steps), False)
-        self.steps += 1
+        t2 = time.perf_counter()
+        actions, logp, state = self.act(params, policy_obs, first, state_before, self.key, self.global_ids[ids],
+                                        self.env_steps[ids], False)
         actions, logp, state = jax.device_get((actions, logp, state))
+        t3 = time.perf_counter()
+        self.env_steps[ids] += 1
         self.builder.record(ids, actions, logp)
         self.state[ids] = state
         self.first[ids] = ended
+        t4 = time.perf_counter()
         self.pool.send(actions, ids)
-        t2 = time.perf_counter()
+        t5 = time.perf_counter()
         with self._lock:
             s = self.stats
             s.env_steps += len(ids)
             s.env_wait_s += t1 - t0
-            s.inference_s += t2 - t1
+            s.inference_s += t3 - t2
+            s.host_s += (t2 - t1) + (t4 - t3)
+            s.send_s += t5 - t4
             if ended.any():
                 self._record_episodes(info, ended)
 
@@ -152,7 +179,7 @@ class ActorThread(threading.Thread):
     """
 
     def __init__(self, worker: RolloutWorker):
-        super().__init__(name="motif-actor", daemon=True)
+        super().__init__(name=f"motif-actor-{worker.global_ids[0]}", daemon=True)
         self.worker = worker
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.taken = threading.Event()

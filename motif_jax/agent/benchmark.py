@@ -60,15 +60,16 @@ def pool_steps_per_second(config, seconds: float) -> float:
 
 
 def actor_steps_per_second(trainer: Trainer, seconds: float) -> tuple[float, dict]:
-    """Env steps/s of the trainer's actor (inference + pool, no learning) and the last batch it built."""
-    trainer.store.publish(trainer.train_state["params"], 0)
-    worker = trainer.worker
-    batch, _ = worker.collect()  # compiles the act step and starts every env
-    worker.drain_stats()
+    """Env steps/s of the trainer's actors (inference + pool, no learning) and the last batch they built."""
+    trainer.publish()
+    batch, _ = trainer.collect([])  # compiles the act step and starts every env
+    for worker in trainer.workers:
+        worker.drain_stats()
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        batch, _ = worker.collect()
-    return worker.drain_stats().env_steps / (time.perf_counter() - start), batch
+        batch, _ = trainer.collect([])
+    steps = sum(worker.drain_stats().env_steps for worker in trainer.workers)
+    return steps / (time.perf_counter() - start), batch
 
 
 def train_steps_per_second(timeline: list[tuple[float, int]]) -> float:

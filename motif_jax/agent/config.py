@@ -89,6 +89,19 @@ class RewardConfig:
 
 
 @dataclasses.dataclass
+class ActorConfig:
+    # Actor threads per process, each with its own pool of env.num_envs / threads envs and its own
+    # segment builder: one Python thread cannot feed several accelerators at hundreds of envs.
+    threads: int = 1
+    devices: list = dataclasses.field(default_factory=list)  # local device indices for inference; [] -> [0]
+
+
+@dataclasses.dataclass
+class LearnerConfig:
+    devices: list = dataclasses.field(default_factory=list)  # local device indices of the learner mesh; [] -> all
+
+
+@dataclasses.dataclass
 class RunConfig:
     out: str | None = None
     checkpoint_every: int = 100_000  # env steps
@@ -108,6 +121,8 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+    actor: ActorConfig = dataclasses.field(default_factory=ActorConfig)
+    learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
 
 
@@ -225,6 +240,8 @@ def validate(c: TrainConfig) -> None:
         (c.env.num_envs % max(c.ppo.minibatches, 1) == 0 and c.ppo.minibatches > 0,
          f"env.num_envs ({c.env.num_envs}) must be a multiple of ppo.minibatches ({c.ppo.minibatches})"),
         (c.model.crop > 0, "model.crop must be positive"),
+        (c.actor.threads > 0 and c.env.num_envs % c.actor.threads == 0,
+         f"env.num_envs ({c.env.num_envs}) must be a positive multiple of actor.threads ({c.actor.threads})"),
         (c.model.message_encoder in ("conv", "mlp"), "model.message_encoder must be conv or mlp"),
         (c.model.activation in ("relu", "tanh", "gelu", "elu"), "model.activation must be relu, tanh, gelu or elu"),
         (c.steps > 0, "steps must be positive"),

@@ -57,7 +57,8 @@ class EnvpoolAdapter:
             close()
 
 
-def make_env_pool(task: str, num_envs: int, batch_size: int, seed: int, num_workers: int = 0, obs_keys=None):
+def make_env_pool(task: str, num_envs: int, batch_size: int, seed: int, num_workers: int = 0, obs_keys=None,
+                  cpu_offset: int = 0):
     """A pool for a task name (NLE via ``motif_jax.envs.make_pool``) or ``envpool:<Name>``."""
     if task.startswith(ENVPOOL_PREFIX):
         return EnvpoolAdapter(task[len(ENVPOOL_PREFIX):], num_envs, batch_size, seed)
@@ -65,7 +66,8 @@ def make_env_pool(task: str, num_envs: int, batch_size: int, seed: int, num_work
 
     if task not in TASKS:
         raise MotifError(f"task {task!r} unknown; choose from {', '.join(TASKS)} or envpool:<EnvName>")
-    kwargs = {"batch_size": batch_size, "seed": seed, "obs_keys": list(obs_keys) if obs_keys else None}
+    kwargs = {"batch_size": batch_size, "seed": seed, "obs_keys": list(obs_keys) if obs_keys else None,
+              "cpu_offset": cpu_offset}
     if num_workers:
         kwargs["num_workers"] = num_workers
     return make_pool(task, num_envs, **kwargs)

@@ -55,7 +55,9 @@ class Policy:
     def act(self, obs: dict, state, done, greedy: bool = False, key=None):
         key = jax.random.key(0) if key is None else key
         policy_obs = {k: np.asarray(obs[k]) for k in self.obs_keys}
-        actions, _, state = self._act(self._leaves, policy_obs, np.asarray(done, bool), state, key, 0, greedy)
+        rows = len(done)
+        actions, _, state = self._act(self._leaves, policy_obs, np.asarray(done, bool), state, key,
+                                      np.arange(rows, dtype=np.int32), np.zeros(rows, np.int32), greedy)
         return np.asarray(actions), state
 
 

@@ -23,6 +23,7 @@ from motif_jax.agent.config import TrainConfig, to_dict
 from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.learner import Learner
 from motif_jax.agent.metrics import MetricsLogger
+from motif_jax.agent.rollout import concat_rows
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.errors import MotifError
@@ -52,11 +53,30 @@ def load_intrinsic(config: TrainConfig, mesh):
 
 
 def pool_batch_size(config: TrainConfig) -> int:
-    """envs per recv: half the envs in flight while the other half is being acted on (unless --sync)."""
-    n = config.env.num_envs
+    """envs per recv of one actor thread's pool: half its envs in flight while the other half is
+    being acted on (unless --sync)."""
+    n = config.env.num_envs // config.actor.threads
     if config.env.batch_size:
         return config.env.batch_size
     return n if config.run.sync or n < 2 else n // 2
+
+
+def make_actor_pools(config: TrainConfig, keys) -> list:
+    """One pool per actor thread; pool ``i`` of process ``p`` holds global envs from
+    ``(p · threads + i) · n`` on (``n`` envs each) and is seeded ``seed`` + that offset."""
+    c = config
+    n = c.env.num_envs // c.actor.threads
+    pools = []
+    try:
+        for i in range(c.actor.threads):
+            offset = jax.process_index() * c.env.num_envs + i * n
+            pools.append(make_env_pool(c.task, n, pool_batch_size(c), c.seed + offset, c.env.num_workers, keys,
+                                       cpu_offset=i * (c.env.num_workers or 1)))
+    except BaseException:
+        for pool in pools:
+            pool.close()
+        raise
+    return pools
 
 
 def policy_obs_keys(config: TrainConfig, space) -> list[str]:
@@ -71,31 +91,35 @@ class Trainer:
                  console: bool = True):
         parallel.maybe_initialize_distributed()
         self.config, self.run_dir = config, Path(run_dir)
-        self.mesh = parallel.make_mesh(devices)
+        self.mesh = parallel.role_mesh(config.learner.devices) if devices is None else parallel.make_mesh(devices)
+        self.actor_devices = parallel.local_devices_at(config.actor.devices or [0], "actor")
         global_rows = config.env.num_envs * jax.process_count()
         if global_rows % self.mesh.devices.size:
             raise MotifError(f"env.num_envs × processes = {global_rows} segments per batch cannot be split over "
-                             f"{self.mesh.devices.size} devices; use a multiple of the device count")
+                             f"{self.mesh.devices.size} learner devices; use a multiple of the device count")
         self.is_main = jax.process_index() == 0
         c = config
-        self.pool = make_env_pool(c.task, c.env.num_envs, pool_batch_size(c), c.seed + 1000 * jax.process_index(),
-                                  c.env.num_workers, c.env.obs_keys + (["message_count"] if c.reward.llm_coef else []))
+        self.pools = make_actor_pools(c, c.env.obs_keys + (["message_count"] if c.reward.llm_coef else []))
         try:
             self._build(resume, console)
         except BaseException:
-            self.pool.close()
+            self.close_pools()
             raise
+
+    def close_pools(self) -> None:
+        for pool in self.pools:
+            pool.close()
 
     def _build(self, resume: bool, console: bool) -> None:
         c = self.config
-        space = self.pool.observation_space
+        space = self.pools[0].observation_space
         self.policy_keys = policy_obs_keys(c, space)
         stored = list(self.policy_keys)
         if c.reward.llm_coef:
             stored += [k for k in ("message", "message_count") if k not in stored]
         self.obs_spec = obs_spec_from_space(space, stored)
         policy_spec = {k: self.obs_spec[k] for k in self.policy_keys}
-        num_actions = int(self.pool.action_space.n)
+        num_actions = int(self.pools[0].action_space.n)
         model = make_policy(c.model, policy_spec, num_actions, c.seed)
         self.state_size = model.state_size
         self.segment_steps = c.env.num_envs * c.ppo.rollout * jax.process_count()
@@ -120,11 +144,15 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
         self.logger = MetricsLogger(self.run_dir, c.run.tensorboard, console, enabled=self.is_main)
-        self.store = ParamStore(jax.local_devices()[0])
-        self.worker = RolloutWorker(self.pool, self.learner.graphdef, jax.tree.structure(self.train_state["params"]),
-                                    self.store, c.env.num_envs, c.ppo.rollout,
-                                    self.obs_spec, self.policy_keys, model.state_size,
-                                    c.seed + 7919 * (1 + jax.process_index()))
+        # One parameter copy per actor device; thread i acts on actor device i mod len(devices).
+        self.stores = [ParamStore(d) for d in self.actor_devices]
+        treedef = jax.tree.structure(self.train_state["params"])
+        per_pool = c.env.num_envs // c.actor.threads
+        self.workers = [
+            RolloutWorker(pool, self.learner.graphdef, treedef, self.stores[i % len(self.stores)], c.ppo.rollout,
+                          self.obs_spec, self.policy_keys, model.state_size, c.seed + 7919,
+                          env_offset=jax.process_index() * c.env.num_envs + i * per_pool)
+            for i, pool in enumerate(self.pools)]
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _ckpt_state(self):
@@ -156,31 +184,41 @@ class Trainer:
         stop = threading.Event()
         restore_handlers = install_stop_handlers(stop)
         self._max_seconds = max_seconds
-        actor = None
+        actors = []
         try:
-            self.store.publish(self.train_state["params"], self.progress.updates)
+            self.publish()
             if not self.config.run.sync:
-                actor = ActorThread(self.worker)
-                actor.start()
-            self._loop(actor, stop)
+                actors = [ActorThread(w) for w in self.workers]
+                for actor in actors:
+                    actor.start()
+            self._loop(actors, stop)
             self.save()
         finally:
-            if actor is not None:
+            for actor in actors:
                 actor.stop()
             restore_handlers()
-            self.pool.close()
+            self.close_pools()
             self.checkpointer.close()
             self.logger.close()
         return self.progress
 
-    def _loop(self, actor, stop: threading.Event) -> None:
+    def publish(self) -> None:
+        for store in self.stores:
+            store.publish(self.train_state["params"], self.progress.updates)
+
+    def collect(self, actors) -> tuple[dict, list[int]]:
+        """One learner batch: every actor thread's segments, in global env order, and each one's param version."""
+        parts = [actor.get() for actor in actors] if actors else [w.collect() for w in self.workers]
+        batch = parts[0][0] if len(parts) == 1 else concat_rows([b for b, _ in parts])
+        return batch, [version for _, version in parts]
+
+    def _loop(self, actors, stop: threading.Event) -> None:
         c, p = self.config, self.progress
-        window = {"t": time.perf_counter(), "steps": p.env_steps, "learn_s": 0.0, "wait_s": 0.0, "lag": [],
-                  "metrics": []}
+        window = self._new_window()
         next_ckpt = (p.env_steps // c.run.checkpoint_every + 1) * c.run.checkpoint_every
         while p.env_steps < c.steps and not stop.is_set():
             t0 = time.perf_counter()
-            batch, version = actor.get() if actor else self.worker.collect()
+            batch, versions = self.collect(actors)
             t1 = time.perf_counter()
             self.key, sub = jax.random.split(self.key)
             new_state, metrics = self.learner.update(self.train_state, batch, self.reward_params, sub)
@@ -191,13 +229,13 @@ class Trainer:
                                  f"{p.env_steps}); stopped without saving; last good checkpoint: "
                                  f"{'none' if last is None else f'step {last}'} in {self.run_dir / 'checkpoints'}")
             self.train_state = new_state
-            window["lag"].append(p.updates - version)
+            window["lag"].append([p.updates - v for v in versions])
             p.updates += 1
             p.env_steps += self.segment_steps
             self.timeline.append((time.perf_counter(), p.env_steps))
             if self._max_seconds is not None and self.timeline[-1][0] - self.timeline[0][0] >= self._max_seconds:
                 stop.set()
-            self.store.publish(self.train_state["params"], p.updates)
+            self.publish()
             window["learn_s"] += time.perf_counter() - t1
             window["wait_s"] += t1 - t0
             window["metrics"].append(metrics)
@@ -206,13 +244,16 @@ class Trainer:
                 next_ckpt = (p.env_steps // c.run.checkpoint_every + 1) * c.run.checkpoint_every
             if time.perf_counter() - window["t"] >= c.run.log_every_s or p.env_steps >= c.steps:
                 self._log(window)
-                window = {"t": time.perf_counter(), "steps": p.env_steps, "learn_s": 0.0, "wait_s": 0.0,
-                          "lag": [], "metrics": []}
+                window = self._new_window()
+
+    def _new_window(self) -> dict:
+        return {"t": time.perf_counter(), "steps": self.progress.env_steps, "learn_s": 0.0, "wait_s": 0.0,
+                "lag": [], "metrics": []}
 
     def _log(self, window: dict) -> None:
         p = self.progress
         elapsed = max(time.perf_counter() - window["t"], 1e-9)
-        actor = self.worker.drain_stats()
+        actor = sum((w.drain_stats() for w in self.workers[1:]), self.workers[0].drain_stats())
         updates = len(window["metrics"])
         record = {"env_steps": p.env_steps, "updates": p.updates,
                   "sps": (p.env_steps - window["steps"]) / elapsed,
@@ -220,7 +261,11 @@ class Trainer:
                   "sps_actor": actor.env_steps / max(actor.inference_s + actor.env_wait_s, 1e-9),
                   "learner_wait_s": window["wait_s"], "actor_queue_wait_s": actor.queue_wait_s,
                   "actor_env_wait_s": actor.env_wait_s, "actor_inference_s": actor.inference_s,
+                  "actor_host_us_per_step": 1e6 * actor.host_s / max(actor.env_steps, 1),
                   "policy_lag": float(np.mean(window["lag"])) if window["lag"] else 0.0}
+        if len(self.workers) > 1 and window["lag"]:
+            for i, lag in enumerate(np.mean(window["lag"], axis=0)):
+                record[f"policy_lag_thread{i}"] = float(lag)
         for k in window["metrics"][0] if updates else ():
             record[k] = float(np.mean([m[k] for m in window["metrics"]]))
         episodes = actor.episodes

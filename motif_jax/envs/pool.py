@@ -59,6 +59,7 @@ def make_pool(
     obs_keys=None,
     *,
     pin_workers: bool = True,
+    cpu_offset: int = 0,
     step_timeout_s: float | None = DEFAULT_STEP_TIMEOUT_S,
 ) -> "ActorPool":
     """A started pool; call `async_reset()` then `recv()`/`send()` (or `step()`), and `close()` at the end.
@@ -66,6 +67,7 @@ def make_pool(
     `task_or_factory` is a task name (see `motif_jax.envs.TASKS`) or a picklable zero-argument callable
     returning a gymnasium env, e.g. `functools.partial(gymnasium.make, "CartPole-v1")`.
     `pin_workers`: see `worker_cpus`; pass False when several processes on one machine each run a pool.
+    `cpu_offset`: where this pool starts dealing CPUs, so several pools in one process (actor threads) spread out.
     `step_timeout_s`: a worker that owes results and sends none for this long is taken for hung, killed
     and restarted like a crashed one (its envs come back truncated); None waits forever.
     """
@@ -77,11 +79,11 @@ def make_pool(
         keys = tuple(obs_keys) if obs_keys is not None else None
         return ActorPool(TaskEnvFactory(task_or_factory, keys), num_envs, batch_size, num_workers, seed,
                          obs_keys=None, end_reasons=tuple(tasks.END_REASONS), pin_workers=pin_workers,
-                         step_timeout_s=step_timeout_s)
+                         cpu_offset=cpu_offset, step_timeout_s=step_timeout_s)
     if not callable(task_or_factory):
         raise MotifError(f"make_pool: expected a task name or an env factory, got {type(task_or_factory).__name__}")
     return ActorPool(task_or_factory, num_envs, batch_size, num_workers, seed, obs_keys=obs_keys,
-                     pin_workers=pin_workers, step_timeout_s=step_timeout_s)
+                     pin_workers=pin_workers, cpu_offset=cpu_offset, step_timeout_s=step_timeout_s)
 
 
 def default_num_workers() -> int:
@@ -89,7 +91,7 @@ def default_num_workers() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def worker_cpus(num_workers: int) -> list[int]:
+def worker_cpus(num_workers: int, offset: int = 0) -> list[int]:
     """The CPU each worker is pinned to: this process's usable CPUs, dealt out in turn.
 
     Why pin: a worker sleeps between batches, and on a busy machine the scheduler then often wakes it
@@ -99,7 +101,7 @@ def worker_cpus(num_workers: int) -> list[int]:
     either restrict their CPU affinity to disjoint sets or pass `pin_workers=False`.
     """
     cpus = sorted(os.sched_getaffinity(0))
-    return [cpus[i % len(cpus)] for i in range(num_workers)]
+    return [cpus[(offset + i) % len(cpus)] for i in range(num_workers)]
 
 
 def check_sizes(num_envs, batch_size, num_workers) -> tuple[int, int, int]:
@@ -153,7 +155,7 @@ class ActorPool:
     """Worker processes stepping `num_envs` envs; envpool's send/recv contract (see module doc)."""
 
     def __init__(self, factory, num_envs, batch_size=None, num_workers=None, seed=0, obs_keys=None,
-                 end_reasons=(), pin_workers=True, step_timeout_s=DEFAULT_STEP_TIMEOUT_S):
+                 end_reasons=(), pin_workers=True, cpu_offset=0, step_timeout_s=DEFAULT_STEP_TIMEOUT_S):
         self.num_envs, self.batch_size, self.num_workers = check_sizes(num_envs, batch_size, num_workers)
         if step_timeout_s is not None and not step_timeout_s > 0:
             raise MotifError(f"step_timeout_s must be positive or None, got {step_timeout_s!r}")
@@ -176,7 +178,7 @@ class ActorPool:
         self._spec = dict(factory=factory, seed=self.seed, layout=layout, dict_obs=dict_obs,
                           discrete_action=self._discrete, end_reasons=tuple(end_reasons))
         self._nle_stats = bool(end_reasons)
-        self._cpus = worker_cpus(self.num_workers) if pin_workers else [None] * self.num_workers
+        self._cpus = worker_cpus(self.num_workers, cpu_offset) if pin_workers else [None] * self.num_workers
 
         self._state = np.full(self.num_envs, _UNSTARTED, np.int8)
         self._in_flight = 0  # envs _RUNNING or _READY
