@@ -213,3 +213,43 @@ def test_local_launcher_exposes_fake_cpu_devices_and_clears_multihost_settings()
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["3", "None"]
+
+
+LEARNER_KEYS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "grad_norm", "value_mean")
+
+
+def test_two_processes_train_the_agent_like_one_process_on_four_devices(tmp_path):
+    """`motif train --sync` as 2 processes x 2 CPU devices x 4 envs must log the losses of one
+    process on 4 devices x 8 envs (envs and action sampling are keyed by global env id), write one
+    checkpoint that restores on 1 device, and resume as 1 process on 8 devices."""
+    from motif_jax.agent.config import resolve_config
+    from motif_jax.agent.policy import load_policy
+    from motif_jax.agent.trainer import Trainer
+    from motif_jax.cli import main
+
+    sets = ["run.tensorboard=false", "run.log_every_s=0", "ppo.rollout=16", "run.checkpoint_every=1000000"]
+    common = ["--env", "envpool:CartPole-v1", "--preset", "mlp", "--sync", "--seed", "2",
+              *[a for s in sets for a in ("--set", s)]]
+    procs = _run_two_processes(["motif", "train", *common, "--num-envs", "4", "--steps", "384", "--out", "multi"],
+                               cwd=tmp_path)
+    assert "3 updates" in procs[0].stdout
+    config = resolve_config(preset="mlp", overrides=[*sets, "env.num_envs=8"],
+                            flags={"task": "envpool:CartPole-v1", "steps": 384, "seed": 2, "run.sync": True})
+    single = Trainer(config, tmp_path / "single", devices=jax.devices()[:4], console=False)
+    single.train()
+
+    read = lambda run: [json.loads(l) for l in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    multi, one = read("multi"), read("single")
+    assert [r["updates"] for r in multi] == [r["updates"] for r in one] == [1, 2, 3]
+    for got, want in zip(multi, one):
+        for key in LEARNER_KEYS:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+    assert [p.name for p in (tmp_path / "multi" / "checkpoints").iterdir() if p.name.isdigit()] == ["384"]
+    restored = load_policy(tmp_path / "multi")  # on this process's first device
+    want = jax.device_get(single.train_state["params"])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), jax.device_get(restored.params), want)
+
+    # Resume the 2-process run as one process on 8 devices with the same global batch.
+    assert main(["train", "--resume", "--out", str(tmp_path / "multi"), "--num-envs", "8", "--steps", "768"]) == 0
+    assert [r["updates"] for r in read("multi")][-1] == 6

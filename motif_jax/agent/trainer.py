@@ -156,7 +156,8 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _ckpt_state(self):
-        return {"train": self.train_state, "rng": jax.random.key_data(self.key)}
+        # Replicated on the learner mesh: Orbax saves only global arrays when several processes train.
+        return {"train": self.train_state, "rng": parallel.replicate(jax.random.key_data(self.key), self.mesh)}
 
     def save(self) -> None:
         if self.checkpointer.latest_step() == self.progress.env_steps:
@@ -174,7 +175,7 @@ class Trainer:
             raise MotifError(f"--resume: checkpoint in {self.run_dir} does not fit this config ({e})") from e
         self.train_state = state["train"]
         # Via the host: a restored array is committed to one device, which the mesh-wide update rejects.
-        self.key = jax.random.wrap_key_data(np.asarray(state["rng"]))
+        self.key = jax.random.wrap_key_data(np.asarray(state["rng"].addressable_data(0)))
         self.progress = Progress(int(meta["env_steps"]), int(meta["updates"]))
 
     # -- loop --------------------------------------------------------------------------------------
