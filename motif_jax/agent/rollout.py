@@ -12,32 +12,22 @@ import numpy as np
 
 
 class SegmentBuilder:
-    """Per-env ``T + 1``-slot buffers; finished segments are copied once, straight into the next batch.
-
-    ``take`` hands out the batch's arrays themselves (no concatenation) and starts a new batch;
-    segments finished beyond the requested rows move to the front of the new one.
-    """
-
     def __init__(self, num_envs: int, rollout: int, obs_spec: dict, state_size: int):
         self.num_envs, self.rollout = num_envs, rollout
-        self._fields = {
-            "first": ((), bool), "terminated": ((), bool), "ended": ((), bool),
-            "rewards": ((), np.float32), "actions": ((), np.int32), "logp": ((), np.float32),
+        slots = (num_envs, rollout + 1)
+        self.buf = {
+            "obs": {k: np.zeros(slots + tuple(shape), dtype) for k, (shape, dtype) in obs_spec.items()},
+            "first": np.zeros(slots, bool),
+            "terminated": np.zeros(slots, bool),
+            "ended": np.zeros(slots, bool),
+            "rewards": np.zeros(slots, np.float32),
+            "actions": np.zeros(slots, np.int32),
+            "logp": np.zeros(slots, np.float32),
         }
-        self._obs_spec = {k: (tuple(shape), dtype) for k, (shape, dtype) in obs_spec.items()}
-        self.buf = self._arrays(num_envs)
         self.state = np.zeros((num_envs, state_size), np.float32)
         self.t = np.zeros(num_envs, np.int64)
-        self._out = self._arrays(num_envs, state_size)
+        self._ready: list[dict] = []
         self._ready_rows = 0
-
-    def _arrays(self, rows: int, state_size: int | None = None) -> dict:
-        slots = (rows, self.rollout + 1)
-        out = {name: np.zeros(slots + shape, dtype) for name, (shape, dtype) in self._fields.items()}
-        out["obs"] = {k: np.zeros(slots + shape, dtype) for k, (shape, dtype) in self._obs_spec.items()}
-        if state_size is not None:
-            out["state"] = np.zeros((rows, state_size), np.float32)
-        return out
 
     def observe(self, env_ids, obs: dict, rewards, terminated, ended, first, state_before) -> None:
         """Store the pool's reply for ``env_ids``; ``state_before`` = their recurrent state before this obs."""
@@ -47,14 +37,12 @@ class SegmentBuilder:
                 self.buf["obs"][k][env_ids, t] = v
         for name, value in (("rewards", rewards), ("terminated", terminated), ("ended", ended), ("first", first)):
             self.buf[name][env_ids, t] = value
-        done = t == self.rollout
-        if done.any():
-            full = np.sort(env_ids[done])  # env order: batches do not depend on reply order
+        full = np.sort(env_ids[t == self.rollout])  # env order: batches do not depend on reply order
+        if len(full):
             self._emit(full)
             self._rollover(full)
         starting = self.t[env_ids] == 0
-        if starting.any():
-            self.state[env_ids[starting]] = np.asarray(state_before)[starting]
+        self.state[env_ids[starting]] = np.asarray(state_before)[starting]
 
     def record(self, env_ids, actions, logp) -> None:
         """Store the actions taken at the slot just observed and advance those envs."""
@@ -63,27 +51,12 @@ class SegmentBuilder:
         self.buf["logp"][env_ids, t] = logp
         self.t[env_ids] = t + 1
 
-    def _pairs(self, out: dict):
-        """(per-env buffer, batch array) for every field, the recurrent state last."""
-        for name in self._fields:
-            yield self.buf[name], out[name]
-        for k in self._obs_spec:
-            yield self.buf["obs"][k], out["obs"][k]
-        yield self.state, out["state"]
-
     def _emit(self, ids) -> None:
-        start, stop = self._ready_rows, self._ready_rows + len(ids)
-        if stop > len(self._out["first"]):
-            self._out = self._grown(self._out, max(stop, 2 * len(self._out["first"])))
-        for src, dst in self._pairs(self._out):
-            np.take(src, ids, axis=0, out=dst[start:stop])
-        self._ready_rows = stop
-
-    def _grown(self, out: dict, rows: int) -> dict:
-        bigger = self._arrays(rows, out["state"].shape[1])
-        for (_, old), (_, new) in zip(self._pairs(out), self._pairs(bigger)):
-            new[: self._ready_rows] = old[: self._ready_rows]
-        return bigger
+        rows = {k: v[ids] for k, v in self.buf.items() if k != "obs"}
+        rows["obs"] = {k: v[ids] for k, v in self.buf["obs"].items()}
+        rows["state"] = self.state[ids]
+        self._ready.append(rows)
+        self._ready_rows += len(ids)
 
     def _rollover(self, ids) -> None:
         for k, v in self.buf.items():
@@ -98,12 +71,12 @@ class SegmentBuilder:
         """Exactly ``rows`` finished segments (oldest first), or None if fewer are ready."""
         if self._ready_rows < rows:
             return None
-        batch, left = self._out, self._ready_rows - rows
-        self._out = self._arrays(max(self.num_envs, left), batch["state"].shape[1])
-        for (_, old), (_, new) in zip(self._pairs(batch), self._pairs(self._out)):
-            new[:left] = old[rows:rows + left]
-        self._ready_rows = left
-        return slice_rows(batch, slice(0, rows))
+        merged = concat_rows(self._ready)
+        batch = slice_rows(merged, slice(0, rows))
+        rest = slice_rows(merged, slice(rows, None))
+        self._ready_rows -= rows
+        self._ready = [rest] if self._ready_rows else []
+        return batch
 
 
 def concat_rows(chunks: list[dict]) -> dict:
