@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 from reward_synthetic import write_gold_dataset
 
 from motif_jax import parallel
@@ -253,3 +254,17 @@ def test_two_processes_train_the_agent_like_one_process_on_four_devices(tmp_path
     # Resume the 2-process run as one process on 8 devices with the same global batch.
     assert main(["train", "--resume", "--out", str(tmp_path / "multi"), "--num-envs", "8", "--steps", "768"]) == 0
     assert [r["updates"] for r in read("multi")][-1] == 6
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_at_small_sizes_on_cpu(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MOTIF_", "SLURM_"))}
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHON=sys.executable, PYTHONPATH=str(ROOT))
+    out = subprocess.run(["bash", str(ROOT / "launch" / "gpu_check.sh"), "--out", str(tmp_path / "check.json"),
+                          "--seconds", "3"], capture_output=True, text=True, env=env, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "check.json").read_text())
+    assert result["platform"] == "cpu" and len(result["devices"]) == 1
+    assert result["train_all"]["num_envs"] == 16 and result["train_all"]["train_sps"] > 0
+    assert {"learner_fps", "flops_per_frame", "params"} <= set(result["learner_all"])
+    assert result["reward"]["score_captions_per_s"] > 0 and result["actor"]["host_us_per_step"] > 0

@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         spec, num_actions = obs_spec_from_space(pool.observation_space, config.env.obs_keys), int(pool.action_space.n)
         pool.close()
     model = make_policy(config.model, spec, num_actions, config.seed)
-    mesh = parallel.make_mesh()
+    mesh = parallel.role_mesh(config.learner.devices)
     learner = Learner(model, config.ppo, config.reward, mesh, 10**6)
     batch = synthetic_batch(spec, config.env.num_envs, config.ppo.rollout, model.state_size, num_actions)
     params = learner.initial["params"]
