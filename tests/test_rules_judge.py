@@ -98,6 +98,7 @@ def test_annotate_rules_labels_every_pair_and_reports_agreement(tmp_path, capsys
     ds_path = write_pairs(tmp_path / "ds", pairs)
     assert main(["annotate", str(ds_path), "--backend", "rules", "--goal", "gold", "--no-progress"]) == 0
     labels = np.asarray(open_dataset(ds_path).labels("rules-nethack_gold"))
+    assert sorted(p.name for p in (ds_path / "preference").iterdir()) == ["rules-nethack_gold.npy"]
     # gold judge: kill -1 vs wall -1 tie; gold wins; identical tie; wall -1 vs dart 0
     np.testing.assert_array_equal(labels, [2, 1, 2, 1])
     # fake LLM labels next to them: agreement is reported against the judge
@@ -106,7 +107,9 @@ def test_annotate_rules_labels_every_pair_and_reports_agreement(tmp_path, capsys
     labels = ds.open_labels("fake_llm")
     labels[:] = [0, 0, 2, 1]
     labels.flush()
-    (ds_path / "preference" / "fake_llm.json").write_text(json.dumps({"backend": "llamacpp"}))
+    sidecar = ds.sidecar_path("fake_llm", ".json", for_writing=True)
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.write_text(json.dumps({"backend": "llamacpp"}))
     found = {(llm, judge): r for llm, judge, r in judge_comparisons(open_dataset(ds_path), "fake_llm")}
     r = found[("fake_llm", "rules-nethack_defaultgoal")]
     assert (r["both_decided"], r["agree"]) == (3, 2)

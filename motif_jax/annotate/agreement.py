@@ -30,9 +30,9 @@ def agreement(labels_a, labels_b) -> dict:
             "only_b_decided": int(np.sum(decided_b & (a == TIE)))}
 
 
-def annotator_backend(dataset_path: str | Path, name: str) -> str | None:
-    """The backend recorded in ``preference/<name>.json`` (None for files without settings)."""
-    path = Path(dataset_path) / "preference" / f"{name}.json"
+def annotator_backend(ds, name: str) -> str | None:
+    """The backend recorded in the label file's settings sidecar (None for files without settings)."""
+    path = Path(ds.sidecar_path(name, ".json"))
     try:
         return json.loads(path.read_text()).get("backend")
     except (OSError, json.JSONDecodeError, AttributeError):
@@ -42,12 +42,12 @@ def annotator_backend(dataset_path: str | Path, name: str) -> str | None:
 def judge_comparisons(ds, name: str) -> list[tuple[str, str, dict]]:
     """(LLM annotator, rules annotator, agreement) for ``name`` against every annotator of the other
     kind in the dataset: rules judges when ``name`` is an LLM's labels, LLMs when it is a judge's."""
-    mine = annotator_backend(ds.path, name)
+    mine = annotator_backend(ds, name)
     if mine is None or mine in ("score", "return"):
         return []
     out = []
     for other in ds.annotators:
-        theirs = annotator_backend(ds.path, other)
+        theirs = annotator_backend(ds, other)
         if other == name or theirs is None or theirs in ("score", "return") or (theirs == "rules") == (mine == "rules"):
             continue
         llm, judge = (other, name) if mine == "rules" else (name, other)

@@ -165,7 +165,7 @@ def _run_rules(args, ds, options):
     path = resolve_judge_path(args.judge)
     name = args.name or default_name(args.judge, args.goal)
     print(f"annotator: {name}", flush=True)
-    check_settings(ds.path / "preference" / f"{name}.json",
+    check_settings(ds.sidecar_path(name, ".json", for_writing=True),
                    {"backend": "rules", "judge": path.name, "goal": args.goal}, overwrite=True)
     return annotate_rules(ds, table, name, options)
 
