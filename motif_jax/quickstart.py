@@ -325,6 +325,10 @@ def _verdict(agent: dict, random: dict, field: str = "score") -> str:
     if a[0] - a[1] > b[0] + b[1]:
         return (f"**The agent beats random**: mean {field} {_num(a[0])} vs {_num(b[0])}, "
                 "and the 95% intervals do not overlap.")
+    if a[0] + a[1] < b[0] - b[1]:
+        return (f"**The agent is worse than random** (mean {field} {_num(a[0])} ± {_num(a[1])} vs "
+                f"{_num(b[0])} ± {_num(b[1])}, intervals separated): at this scale the intrinsic reward "
+                "does not yet teach the score (see the README's Experiments).")
     return (f"**The agent does not beat random with separated intervals** (mean {field} {_num(a[0])} ± {_num(a[1])} "
             f"vs {_num(b[0])} ± {_num(b[1])}): train longer (`--set train.steps=...`).")
 

@@ -100,3 +100,13 @@ def test_full_quickstart_chain_at_toy_size(tmp_path, monkeypatch):
     for key in ("recordings", "gif"):
         first.pop(key)
     assert json.loads(again.read_text()) == first
+
+
+def test_verdict_needs_separated_intervals():
+    from motif_jax.quickstart import _verdict
+
+    def report(scores):
+        return {"per_episode": [{"score": s} for s in scores]}
+    assert "beats random" in _verdict(report([10, 11, 12]), report([1, 2, 3]))
+    assert "worse than random" in _verdict(report([1, 2, 3]), report([10, 11, 12]))
+    assert "does not beat random" in _verdict(report([1, 5, 9]), report([2, 6, 10]))
