@@ -7,6 +7,7 @@ bad state is never saved, so the latest checkpoint stays good).
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -53,25 +54,33 @@ def load_intrinsic(config: TrainConfig, mesh):
 
 
 def pool_batch_size(config: TrainConfig) -> int:
-    """envs per recv of one actor thread's pool: half its envs in flight while the other half is
-    being acted on (unless --sync)."""
+    """envs per recv of one actor thread's pool. One thread: half its envs step while it acts on the
+    other half. Several threads (or --sync): all of a pool's envs at once, as large inference batches
+    as one thread gets, since the other threads' envs step while this one acts."""
     n = config.env.num_envs // config.actor.threads
     if config.env.batch_size:
         return config.env.batch_size
-    return n if config.run.sync or n < 2 else n // 2
+    return n if config.run.sync or n < 2 or config.actor.threads > 1 else n // 2
+
+
+def first_env(config: TrainConfig, thread: int) -> int:
+    """Global id of the first env of actor thread ``thread`` of this process (process, thread, env order)."""
+    return jax.process_index() * config.env.num_envs + thread * (config.env.num_envs // config.actor.threads)
 
 
 def make_actor_pools(config: TrainConfig, keys) -> list:
-    """One pool per actor thread; pool ``i`` of process ``p`` holds global envs from
-    ``(p · threads + i) · n`` on (``n`` envs each) and is seeded ``seed`` + that offset."""
+    """One pool per actor thread, seeded ``seed`` + its first global env id. Several threads share the
+    CPUs: each pool gets its share of them as worker processes (unless env.num_workers says otherwise)."""
     c = config
     n = c.env.num_envs // c.actor.threads
+    workers = c.env.num_workers
+    if not workers and c.actor.threads > 1:
+        workers = min(n, max(1, len(os.sched_getaffinity(0)) // c.actor.threads))
     pools = []
     try:
         for i in range(c.actor.threads):
-            offset = jax.process_index() * c.env.num_envs + i * n
-            pools.append(make_env_pool(c.task, n, pool_batch_size(c), c.seed + offset, c.env.num_workers, keys,
-                                       cpu_offset=i * (c.env.num_workers or 1)))
+            pools.append(make_env_pool(c.task, n, pool_batch_size(c), c.seed + first_env(c, i), workers, keys,
+                                       cpu_offset=i * max(workers, 1)))
     except BaseException:
         for pool in pools:
             pool.close()
@@ -147,11 +156,9 @@ class Trainer:
         # One parameter copy per actor device; thread i acts on actor device i mod len(devices).
         self.stores = [ParamStore(d) for d in self.actor_devices]
         treedef = jax.tree.structure(self.train_state["params"])
-        per_pool = c.env.num_envs // c.actor.threads
         self.workers = [
             RolloutWorker(pool, self.learner.graphdef, treedef, self.stores[i % len(self.stores)], c.ppo.rollout,
-                          self.obs_spec, self.policy_keys, model.state_size, c.seed + 7919,
-                          env_offset=jax.process_index() * c.env.num_envs + i * per_pool)
+                          self.obs_spec, self.policy_keys, model.state_size, c.seed + 7919, first_env(c, i))
             for i, pool in enumerate(self.pools)]
 
     # -- checkpoints -------------------------------------------------------------------------------
