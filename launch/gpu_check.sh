@@ -6,8 +6,9 @@
 #
 # On GPUs/TPUs: 480 envs (the paper's), S = 60, on 1 device and, if there are several, on all.
 # On a CPU-only machine it runs the same steps at small sizes (16 envs, S = 4) so the script itself is
-# tested anywhere. Uses `python -m motif_jax.cli` of $PYTHON (default: python3), so it also runs where
-# the package is importable but not installed (PYTHONPATH). About 6 minutes on one GPU at the defaults.
+# tested anywhere. Uses `python -m motif_jax.cli` of $PYTHON (default: the checkout's .venv, else
+# python3), so it also runs where the package is importable but not installed (PYTHONPATH). About 6
+# minutes on one GPU at the defaults.
 set -euo pipefail
 
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -24,7 +25,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-py="${PYTHON:-python3}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+py="${PYTHON:-}"
+[[ -n "$py" ]] || { [[ -x "$root/.venv/bin/python" ]] && py="$root/.venv/bin/python" || py=python3; }
 motif() { "$py" -m motif_jax.cli "$@"; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
