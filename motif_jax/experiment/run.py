@@ -364,7 +364,7 @@ def write_outputs(exp: Experiment, out: Path, cells: list[Cell], console=None) -
               f"episodes per condition (the cell of seed k plays the episodes of evaluation seed {e.seed} + k, "
               f"so conditions meet the same dungeons); mean ± 95% CI (Student's t) over all episodes.\n\n")
     (out / "table.md").write_text(header + results_mod.markdown_table(rows, labels))
-    trained = [c.folder for c in cells if c.resumable is not None and (c.folder / "metrics.jsonl").is_file()]
+    trained = [c.folder for c in cells if c.resumable is not None and c.result.is_file()]  # finished cells only
     if trained:
         from motif_jax.evaluate.plot import plot_runs
 
