@@ -152,3 +152,11 @@ def test_paper_preset_follows_the_original_policy():
     assert not hasattr(policy.encoder, "map_out")
     n_params = sum(x.size for x in jax.tree.leaves(nnx.state(policy, nnx.Param)))
     assert 2_000_000 < n_params < 4_000_000
+
+
+def test_a_config_file_refines_its_preset(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: tiny\nppo:\n  epochs: 4\n  minibatches: 4\n")
+    c = resolve_config(path)
+    assert (c.ppo.epochs, c.ppo.minibatches, c.model.hidden) == (4, 4, 64)  # file over preset, preset over defaults
+    assert resolve_config(path, overrides=["ppo.epochs=2"]).ppo.epochs == 2  # --set over the file

@@ -1,8 +1,9 @@
 """Trainer configuration: dataclasses, presets and YAML files that extend each other.
 
-Resolution order (later wins): dataclass defaults, the YAML file (after its
-``extends:`` chain), the preset (network and sizing; ``mlp`` also carries
-CleanRL's CartPole PPO settings), ``--set key=value`` and explicit CLI flags.
+Resolution order (later wins): dataclass defaults, the preset (network and sizing;
+``mlp`` also carries CleanRL's CartPole PPO settings), the YAML file (after its
+``extends:`` chain), ``--set key=value`` and explicit CLI flags. A file therefore
+refines its preset: ``preset: tiny`` with ``ppo.epochs: 4`` trains 4 epochs.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ def resolve_config(file: str | Path | None = None, preset: str | None = None,
     if name not in PRESETS:
         raise MotifError(f"preset {name!r} unknown; choose from {', '.join(PRESETS)}")
     if base is None or file or preset:
-        data = deep_merge(data, PRESETS[name])
+        data = deep_merge(PRESETS[name], data)
     data["preset"] = name
     apply_overrides(data, overrides)
     apply_overrides(data, [f"{k}={v}" for k, v in (flags or {}).items() if v is not None])
