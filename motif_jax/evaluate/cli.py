@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from motif_jax.errors import MotifError
+from motif_jax.evaluate.stats import json_safe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+        path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
         console.print(f"wrote {path}")
     return 0
 
@@ -90,17 +91,6 @@ def _check(args: argparse.Namespace) -> None:
             raise MotifError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.record and args.record_episodes > args.episodes:
         raise MotifError(f"--record-episodes {args.record_episodes} exceeds --episodes {args.episodes}")
-
-
-def _json_safe(value):
-    """NaN (a CI from a single episode) as null: strict JSON readers reject NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def report_table(report: dict):

@@ -53,3 +53,14 @@ def describe(values: Sequence[float]) -> dict[str, float]:
     mean, ci = mean_ci95(values)
     x = np.asarray(values, dtype=np.float64)
     return {"mean": mean, "ci95": ci, "min": float(x.min()), "max": float(x.max())}
+
+
+def json_safe(value):
+    """NaN and ±inf (a CI from a single episode) as null: strict JSON readers reject them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from motif_jax.errors import MotifError
+from motif_jax.evaluate.stats import json_safe
 from motif_jax.experiment import results as results_mod
 from motif_jax.experiment.spec import Experiment, digest, train_config_path
 
@@ -85,16 +86,6 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _json_safe(value):
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 # ----------------------------------------------------------------------------- planning
@@ -359,7 +350,7 @@ def write_outputs(exp: Experiment, out: Path, cells: list[Cell], console=None) -
                "train_steps": {n: (c.steps or exp.train.steps) if c.policy == "agent" else 0
                                for n, c in exp.conditions.items()},
                "evaluate": dataclasses.asdict(e), "labels": labels, "conditions": rows}
-    write_json_atomic(out / "results.json", _json_safe(summary))
+    write_json_atomic(out / "results.json", json_safe(summary))
     header = (f"# {exp.name}\n\nTask `{exp.task}`; {len(exp.seeds)} training seeds × {e.episodes} evaluation "
               f"episodes per condition (the cell of seed k plays the episodes of evaluation seed {e.seed} + k, "
               f"so conditions meet the same dungeons); mean ± 95% CI (Student's t) over all episodes.\n\n")
