@@ -31,14 +31,23 @@ def annotate_baseline(ds, kind: str, name: str | None = None, options: RunOption
 
     Cheap and deterministic, so every row of the chunk is (re)written; `--overwrite` changes nothing.
     """
-    name, options = name or kind, options or RunOptions()
+    return label_every_row(ds, name or kind, options, lambda part: member_values(ds, kind, part, score_key), block)
+
+
+def label_every_row(ds, name: str, options: RunOptions | None, values, block: int = 65536) -> RunStats:
+    """Write ``compare_values(values(rows))`` for every row of this chunk, ``block`` rows at a time.
+
+    For labellers that are instant and deterministic (baselines, rules judges): nothing stays unknown.
+    ``values(rows)`` gets an index array and returns ``[len(rows), 2]`` utilities.
+    """
+    options = options or RunOptions()
     rows = chunk_range(len(ds), options.num_chunks, options.chunk)
     labels = ds.open_labels(name, overwrite=options.overwrite and options.num_chunks == 1)
     stats = RunStats(name=name, chunk_pairs=len(rows))
     start = time.perf_counter()
     for begin in range(rows.start, rows.stop, block):
-        part = slice(begin, min(rows.stop, begin + block))
-        labels[part] = compare_values(member_values(ds, kind, part, score_key))
+        part = np.arange(begin, min(rows.stop, begin + block))
+        labels[part] = compare_values(values(part))
     labels.flush()
     stats.seconds = time.perf_counter() - start
     stats.annotated = len(rows)

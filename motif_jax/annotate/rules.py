@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -132,21 +130,7 @@ def default_name(judge: str | Path | None, goal: str) -> str:
 def annotate_rules(ds, table: Table, name: str, options=None, block: int = 65536):
     """Label this chunk's pairs into ``preference/<name>.npy``. Instant and deterministic, so every
     row of the chunk is (re)written: nothing stays unknown."""
-    from motif_jax.annotate.pairs import chunk_range
-    from motif_jax.annotate.runner import RunOptions, RunStats, pair_captions
-    from motif_jax.annotate.verdict import compare_values
+    from motif_jax.annotate.baselines import label_every_row
+    from motif_jax.annotate.runner import pair_captions
 
-    options = options or RunOptions()
-    rows = chunk_range(len(ds), options.num_chunks, options.chunk)
-    labels = ds.open_labels(name, overwrite=options.overwrite and options.num_chunks == 1)
-    stats = RunStats(name=name, chunk_pairs=len(rows))
-    start = time.perf_counter()
-    for begin in range(rows.start, rows.stop, block):
-        part = np.arange(begin, min(rows.stop, begin + block))
-        labels[part] = compare_values(caption_utilities(table, pair_captions(ds, part)))
-    labels.flush()
-    stats.seconds = time.perf_counter() - start
-    stats.annotated = len(rows)
-    final = np.asarray(labels[rows.start:rows.stop])
-    stats.label_counts = {int(k): int(v) for k, v in sorted(Counter(final.tolist()).items())}
-    return stats
+    return label_every_row(ds, name, options, lambda part: caption_utilities(table, pair_captions(ds, part)), block)
