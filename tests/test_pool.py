@@ -161,6 +161,9 @@ def test_smaller_batches_overlap_with_the_caller():
         assert time.monotonic() - start < 0.2 and sorted(info["env_id"].tolist()) == [2, 3]
 
 
+# A bound instead of a hang: under heavy machine load this test once waited forever for a restarted
+# worker's result (seen once in five full runs, with a second test suite running beside it).
+@pytest.mark.timeout(120)
 def test_killed_worker_is_restarted_and_its_envs_come_back_aborted():
     aborted = END_REASONS.index("aborted")
     with make_pool("score", num_envs=2, num_workers=2, seed=0, obs_keys=("blstats",)) as pool:
