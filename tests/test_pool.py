@@ -161,8 +161,8 @@ def test_smaller_batches_overlap_with_the_caller():
         assert time.monotonic() - start < 0.2 and sorted(info["env_id"].tolist()) == [2, 3]
 
 
-# A bound instead of a hang: under heavy machine load this test once waited forever for a restarted
-# worker's result (seen once in five full runs, with a second test suite running beside it).
+# A bound instead of a hang: before the fix in ActorPool._take, a result that the crash restart drained
+# into the pending buffer while recv() was waiting was never read, and recv() waited forever.
 @pytest.mark.timeout(120)
 def test_killed_worker_is_restarted_and_its_envs_come_back_aborted():
     aborted = END_REASONS.index("aborted")

@@ -356,11 +356,13 @@ class ActorPool:
         """Exactly `count` ready env ids (int32 bytes), waiting for workers and restarting dead ones."""
         need = 4 * count
         chunks = []
-        if self._pending:
-            chunks.append(bytes(self._pending[:need]))
-            del self._pending[:need]
-            need -= len(chunks[0])
         while need:
+            if self._pending:  # results a restart drained from the pipe (possibly during this wait)
+                chunk = bytes(self._pending[:need])
+                del self._pending[:need]
+                chunks.append(chunk)
+                need -= len(chunk)
+                continue
             try:
                 data = os.read(self._results_fd, need)
             except BlockingIOError:
