@@ -17,6 +17,7 @@ import jinja2.meta
 import yaml
 
 from motif_jax.errors import MotifError
+from motif_jax.resources import builtin_configs
 
 GOALS = ("defaultgoal", "zeroknowledge", "combat", "gold", "stairs")
 WORDINGS = ("default", "reworded")
@@ -32,8 +33,8 @@ Conversation = list[Message]
 
 
 def builtin_prompt_dir() -> Path:
-    """`configs/prompts/` of this checkout (the package lives next to `configs/`)."""
-    return Path(__file__).resolve().parents[2] / "configs" / "prompts"
+    """The shipped templates (`configs/prompts/`)."""
+    return builtin_configs() / "prompts"
 
 
 @dataclasses.dataclass(frozen=True)

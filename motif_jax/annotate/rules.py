@@ -25,15 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from motif_jax.annotate.prompts import GOALS
 from motif_jax.config import load_yaml
 from motif_jax.errors import MotifError
+from motif_jax.resources import builtin_configs
 
-GOALS = ("defaultgoal", "zeroknowledge", "combat", "gold", "stairs")
 
 
 def judges_dir() -> Path:
-    """`configs/judges/` of this checkout (the package lives next to `configs/`)."""
-    return Path(__file__).resolve().parents[2] / "configs" / "judges"
+    """The shipped judges (`configs/judges/`)."""
+    return builtin_configs() / "judges"
 
 
 DEFAULT_JUDGE = "nethack"
