@@ -22,6 +22,7 @@ from typing import Any
 
 from motif_jax.config import apply_overrides, from_dict, load_yaml
 from motif_jax.errors import MotifError
+from motif_jax.resources import config_file
 
 
 @dataclasses.dataclass
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
 def load_config(path: str, overrides: list[str]) -> QuickstartConfig:
     """The quick start settings; ``train.config`` is relative to this file's folder, like `extends:`."""
+    path = str(config_file(path))
     data = apply_overrides(load_yaml(path), overrides)
     config = from_dict(QuickstartConfig, data, where=path)
     if config.reward.annotator not in ("judge", "llm"):

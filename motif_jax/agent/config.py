@@ -16,6 +16,7 @@ from typing import Any
 
 from motif_jax.config import apply_overrides, from_dict, load_yaml
 from motif_jax.errors import MotifError
+from motif_jax.resources import config_file
 
 
 @dataclasses.dataclass
@@ -209,7 +210,7 @@ def resolve_config(file: str | Path | None = None, preset: str | None = None,
     ``base`` is a resumed run's saved ``config.yaml``: it comes first, and its preset is not
     re-applied unless a file or preset is given again, so its ``--set`` values survive.
     """
-    data = deep_merge(base or {}, load_config_file(file) if file else {})
+    data = deep_merge(base or {}, load_config_file(config_file(file)) if file else {})
     name = preset or data.get("preset") or TrainConfig.preset
     if name not in PRESETS:
         raise MotifError(f"preset {name!r} unknown; choose from {', '.join(PRESETS)}")

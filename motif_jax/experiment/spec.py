@@ -26,6 +26,7 @@ from pathlib import Path
 
 from motif_jax.config import apply_overrides, from_dict, load_yaml
 from motif_jax.errors import MotifError
+from motif_jax.resources import config_file
 
 
 @dataclasses.dataclass
@@ -90,7 +91,7 @@ class Experiment:
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
     """The experiment in ``path`` (plus ``--set`` overrides), checked field by field."""
-    path = Path(path)
+    path = config_file(path)
     data = apply_overrides(load_yaml(path), overrides)
     where = str(path)
     for key in ("datasets", "rewards", "conditions"):
