@@ -177,9 +177,11 @@ def test_foreign_dir_overwrite_and_bad_options(tmp_path, capsys):
     assert main(["collect", "--out", str(tmp_path), *TINY_ARGS]) == 2
     assert "not a motif dataset" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").exists()
-    with pytest.raises(MotifError, match="no such checkpoint directory"):
-        collect(CollectSettings(policy=str(tmp_path / "missing"), **TINY), tmp_path / "p", show_progress=False)
+    assert main(["collect", "--policy", str(tmp_path / "missing"), "--out", str(tmp_path / "p"), *TINY_ARGS]) == 2
+    assert "no such checkpoint directory" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+    with pytest.raises(MotifError, match="pass the loaded agent"):
+        collect(CollectSettings(policy=str(tmp_path / "run"), **TINY), tmp_path / "p", show_progress=False)
 
 
 def test_overwrite_recollects_with_longer_subsequences_and_glyphs(tmp_path):

@@ -62,21 +62,51 @@ class Policy:
 
 
 def load_policy(run_or_ckpt_dir: str | Path) -> Policy:
+    """The newest readable checkpoint's policy (a damaged newer one is skipped with a warning). Only the
+    parameters are read; checkpoints written before they were an item of their own need the optimiser's
+    shapes too."""
     directory, step = resolve_checkpoint(run_or_ckpt_dir)
-    checkpointer = Checkpointer(directory, async_save=False)
-    try:
+    checkpointer = Checkpointer(directory, async_save=False, read_only=True)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def load(step: int):
         meta = checkpointer.restore_meta(step)
         if "obs_spec" not in meta:
             raise MotifError(f"policy {run_or_ckpt_dir}: not an agent checkpoint (no obs_spec in its metadata)")
         config = from_dict(TrainConfig, meta["config"])
         spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in meta["obs_spec"].items()}
-        model = make_policy(config.model, spec, int(meta["num_actions"]), config.seed)
+        model = nnx.eval_shape(lambda: make_policy(config.model, spec, int(meta["num_actions"]), config.seed))
         graphdef, params = nnx.split(model, nnx.Param)
-        opt_state = make_optimizer(config.ppo, 1).init(params)
-        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        target = abstract_like({"train": {"params": params, "opt_state": opt_state},
-                                "rng": jax.random.key_data(jax.random.key(0))}, device)
-        state, meta = checkpointer.restore(target, step)
+        params = abstract_like(params, device)
+        if checkpointer.has_item(step, "params"):
+            params = checkpointer.restore_items(step, {"params": params})["params"]
+        else:
+            opt_state = jax.eval_shape(make_optimizer(config.ppo, 1).init, params)
+            target = abstract_like({"train": {"params": params, "opt_state": opt_state},
+                                    "rng": jax.random.key_data(jax.random.key(0))}, device)
+            params = checkpointer.restore_items(step, {"state": target})["state"]["train"]["params"]
+        return Policy(config, meta, params, graphdef, model.state_size)
+
+    try:
+        policy, _ = checkpointer.restore_newest(load, step)
     finally:
         checkpointer.close()
-    return Policy(config, meta, state["train"]["params"], graphdef, model.state_size)
+    return policy
+
+
+class StatefulPolicy:
+    """A loaded agent as a callable ``(obs, starts_episode) -> actions`` that keeps its recurrent state and
+    random key, for loops that step every env of a pool together (``motif collect --policy``)."""
+
+    def __init__(self, directory: str | Path, num_envs: int, seed: int):
+        if not Path(directory).is_dir():
+            raise MotifError(f"--policy {directory}: not 'random' and no such checkpoint directory")
+        self.policy = load_policy(directory)
+        self.obs_keys = tuple(self.policy.obs_keys)
+        self.state = self.policy.initial_state(num_envs)
+        self.key = jax.random.key(seed)
+
+    def __call__(self, obs: dict[str, np.ndarray], starts_episode: np.ndarray) -> np.ndarray:
+        self.key, key = jax.random.split(self.key)
+        actions, self.state = self.policy.act(obs, self.state, starts_episode, False, key)
+        return np.asarray(actions)

@@ -92,7 +92,9 @@ class CollectResult:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Policies: called with the batch's observations (sorted by env id) and whether each obs starts an episode.
+# Policies: callables ``(obs, starts_episode) -> actions`` on the batch's observations (sorted by env id), with
+# ``obs_keys``, the observations they read. A trained one is built by the caller (the CLI loads it with
+# ``motif_jax.agent.policy.StatefulPolicy``), so collection depends on no agent code.
 
 
 class RandomPolicy:
@@ -105,30 +107,6 @@ class RandomPolicy:
 
     def __call__(self, obs: dict[str, np.ndarray], starts_episode: np.ndarray) -> np.ndarray:
         return self.rng.integers(self.num_actions, size=len(starts_episode))
-
-
-class CheckpointPolicy:
-    """A trained agent restored with ``motif_jax.agent.policy.load_policy``; samples (non-greedy) actions."""
-
-    def __init__(self, directory: str, num_envs: int, seed: int):
-        if not Path(directory).is_dir():
-            raise MotifError(f"--policy {directory}: not 'random' and no such checkpoint directory")
-        try:
-            from motif_jax.agent.policy import load_policy
-        except ImportError as e:
-            raise MotifError(f"--policy {directory}: loading a trained policy needs motif_jax.agent.policy ({e})")
-        import jax
-
-        self.policy = load_policy(directory)
-        self.obs_keys = tuple(self.policy.obs_keys)
-        self.state = self.policy.initial_state(num_envs)
-        self.key = jax.random.key(seed)
-        self._split = jax.random.split
-
-    def __call__(self, obs: dict[str, np.ndarray], starts_episode: np.ndarray) -> np.ndarray:
-        self.key, key = self._split(self.key)
-        actions, self.state = self.policy.act(obs, self.state, starts_episode, False, key)
-        return np.asarray(actions)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -314,13 +292,20 @@ def collect(
     pool_factory: Callable | None = None,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     max_env_steps: int | None = None,
+    policy: Callable | None = None,
 ) -> CollectResult:
     """Collect ``settings.pairs`` pairs into ``out`` (resuming an unfinished run there).
 
+    ``policy`` acts when ``settings.policy`` names a trained agent (it is then required); by default a
+    seeded uniform random policy acts.
     ``max_env_steps`` stops early (as an interruption would: progress saved, KeyboardInterrupt raised); it
     exists so tests can interrupt at a reproducible point.
     """
     out = Path(out)
+    if settings.policy != "random" and policy is None:
+        raise MotifError(f"policy {settings.policy}: pass the loaded agent as collect(..., policy=)")
+    if settings.policy == "random" and policy is not None:
+        raise MotifError("collect: a policy was passed but settings.policy is 'random'; name its checkpoint there")
     state = output_dir_state(out)
     if overwrite and state != "empty":
         remove_dataset(out)
@@ -342,9 +327,7 @@ def collect(
     book = SlotBook(2 * settings.pairs, settings.seed, states)
     attempt = counters["attempt"]
     rng = np.random.default_rng([settings.seed, 1, attempt])
-    trained = None if settings.policy == "random" else CheckpointPolicy(settings.policy, settings.num_envs,
-                                                                         settings.seed + attempt)
-    wanted = set(settings.keys) | {"blstats"} | set(trained.obs_keys if trained else ())
+    wanted = set(settings.keys) | {"blstats"} | set(getattr(policy, "obs_keys", ()))
     pool = (pool_factory or _default_pool_factory)(
         settings.task, settings.num_envs, settings.seed + attempt * _ATTEMPT_SEED_STRIDE,
         tuple(sorted(wanted - {"message_count"})),
@@ -352,7 +335,7 @@ def collect(
     writer = None
     started = time.monotonic()
     try:
-        policy = trained or RandomPolicy(int(pool.action_space.n), rng)
+        policy = policy or RandomPolicy(int(pool.action_space.n), rng)
         pool.async_reset()
         batch = _sorted_batch(*pool.recv())
         missing = [k for k in settings.keys if k not in batch[0]]
