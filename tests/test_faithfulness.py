@@ -44,7 +44,7 @@ def test_value_clip_of_the_original_is_an_absolute_range():
 
 
 def test_bad_faithfulness_options_are_clear_errors():
-    with pytest.raises(MotifError, match="reward.caption must be current or next"):
+    with pytest.raises(MotifError, match="reward.caption=.previous. is not one of current, next"):
         resolve_config(preset="tiny", overrides=["reward.caption=previous"])
     with pytest.raises(MotifError, match="ppo.value_clip must be >= 0"):
         resolve_config(preset="tiny", overrides=["ppo.value_clip=-1"])

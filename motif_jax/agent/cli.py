@@ -6,11 +6,12 @@ Every flag maps to a config key (shown in its help); ``--set key=value`` reaches
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from motif_jax.agent.config import PRESETS, resolve_config
-from motif_jax.config import load_yaml
+from motif_jax.agent.config import PRESETS, TrainConfig, resolve_config, validate
+from motif_jax.config import add_keys_help, load_yaml
 from motif_jax.errors import MotifError
 
 # flag dest -> config key
@@ -22,9 +23,10 @@ FLAG_KEYS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_keys_help(parser, TrainConfig, "train")
     parser.add_argument("--config", help="YAML config (may `extends:` another), e.g. configs/score.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config key, e.g. --set ppo.lr=3e-4 (repeatable)")
+                        help="override any config key (listed below), e.g. --set ppo.lr=3e-4 (repeatable)")
     parser.add_argument("--env", help="task name or envpool:<EnvName> (config: task)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="network + sizing preset (config: preset)")
     parser.add_argument("--steps", type=int, help="total env steps (config: steps)")
@@ -53,6 +55,17 @@ def config_from_args(args: argparse.Namespace):
         if saved.is_file():
             base = load_yaml(saved)
     return resolve_config(args.config, args.preset, args.overrides, flags, base=base)
+
+
+def show_config(file: str | None, preset: str | None, overrides: list[str]) -> TrainConfig:
+    """`motif config show train`: the config a run with these options would use (what it still lacks
+    goes to stderr)."""
+    config = resolve_config(file, preset, overrides, check=False)
+    try:
+        validate(config)
+    except MotifError as e:
+        print(f"note: {e}", file=sys.stderr)
+    return config
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,23 +8,21 @@ refines its preset: ``preset: tiny`` with ``ppo.epochs: 4`` trains 4 epochs.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
-from motif_jax.config import apply_overrides, from_dict, load_yaml
+from motif_jax.config import last_setter, layer_value, merge, stage_layers
 from motif_jax.errors import MotifError
-from motif_jax.resources import config_file
 
 
 @dataclasses.dataclass
 class EnvConfig:
-    num_envs: int = 16
+    num_envs: int = 16  # parallel envs (all actor threads together)
     batch_size: int = 0  # envs per recv; 0 -> num_envs/2 (async) or num_envs (sync)
     num_workers: int = 0  # pool worker processes; 0 -> pool default
-    obs_keys: list = dataclasses.field(default_factory=lambda: ["glyphs", "blstats", "message"])
+    obs_keys: list[str] = dataclasses.field(default_factory=lambda: ["glyphs", "blstats", "message"])  # observations
 
 
 @dataclasses.dataclass
@@ -32,58 +30,59 @@ class ModelConfig:
     kind: str = "nethack"  # nethack | mlp | atari
     core: str = "gru"  # gru | lstm | none
     hidden: int = 512  # recurrent core width
-    glyph_dim: int = 32
+    glyph_dim: int = 32  # glyph embedding width
     map_channels: int = 32  # channels of the glyph convs (full map and crop)
     full_map: bool = True  # also encode the whole 21x79 map (the original policy saw only the crop)
     map_patch: int = 0  # 0: two 3x3 stride-2 convs over the map; k: one k x k conv with stride k (cheap on CPU)
     crop: int = 9  # egocentric crop side (odd centres the agent; the original used 12)
     crop_patch: int = 0  # 0: two 3x3 convs over the crop; k: one k x k conv with stride k
-    stats_layers: list = dataclasses.field(default_factory=lambda: [64, 64])  # MLP on symlog(blstats)
+    stats_layers: list[int] = dataclasses.field(default_factory=lambda: [64, 64])  # MLP on symlog(blstats)
     message_encoder: str = "conv"  # conv: char embedding, conv, max-pool | mlp: bytes/255 through an MLP
-    message_dim: int = 32
-    message_channels: int = 64
+    message_dim: int = 32  # caption byte embedding width (conv encoder)
+    message_channels: int = 64  # caption conv channels
     message_patch: int = 0  # 0: width-5 conv over the caption bytes; k: width-k conv with stride k
-    message_layers: list = dataclasses.field(default_factory=lambda: [128, 128])  # message_encoder: mlp
+    message_layers: list[int] = dataclasses.field(default_factory=lambda: [128, 128])  # message_encoder: mlp
     torso: int = 512  # width of the MLP after concatenation
-    mlp_layers: list = dataclasses.field(default_factory=lambda: [64, 64])  # mlp kind
-    activation: str = "relu"
+    mlp_layers: list[int] = dataclasses.field(default_factory=lambda: [64, 64])  # mlp kind
+    activation: str = "relu"  # relu | tanh | gelu | elu
     separate_critic: bool = False  # mlp kind: own torso for the value (CleanRL layout)
 
 
 @dataclasses.dataclass
 class PPOConfig:
     rollout: int = 32  # transitions per env per segment
-    epochs: int = 1
-    minibatches: int = 4
+    epochs: int = 1  # passes over each segment
+    minibatches: int = 4  # minibatches per epoch (env.num_envs must be a multiple)
     # > 0: ppo.minibatches becomes the divisor of env.num_envs whose minibatches come closest to this
-    # many frames (the paper's SGD batch is 4096), so a preset keeps its batch size at any env count.
+    # many frames (the paper's SGD batch is 4096), so a preset keeps its batch size at any env count;
+    # a ppo.minibatches set above the layer that set this (file over preset, --set over file) wins.
     minibatch_frames: int = 0
-    lr: float = 1e-4
-    anneal_lr: bool = False
-    adam_eps: float = 1e-5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.1
+    lr: float = 1e-4  # Adam learning rate
+    anneal_lr: bool = False  # decay lr linearly to 0 over the run
+    adam_eps: float = 1e-5  # Adam epsilon
+    gamma: float = 0.99  # discount
+    gae_lambda: float = 0.95  # GAE lambda
+    clip: float = 0.1  # PPO ratio clip
     clip_value: bool = False  # PPO2-style value clipping with the policy's `clip` as the range
     value_clip: float = 0.0  # > 0: clip values to ±value_clip around the old ones (the original Motif: 1.0)
-    vf_coef: float = 0.5
-    ent_coef: float = 0.003
-    max_grad_norm: float = 4.0
-    norm_adv: bool = True
+    vf_coef: float = 0.5  # value loss coefficient
+    ent_coef: float = 0.003  # entropy bonus coefficient
+    max_grad_norm: float = 4.0  # global gradient-norm clip
+    norm_adv: bool = True  # normalise advantages per minibatch
     advantage: str = "gae"  # gae | vtrace (corrects the actor's one-update policy lag)
-    vtrace_rho: float = 1.0
-    vtrace_c: float = 1.0
+    vtrace_rho: float = 1.0  # V-trace rho clip
+    vtrace_c: float = 1.0  # V-trace c clip
 
 
 @dataclasses.dataclass
 class RewardConfig:
     path: str | None = None  # reward-model checkpoint; required when llm_coef > 0
-    extrinsic_coef: float = 0.1
-    llm_coef: float = 0.0  # the task configs set the paper's 0.1
+    extrinsic_coef: float = 0.1  # α_ext
+    llm_coef: float = 0.0  # α_llm; the task configs set the paper's 0.1
     env_scale: float = 0.1  # r = extrinsic_coef * clip(env_scale * r_env, ±env_clip) + llm_coef * r_int
-    env_clip: float = 10.0
-    beta: float = 3.0
-    eps_quantile: float = 0.5
+    env_clip: float = 10.0  # clip of the scaled env reward
+    beta: float = 3.0  # r_int divided by (episode count of the caption) ** beta
+    eps_quantile: float = 0.5  # r_int only where the normalised reward exceeds this quantile
     # Whose caption a transition is rewarded for: "next" (the observation the action led to, so the
     # action that caused a message gets the credit at once) or "current" (the observation the action
     # was taken in, as the original Motif code did; its reward is then one step late).
@@ -95,30 +94,30 @@ class ActorConfig:
     # Actor threads per process, each with its own pool of env.num_envs / threads envs and its own
     # segment builder: one Python thread cannot feed several accelerators at hundreds of envs.
     threads: int = 1
-    devices: list = dataclasses.field(default_factory=list)  # local device indices for inference; [] -> [0]
+    devices: list[int] = dataclasses.field(default_factory=list)  # local device indices for inference; [] -> [0]
 
 
 @dataclasses.dataclass
 class LearnerConfig:
-    devices: list = dataclasses.field(default_factory=list)  # local device indices of the learner mesh; [] -> all
+    devices: list[int] = dataclasses.field(default_factory=list)  # local device indices of the learner mesh; [] -> all
 
 
 @dataclasses.dataclass
 class RunConfig:
-    out: str | None = None
+    out: str | None = None  # run directory (default runs/<task>-<time>)
     checkpoint_every: int = 100_000  # env steps
-    keep: int = 3
-    log_every_s: float = 5.0
+    keep: int = 3  # checkpoints kept
+    log_every_s: float = 5.0  # seconds between metric lines
     sync: bool = False  # act with the newest params each rollout (exact on-policy, no overlap)
-    tensorboard: bool = True
+    tensorboard: bool = True  # also write TensorBoard scalars
 
 
 @dataclasses.dataclass
 class TrainConfig:
     task: str = "score"  # a TASKS name, or "envpool:<EnvName>"
-    preset: str = "tiny"
-    steps: int = 1_000_000
-    seed: int = 0
+    preset: str = "tiny"  # paper | tiny | mlp | atari: network and sizing under the file's values
+    steps: int = 1_000_000  # total env steps
+    seed: int = 0  # seed of envs, init and sampling
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
@@ -126,6 +125,17 @@ class TrainConfig:
     actor: ActorConfig = dataclasses.field(default_factory=ActorConfig)
     learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+
+# Keys with a fixed set of values (checked after the merge).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.kind": ("nethack", "mlp", "atari"),
+    "model.core": ("gru", "lstm", "none"),
+    "model.message_encoder": ("conv", "mlp"),
+    "model.activation": ("relu", "tanh", "gelu", "elu"),
+    "ppo.advantage": ("gae", "vtrace"),
+    "reward.caption": ("current", "next"),
+}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -177,52 +187,30 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def deep_merge(base: dict, extra: dict) -> dict:
-    """Recursive dict union; ``extra`` wins. Neither input is modified."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def load_config_file(path: str | Path, _seen: tuple = ()) -> dict[str, Any]:
-    """A YAML config with its ``extends: other.yaml`` chain resolved (paths relative to the file)."""
-    path = Path(path).resolve()
-    if path in _seen:
-        raise MotifError(f"config file {path}: 'extends' forms a cycle")
-    data = load_yaml(path)
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    if not isinstance(parent, str):
-        raise MotifError(f"config file {path}: 'extends' must be a file name, got {parent!r}")
-    return deep_merge(load_config_file(path.parent / parent, _seen + (path,)), data)
-
-
 def resolve_config(file: str | Path | None = None, preset: str | None = None,
                    overrides: list[str] | None = None, flags: dict[str, Any] | None = None,
-                   base: dict[str, Any] | None = None) -> TrainConfig:
-    """Build the run's config from file, preset, ``--set`` strings and flag values (dotted keys).
+                   base: dict[str, Any] | None = None, check: bool = True) -> TrainConfig:
+    """Build the run's config: defaults < preset < file < ``--set`` < flags (dotted keys), type-checked.
 
-    ``base`` is a resumed run's saved ``config.yaml``: it comes first, and its preset is not
-    re-applied unless a file or preset is given again, so its ``--set`` values survive.
+    ``base`` is a resumed run's saved ``config.yaml``: it sits under the file, and its preset is not
+    re-applied unless a file or preset is given again, so its ``--set`` values survive. ``check=False``
+    skips the checks across keys (`motif config show` prints a config that still needs ``--reward``).
     """
-    data = deep_merge(base or {}, load_config_file(config_file(file)) if file else {})
-    name = preset or data.get("preset") or TrainConfig.preset
-    if name not in PRESETS:
+    layers = stage_layers(file, overrides, {**(flags or {}), "preset": preset})
+    if base is not None:
+        layers.insert(0, ("the run's saved config.yaml", base))
+    name = layer_value(layers, "preset", TrainConfig.preset)
+    if not isinstance(name, str) or name not in PRESETS:
         raise MotifError(f"preset {name!r} unknown; choose from {', '.join(PRESETS)}")
     if base is None or file or preset:
-        data = deep_merge(PRESETS[name], data)
-    data["preset"] = name
-    apply_overrides(data, overrides)
-    apply_overrides(data, [f"{k}={v}" for k, v in (flags or {}).items() if v is not None])
-    config = from_dict(TrainConfig, data)
+        layers.insert(0, (f"preset {name}", PRESETS[name]))
+    config = merge(TrainConfig, layers, CHOICES)
+    if last_setter(layers, "ppo.minibatches") > last_setter(layers, "ppo.minibatch_frames"):
+        config.ppo.minibatch_frames = 0  # the explicit minibatch count wins over the preset's frames
     if config.ppo.minibatch_frames > 0:
         config.ppo.minibatches = minibatches_for(config.env.num_envs, config.ppo.rollout, config.ppo.minibatch_frames)
-    validate(config)
+    if check:
+        validate(config)
     return config
 
 
@@ -235,19 +223,13 @@ def minibatches_for(num_envs: int, rollout: int, frames: int) -> int:
 
 def validate(c: TrainConfig) -> None:
     checks = [
-        (c.model.kind in ("nethack", "mlp", "atari"), "model.kind must be nethack, mlp or atari"),
-        (c.model.core in ("gru", "lstm", "none"), "model.core must be gru, lstm or none"),
-        (c.ppo.advantage in ("gae", "vtrace"), "ppo.advantage must be gae or vtrace"),
         (c.env.num_envs > 0 and c.ppo.rollout > 0, "env.num_envs and ppo.rollout must be positive"),
         (c.env.num_envs % max(c.ppo.minibatches, 1) == 0 and c.ppo.minibatches > 0,
          f"env.num_envs ({c.env.num_envs}) must be a multiple of ppo.minibatches ({c.ppo.minibatches})"),
         (c.model.crop > 0, "model.crop must be positive"),
         (c.actor.threads > 0 and c.env.num_envs % c.actor.threads == 0,
          f"env.num_envs ({c.env.num_envs}) must be a positive multiple of actor.threads ({c.actor.threads})"),
-        (c.model.message_encoder in ("conv", "mlp"), "model.message_encoder must be conv or mlp"),
-        (c.model.activation in ("relu", "tanh", "gelu", "elu"), "model.activation must be relu, tanh, gelu or elu"),
         (c.steps > 0, "steps must be positive"),
-        (c.reward.caption in ("current", "next"), "reward.caption must be current or next"),
         (c.ppo.value_clip >= 0, "ppo.value_clip must be >= 0 (0 = off)"),
         (c.reward.llm_coef == 0 or c.reward.path, "reward.llm_coef > 0 needs a reward model: --reward DIR"),
     ]

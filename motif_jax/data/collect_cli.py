@@ -1,19 +1,24 @@
 """`motif collect`: write a pairs dataset from NLE play (random policy by default, or a trained checkpoint).
 
 Settings come from the CollectSettings defaults, then ``--config FILE`` (YAML with the same field names),
-then ``--set key=value``, then explicit flags.
+then ``--set key=value``, then explicit flags, type-checked (motif_jax.config).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from motif_jax.config import apply_overrides, from_dict, load_yaml
+from motif_jax.config import add_keys_help, merge, no_preset, stage_layers
 from motif_jax.data.collect import CollectSettings, collect
+
+# flag dest -> CollectSettings field
+FLAG_FIELDS = ("task", "pairs", "seed", "seq_len", "num_envs", "policy", "sample_prob")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = CollectSettings()
+    add_keys_help(parser, CollectSettings, "collect")
     parser.add_argument("--out", required=True, help="output dataset directory")
     parser.add_argument("--task", help=f"NLE task (default {d.task})")
     parser.add_argument("--pairs", type=int, help=f"number of pairs (default {d.pairs})")
@@ -29,24 +34,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="delete an existing dataset in --out first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--config", help="YAML file with settings (task, pairs, seed, seq_len, keys, ...)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (listed below), e.g. --set keys=[blstats]")
+
+
+def resolve_config(file: str | None = None, overrides: list[str] | None = None,
+                   flags: dict | None = None) -> CollectSettings:
+    return merge(CollectSettings, stage_layers(file, overrides, flags))
 
 
 def settings_from_args(args: argparse.Namespace) -> CollectSettings:
-    values = load_yaml(args.config) if args.config else {}
-    apply_overrides(values, args.set)
-    flags = {
-        "task": args.task, "pairs": args.pairs, "seed": args.seed, "seq_len": args.seq_len,
-        "num_envs": args.num_envs, "policy": args.policy, "sample_prob": args.sample_prob,
-    }
-    values.update({k: v for k, v in flags.items() if v is not None})
+    flags = {name: getattr(args, name) for name in FLAG_FIELDS}
     if args.keys is not None:
-        values["keys"] = [k.strip() for k in args.keys.split(",") if k.strip()]
-    if isinstance(values.get("keys"), str):
-        values["keys"] = [k.strip() for k in values["keys"].split(",") if k.strip()]
-    keys = tuple(values.get("keys", CollectSettings.keys))
-    values["keys"] = (*keys, "glyphs") if args.glyphs and "glyphs" not in keys else keys
-    return from_dict(CollectSettings, values, where="collect settings")
+        flags["keys"] = [k.strip() for k in args.keys.split(",") if k.strip()]
+    settings = resolve_config(args.config, args.set, flags)
+    if args.glyphs and "glyphs" not in settings.keys:
+        settings = dataclasses.replace(settings, keys=(*settings.keys, "glyphs"))
+    return settings
+
+
+def show_config(file: str | None, preset: str | None, overrides: list[str]) -> CollectSettings:
+    no_preset("collect", preset)
+    return resolve_config(file, overrides)
 
 
 def run(args: argparse.Namespace) -> int:

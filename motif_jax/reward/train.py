@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,10 +27,11 @@ import optax
 
 from motif_jax import parallel
 from motif_jax.checkpoint import Checkpointer, abstract_like
+from motif_jax.config import from_dict
 from motif_jax.errors import MotifError
 from motif_jax.reward import losses
 from motif_jax.reward.captions import MeshScorer, unique_captions
-from motif_jax.reward.model import PRESETS, ModelConfig, NetParams, config_from_dict, init_weights
+from motif_jax.reward.model import PRESETS, ModelConfig, NetParams, init_weights
 from motif_jax.reward.normalise import NormStats, compute_stats, stats_to_json
 from motif_jax.reward.pairs import BatchReader, dataset_fingerprint, epoch_batches, load_preferences, prefetched, split_pairs
 
@@ -40,20 +42,22 @@ META_FORMAT = "motif_jax.reward/1"
 
 @dataclasses.dataclass
 class TrainConfig:
-    preset: str = "default"
-    model: dict = dataclasses.field(default_factory=dict)  # overrides of the preset's ModelConfig fields
-    lr: float = 1e-5
+    preset: str = "default"  # default | tiny: model size, and lr/batch_size/epochs under the file's values
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)  # overrides of the preset's model fields
+    lr: float = 1e-5  # Adam learning rate
     batch_size: int = 1024  # pairs per global batch (over all devices and processes)
-    epochs: int = 10
-    seed: int = 0
-    val_fraction: float = 0.2
+    epochs: int = 10  # passes over the training pairs
+    seed: int = 0  # split, shuffling and init seed
+    val_fraction: float = 0.2  # held-out share of the labelled pairs
     keep: int = 3  # checkpoints kept
-    tensorboard: bool = False
+    tensorboard: bool = False  # also write TensorBoard scalars to OUT/tensorboard
 
     def model_config(self) -> ModelConfig:
+        """The preset's network with ``model`` on top, type-checked like every other key."""
         if self.preset not in PRESETS:
             raise MotifError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
-        return config_from_dict({**dataclasses.asdict(PRESETS[self.preset]), **(self.model or {})})
+        return from_dict(ModelConfig, {**dataclasses.asdict(PRESETS[self.preset]), **(self.model or {})},
+                         where="train-reward config", prefix="model.")
 
     def validate(self) -> None:
         if self.lr <= 0 or not math.isfinite(self.lr):
@@ -134,14 +138,22 @@ def _sum_metrics(totals: dict[str, Any], sums: dict[str, jax.Array]) -> dict[str
 class MetricsLog:
     """metrics.jsonl (one object per epoch) and optionally TensorBoard scalars; written by process 0 only."""
 
-    def __init__(self, out_dir: Path, keep_epochs_upto: int, tensorboard: bool):
+    def __init__(self, out_dir: Path, keep_epochs_upto: int, tensorboard: bool,
+                 last: dict[str, Any] | None = None):
+        """On resume (``keep_epochs_upto`` > 0) drop the epochs to be replayed, and put back the restored
+        checkpoint's own record ``last`` if a kill came between its save and its line."""
         self.path = out_dir / METRICS_FILE
         self.enabled = jax.process_index() == 0
         self.writer = None
         if not self.enabled:
             return
         kept = [line for line in self._read_lines() if json.loads(line)["epoch"] <= keep_epochs_upto]
-        self.path.write_text("".join(line + "\n" for line in kept))  # on resume, drop epochs to be replayed
+        if last is not None and last.get("epoch") == keep_epochs_upto and not any(
+                json.loads(line)["epoch"] == keep_epochs_upto for line in kept):
+            kept.append(json.dumps(last))
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
         if tensorboard:
             from tensorboardX import SummaryWriter
 
@@ -255,19 +267,29 @@ def train_reward(
     start_epoch = 0
     ckpt = Checkpointer(out_dir / CHECKPOINT_DIR, max_to_keep=config.keep)
     try:
+        resumed = None
         if ckpt.latest_step() is not None:
             if not resume:
                 raise MotifError(f"{out_dir} already holds reward checkpoints; pass --resume to continue, or choose another --out")
-            meta = ckpt.restore_meta()
-            if meta.get("dataset_fingerprint") != fingerprint or meta.get("annotator") != annotator:
-                raise MotifError(f"{out_dir}: the checkpoint was trained on other data or labels; cannot resume on {ds.path} / {annotator!r}")
-            if _comparable(meta["config"]) != _comparable(dataclasses.asdict(config)):
-                raise MotifError(f"{out_dir}: the checkpoint used other settings ({_comparable(meta['config'])}); resume with the same ones")
-            state, meta = ckpt.restore(abstract_like(state, parallel.replicated(mesh)))
+            target = abstract_like(state, parallel.replicated(mesh))
+
+            def load(step: int) -> dict[str, Any]:
+                meta = ckpt.restore_meta(step)
+                if meta.get("dataset_fingerprint") != fingerprint or meta.get("annotator") != annotator:
+                    raise MotifError(f"{out_dir}: the checkpoint was trained on other data or labels; cannot resume "
+                                     f"on {ds.path} / {annotator!r}")
+                if _comparable(meta["config"]) != _comparable(dataclasses.asdict(config)):
+                    raise MotifError(f"{out_dir}: the checkpoint used other settings "
+                                     f"({_comparable(meta['config'])}); resume with the same ones")
+                return ckpt.restore_items(step, {"state": target})
+
+            resumed, _ = ckpt.restore_newest(load, set_aside=True)
+            state, meta = resumed["state"], resumed["meta"]
             start_epoch = int(meta["epoch"])
             if log:
                 log(f"resuming from epoch {start_epoch} (step {int(state['step'])})")
-        metrics_log = MetricsLog(out_dir, start_epoch, config.tensorboard)
+        metrics_log = MetricsLog(out_dir, start_epoch, config.tensorboard,
+                                 resumed["meta"].get("metrics") if resumed else None)
         try:
             return _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_rows, val_rows,
                                start_epoch, annotator=annotator, fingerprint=fingerprint, progress=progress, log=log)
@@ -358,7 +380,7 @@ def _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_
                                    time.perf_counter() - started)
             meta = checkpoint_meta(config, model, stats, ds=ds, annotator=annotator, fingerprint=fingerprint,
                                    epoch=epoch, metrics=record)
-            ckpt.save(record["step"], state, meta)
+            ckpt.save(record["step"], {"state": state}, meta)
             metrics_log.write(record)
             history.append(record)
             if log:
