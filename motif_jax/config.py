@@ -210,9 +210,9 @@ def _explain(e: OmegaConfBaseException, schema: type, merged: DictConfig, data: 
     """One line for an OmegaConf merge error: the key, the value given and the type expected."""
     key = e.full_key or _section_given_a_value(merged, data) or ""
     if isinstance(e, (ConfigKeyError, ConfigAttributeError)):
-        parent = key.rsplit(".", 1)[0] if "." in key else ""
-        node = OmegaConf.select(merged, parent) if parent else merged
-        expected = f"; expected one of {', '.join(map(str, node.keys()))}" if isinstance(node, DictConfig) else ""
+        section = _unwrap_optional(_field_type(schema, key.rsplit(".", 1)[0]) if "." in key else schema)
+        names = [f.name for f in dataclasses.fields(section)] if dataclasses.is_dataclass(section) else []
+        expected = f"; expected one of {', '.join(names)}" if names else ""
         return f"config: unknown key {prefix}{key}{expected} (in {where})"
     value = _get(data, key)
     expected = _field_type(schema, key)

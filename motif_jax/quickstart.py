@@ -20,67 +20,70 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from motif_jax.config import apply_overrides, from_dict, load_yaml
+from motif_jax.config import add_keys_help, merge, no_preset, stage_layers
 from motif_jax.errors import MotifError
 from motif_jax.resources import config_file
 
 
 @dataclasses.dataclass
 class CollectSection:
-    pairs: int = 2000
-    num_envs: int = 4
+    pairs: int = 2000  # caption pairs of random play
+    num_envs: int = 4  # parallel envs
 
 
 @dataclasses.dataclass
 class AnnotateSection:
-    backend: str = "llamacpp"
-    goal: str = "defaultgoal"
-    mode: str = "logprob"
-    name: str = "smollm2_defaultgoal_logprob"
+    backend: str = "llamacpp"  # `motif annotate --backend`
+    goal: str = "defaultgoal"  # goal in the prompt
+    mode: str = "logprob"  # generate | logprob
+    name: str = "smollm2_defaultgoal_logprob"  # annotator name (preference/<name>.npy)
     extra: list[str] = dataclasses.field(default_factory=list)  # more `motif annotate` flags
 
 
 @dataclasses.dataclass
 class JudgeSection:
     judge: str = "nethack"  # rules judge file or a name in configs/judges/
-    goal: str = "defaultgoal"
-    name: str = "rules-nethack_defaultgoal"
+    goal: str = "defaultgoal"  # the judge's goal
+    name: str = "rules-nethack_defaultgoal"  # its annotator name
 
 
 @dataclasses.dataclass
 class RewardSection:
-    preset: str = "tiny"
-    epochs: int = 3
+    preset: str = "tiny"  # reward-model preset
+    epochs: int = 3  # training epochs
     annotator: str = "judge"  # whose labels the reward model learns: judge | llm
 
 
 @dataclasses.dataclass
 class TrainSection:
     config: str = "score.yaml"  # relative to the quick start config's folder
-    preset: str = "tiny"
-    steps: int = 300_000
+    preset: str = "tiny"  # agent preset
+    steps: int = 300_000  # env steps
     extra: list[str] = dataclasses.field(default_factory=list)  # more `motif train` flags
 
 
 @dataclasses.dataclass
 class EvaluateSection:
-    episodes: int = 10
-    num_envs: int = 4
-    max_episode_steps: int = 1000
-    record_episodes: int = 1
+    episodes: int = 10  # episodes for the agent and for the random baseline
+    num_envs: int = 4  # parallel envs
+    max_episode_steps: int = 1000  # episode cap
+    record_episodes: int = 1  # episodes replayed as GIFs
 
 
 @dataclasses.dataclass
 class QuickstartConfig:
-    out: str = "runs/quickstart"
-    task: str = "score"
-    seed: int = 0
+    out: str = "runs/quickstart"  # output folder, one subfolder per stage
+    task: str = "score"  # NLE task of every stage
+    seed: int = 0  # seed of every stage
     collect: CollectSection = dataclasses.field(default_factory=CollectSection)
     annotate: AnnotateSection = dataclasses.field(default_factory=AnnotateSection)
     judge: JudgeSection = dataclasses.field(default_factory=JudgeSection)
     reward: RewardSection = dataclasses.field(default_factory=RewardSection)
     train: TrainSection = dataclasses.field(default_factory=TrainSection)
     evaluate: EvaluateSection = dataclasses.field(default_factory=EvaluateSection)
+
+
+CHOICES = {"reward.annotator": ("judge", "llm"), "annotate.mode": ("generate", "logprob")}
 
 
 @dataclasses.dataclass
@@ -93,9 +96,10 @@ class Stage:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_keys_help(parser, QuickstartConfig, "quickstart")
     parser.add_argument("--config", default="configs/quickstart.yaml", help="quick start settings (YAML)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.steps=20000")
+                        help="override a config key (listed below), e.g. --set train.steps=20000")
     parser.add_argument("--out", help="output folder (config: out; default runs/quickstart)")
     parser.add_argument("--fresh", action="store_true", help="delete the output folder first and redo every stage")
 
@@ -104,9 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True)
-    config = load_config(args.config, args.overrides)
-    if args.out:
-        config.out = args.out
+    config = load_config(args.config, args.overrides, {"out": args.out})
     out = Path(config.out)
     if args.fresh and out.exists():
         shutil.rmtree(out)
@@ -124,18 +126,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_config(path: str, overrides: list[str]) -> QuickstartConfig:
+def load_config(path: str, overrides: list[str], flags: dict[str, Any] | None = None) -> QuickstartConfig:
     """The quick start settings; ``train.config`` is relative to this file's folder, like `extends:`."""
     path = str(config_file(path))
-    data = apply_overrides(load_yaml(path), overrides)
-    config = from_dict(QuickstartConfig, data, where=path)
-    if config.reward.annotator not in ("judge", "llm"):
-        raise MotifError(f"{path}: reward.annotator must be judge or llm, got {config.reward.annotator!r}")
+    config = merge(QuickstartConfig, stage_layers(path, overrides, flags), CHOICES)
     train_config = Path(path).parent / config.train.config
     if not train_config.is_file():
         raise MotifError(f"{path}: train.config {config.train.config!r} not found next to it ({train_config})")
     config.train.config = str(train_config)
     return config
+
+
+def show_config(file: str | None, preset: str | None, overrides: list[str]) -> QuickstartConfig:
+    no_preset("quickstart", preset)
+    return load_config(file or "configs/quickstart.yaml", overrides)
 
 
 def build_stages(c: QuickstartConfig) -> list[Stage]:

@@ -35,7 +35,7 @@ def write_experiment(tmp_path, text=EXPERIMENT):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("llm_coef: 0.1, label", "llm_coef: 0.1, bogus: 1, label"), "conditions.intrinsic: unknown key"),
+    (("llm_coef: 0.1, label", "llm_coef: 0.1, bogus: 1, label"), "unknown key conditions.intrinsic.bogus; expected one of policy, reward"),
     (("reward: judge,", "reward: nope,"), "conditions.intrinsic.reward 'nope' is not in rewards"),
     (("dataset: play,", "dataset: other,"), "rewards.judge.dataset 'other' is not in datasets"),
     (("seeds: [0, 1]", "seeds: [0, 0]"), "repeat a seed"),
@@ -60,7 +60,7 @@ def test_cells_train_with_the_declared_settings_and_share_evaluation_seeds(tmp_p
     train, evaluate = cells[2].steps
     argv = train.argv
     assert argv[argv.index("--reward") + 1].endswith("shared/rewards/judge")
-    assert argv[argv.index("--llm-coef") + 1] == "0.1" and argv[argv.index("--extrinsic-coef") + 1] == "0"
+    assert argv[argv.index("--llm-coef") + 1] == "0.1" and argv[argv.index("--extrinsic-coef") + 1] == "0.0"
     assert argv[argv.index("--set") + 1] == "ppo.epochs=2" and argv[argv.index("--seed") + 1] == "0"
     assert evaluate.argv[evaluate.argv.index("--seed") + 1] == "10"  # same episodes as random_s0
     exp.order = "seed"

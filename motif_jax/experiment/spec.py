@@ -24,7 +24,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from motif_jax.config import apply_overrides, from_dict, load_yaml
+from motif_jax.config import merge, stage_layers
 from motif_jax.errors import MotifError
 from motif_jax.resources import config_file
 
@@ -33,7 +33,7 @@ from motif_jax.resources import config_file
 class TrainSection:
     config: str = "../cpu.yaml"  # `motif train --config`, relative to the experiment file
     steps: int = 1_000_000
-    set: list = dataclasses.field(default_factory=list)  # `--set key=value` for every trained cell
+    set: list[str] = dataclasses.field(default_factory=list)  # `--set key=value` for every trained cell
 
 
 @dataclasses.dataclass
@@ -71,7 +71,7 @@ class ConditionSpec:
     llm_coef: float | None = None
     task: str | None = None  # default: the experiment's task
     steps: int | None = None  # default: train.steps
-    set: list = dataclasses.field(default_factory=list)
+    set: list[str] = dataclasses.field(default_factory=list)  # more `--set key=value` for this condition
     label: str | None = None  # name in the table (default: the condition's key)
 
 
@@ -79,30 +79,27 @@ class ConditionSpec:
 class Experiment:
     name: str = "experiment"
     task: str = "score"
-    seeds: list = dataclasses.field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
     train: TrainSection = dataclasses.field(default_factory=TrainSection)
     evaluate: EvaluateSection = dataclasses.field(default_factory=EvaluateSection)
-    datasets: dict = dataclasses.field(default_factory=dict)  # name -> DatasetSpec
-    rewards: dict = dataclasses.field(default_factory=dict)  # name -> RewardSpec
-    conditions: dict = dataclasses.field(default_factory=dict)  # name -> ConditionSpec
+    datasets: dict[str, DatasetSpec] = dataclasses.field(default_factory=dict)
+    rewards: dict[str, RewardSpec] = dataclasses.field(default_factory=dict)
+    conditions: dict[str, ConditionSpec] = dataclasses.field(default_factory=dict)
     order: str = "condition"  # run cells condition by condition, or "seed": every condition of a seed first
     path: str = ""  # the file it came from (set by `load_experiment`)
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
-    """The experiment in ``path`` (plus ``--set`` overrides), checked field by field."""
+    """The experiment in ``path`` (plus ``--set`` overrides), type-checked key by key."""
     path = config_file(path)
-    data = apply_overrides(load_yaml(path), overrides)
-    where = str(path)
-    for key in ("datasets", "rewards", "conditions"):
-        if not isinstance(data.get(key, {}), dict):
-            raise MotifError(f"{where}: {key} must be a mapping of name -> settings")
-    datasets = {n: from_dict(DatasetSpec, v or {}, f"{where}: datasets.{n}") for n, v in data.pop("datasets", {}).items()}
-    rewards = {n: from_dict(RewardSpec, v or {}, f"{where}: rewards.{n}") for n, v in data.pop("rewards", {}).items()}
-    conditions = {n: from_dict(ConditionSpec, v or {}, f"{where}: conditions.{n}")
-                  for n, v in data.pop("conditions", {}).items()}
-    exp = from_dict(Experiment, data, where)
-    exp.datasets, exp.rewards, exp.conditions, exp.path = datasets, rewards, conditions, str(path)
+    layers = stage_layers(path, overrides, None)
+    for _, data in layers:
+        for key in ("datasets", "rewards", "conditions"):
+            entries = data.get(key)
+            if isinstance(entries, dict):  # `name:` with nothing under it takes every default
+                data[key] = {name: {} if value is None else value for name, value in entries.items()}
+    exp = merge(Experiment, layers)
+    exp.path = str(path)
     validate(exp)
     return exp
 
@@ -111,8 +108,8 @@ def validate(exp: Experiment) -> None:
     where = exp.path or "experiment"
     if not exp.conditions:
         raise MotifError(f"{where}: conditions is empty; declare at least one")
-    if not exp.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in exp.seeds):
-        raise MotifError(f"{where}: seeds must be a non-empty list of integers, got {exp.seeds!r}")
+    if not exp.seeds:
+        raise MotifError(f"{where}: seeds must be a non-empty list of integers")
     if len(set(exp.seeds)) != len(exp.seeds):
         raise MotifError(f"{where}: seeds {exp.seeds} repeat a seed")
     for name in list(exp.conditions) + list(exp.rewards) + list(exp.datasets):
