@@ -166,11 +166,12 @@ def test_vllm_structured_outputs_use_the_newer_or_older_api(class_name, keyword)
 
 def test_guided_regex_only_admits_replies_that_parse():
     import re
-    from motif_jax.annotate.verdict import FIRST, UNKNOWN, parse_verdict
+    from motif_jax.annotate.verdict import parse_verdict
+    from motif_jax.data import Label
     ok = 'Message 1 is a kill, which scores.\n{"best_message": 1}'
-    assert re.fullmatch(TEMPLATE.guided_regex, ok) and parse_verdict(ok, TEMPLATE.verdict_regex) == FIRST
+    assert re.fullmatch(TEMPLATE.guided_regex, ok) and parse_verdict(ok, TEMPLATE.verdict_regex) == Label.FIRST
     assert not re.fullmatch(TEMPLATE.guided_regex, "I cannot decide.")
-    assert parse_verdict("I cannot decide.", TEMPLATE.verdict_regex) == UNKNOWN
+    assert parse_verdict("I cannot decide.", TEMPLATE.verdict_regex) == Label.UNKNOWN
 
 
 def test_vllm_missing_is_a_clear_error():

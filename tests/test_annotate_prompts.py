@@ -8,7 +8,8 @@ from motif_jax.annotate.cli import default_name
 from motif_jax.annotate.pairs import (canonical_order, chunk_range, collapse_captions, pair_key,
                                       subsequence_caption)
 from motif_jax.annotate.prompts import GOALS, WORDINGS, builtin_prompt_dir, load_template
-from motif_jax.annotate.verdict import FIRST, SECOND, TIE, parse_verdict
+from motif_jax.annotate.verdict import parse_verdict
+from motif_jax.data import Label
 from motif_jax.errors import MotifError
 
 from annotate_data import encode
@@ -34,11 +35,11 @@ def test_builtin_templates_render_both_captions_and_goal(wording, goal):
 @pytest.mark.parametrize("wording", WORDINGS)
 def test_builtin_verdict_examples_parse_with_builtin_regex(wording):
     t = load_template(wording, "defaultgoal")
-    assert parse_verdict('{"best_message": 1}', t.verdict_regex) == FIRST
-    assert parse_verdict('{"best_message": 2}', t.verdict_regex) == SECOND
-    assert parse_verdict('{"best_message": None}', t.verdict_regex) == TIE
+    assert parse_verdict('{"best_message": 1}', t.verdict_regex) == Label.FIRST
+    assert parse_verdict('{"best_message": 2}', t.verdict_regex) == Label.SECOND
+    assert parse_verdict('{"best_message": None}', t.verdict_regex) == Label.TIE
     # the prefilled answer prefix followed by a digit is itself a parseable verdict
-    assert parse_verdict(t.answer_prefix + "2}", t.verdict_regex) == SECOND
+    assert parse_verdict(t.answer_prefix + "2}", t.verdict_regex) == Label.SECOND
 
 
 def test_logprob_turn_ends_with_answer_prefix_and_retry_continues_conversation():

@@ -7,9 +7,11 @@ import pytest
 
 from motif_jax.annotate.asking import Answer, merge_both_orders
 from motif_jax.annotate.prompts import load_template
-from motif_jax.annotate.verdict import (FIRST, SECOND, TIE, UNKNOWN, combine_orders, compare_values,
-                                        hard_label, parse_verdict, probs_from_top_logprobs, soft_label,
-                                        swap_label)
+from motif_jax.annotate.verdict import (combine_orders, compare_values, hard_label, parse_verdict,
+                                        probs_from_top_logprobs, soft_label, swap_label)
+from motif_jax.data import Label
+
+FIRST, SECOND, TIE, UNKNOWN = Label
 
 REGEX = load_template("default", "defaultgoal").verdict_regex
 PAPER_STYLE = r'"?best_description"?\s*[:=]\s*"?(1|2|none|null)\b'
@@ -54,6 +56,7 @@ def test_paper_style_regex_from_a_user_template(reply, label):
 
 
 def test_label_encoding_matches_motif():
+    assert [label.value for label in Label] == [0, 1, 2, 3]
     assert (FIRST, SECOND, TIE, UNKNOWN) == (0, 1, 2, 3)
     assert [swap_label(x) for x in (0, 1, 2, 3)] == [1, 0, 2, 3]
 

@@ -4,7 +4,7 @@ or with the score/return baselines. See `runner.annotate` for the loop and `cli`
 from motif_jax.annotate.asking import Asker
 from motif_jax.annotate.prompts import PromptTemplate, load_template, parse_template
 from motif_jax.annotate.runner import RunOptions, RunStats, annotate
-from motif_jax.annotate.verdict import FIRST, SECOND, TIE, UNKNOWN, parse_verdict
+from motif_jax.annotate.verdict import parse_verdict
 
 __all__ = ["Asker", "PromptTemplate", "load_template", "parse_template", "RunOptions", "RunStats",
-           "annotate", "parse_verdict", "FIRST", "SECOND", "TIE", "UNKNOWN"]
+           "annotate", "parse_verdict"]

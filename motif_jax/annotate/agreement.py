@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-FIRST, SECOND, TIE, UNKNOWN = 0, 1, 2, 3
+from motif_jax.data.dataset import Label
 
 
 def agreement(labels_a, labels_b) -> dict:
@@ -20,14 +20,14 @@ def agreement(labels_a, labels_b) -> dict:
     a, b = np.asarray(labels_a), np.asarray(labels_b)
     if a.shape != b.shape:
         raise ValueError(f"label arrays differ in shape: {a.shape} vs {b.shape}")
-    decided_a, decided_b = a <= SECOND, b <= SECOND
+    decided_a, decided_b = a <= Label.SECOND, b <= Label.SECOND
     both = decided_a & decided_b
     agree = int(np.sum(a[both] == b[both]))
     n = int(both.sum())
     return {"pairs": int(a.size), "both_decided": n, "agree": agree,
             "rate": agree / n if n else float("nan"),
-            "only_a_decided": int(np.sum(decided_a & (b == TIE))),
-            "only_b_decided": int(np.sum(decided_b & (a == TIE)))}
+            "only_a_decided": int(np.sum(decided_a & (b == Label.TIE))),
+            "only_b_decided": int(np.sum(decided_b & (a == Label.TIE)))}
 
 
 def annotator_backend(ds, name: str) -> str | None:

@@ -12,11 +12,11 @@ import math
 
 from motif_jax.annotate.backends.base import Backend
 from motif_jax.annotate.prompts import Conversation, PromptTemplate
-from motif_jax.annotate.verdict import (FIRST, SECOND, TIE, UNKNOWN, combine_orders, hard_label,
-                                        parse_verdict, soft_label, swap_label)
+from motif_jax.annotate.verdict import combine_orders, hard_label, parse_verdict, soft_label, swap_label
+from motif_jax.data.dataset import Label
 
 MODES = ("generate", "logprob")
-_P_FIRST_OF_LABEL = {FIRST: 1.0, SECOND: 0.0, TIE: 0.5, UNKNOWN: float("nan")}
+_P_FIRST_OF_LABEL = {Label.FIRST: 1.0, Label.SECOND: 0.0, Label.TIE: 0.5, Label.UNKNOWN: float("nan")}
 
 
 @dataclasses.dataclass
@@ -82,7 +82,7 @@ class Asker:
             label = parse_verdict(reply, regex)
             full = [*conversation, {"role": "assistant", "content": reply}]
             answers.append(Answer(label, _P_FIRST_OF_LABEL[label], transcript(full), requests=1))
-        failed = [i for i, a in enumerate(answers) if a.label == UNKNOWN]
+        failed = [i for i, a in enumerate(answers) if a.label == Label.UNKNOWN]
         if failed:
             retries = [self.template.retry_turn(conversations[i], replies[i]) for i in failed]
             for i, conversation, reply in zip(failed, retries, self.backend.complete(retries)):

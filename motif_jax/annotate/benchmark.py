@@ -25,6 +25,7 @@ from motif_jax.annotate.asking import MODES, Asker
 from motif_jax.annotate.cache import AnswerCache
 from motif_jax.annotate.pairs import canonical_order, normalise
 from motif_jax.annotate.runner import BlockAnnotator, RunStats, pair_captions
+from motif_jax.data.dataset import Label
 from motif_jax.errors import MotifError
 
 ENGINES = ("llamacpp", "vllm", "openai")
@@ -96,11 +97,11 @@ def measure_mode(backend, template, mode: str, captions: list[tuple[str, str]], 
     stats = RunStats(name=f"benchmark-{mode}")
     block = BlockAnnotator(Asker(backend, template, mode), AnswerCache(None), backend.model_id, stats)
     start, cpu_start = time.perf_counter(), time.process_time()
-    counts = np.zeros(4, dtype=np.int64)
+    counts = np.zeros(len(Label), dtype=np.int64)
     for begin in range(0, len(captions), batch_size):
         part = captions[begin:begin + batch_size]
         labels, _ = block.label(np.arange(begin, begin + len(part)), part)
-        counts += np.bincount(labels, minlength=4)
+        counts += np.bincount(labels, minlength=len(Label))
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     return {"mode": mode, "pairs": len(captions), "seconds": seconds, "cpu_seconds": cpu_seconds,
             "pairs_per_second": len(captions) / seconds if seconds > 0 else 0.0,
@@ -207,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     for m in measured:
         table.add_row(m["backend"], m["mode"], f"{result[m['backend']]['startup_s']:.1f}",
                       f"{m['pairs_per_second']:.2f}", f"{m['llm_calls_per_second']:.2f}",
-                      f"{m['seconds_per_request']:.2f}", str(m["label_counts"][3]))
+                      f"{m['seconds_per_request']:.2f}", str(m["label_counts"][Label.UNKNOWN]))
     console = Console()
     if measured:
         console.print(table)

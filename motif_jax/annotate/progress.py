@@ -12,7 +12,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-from motif_jax.annotate.verdict import LABEL_NAMES
+from motif_jax.data.dataset import Label
 
 
 class RateColumn(ProgressColumn):
@@ -64,9 +64,9 @@ def summary_table(stats, llm: bool = True) -> Table:
     table.add_column("pairs", justify="right")
     table.add_column("share", justify="right")
     total = max(1, sum(stats.label_counts.values()))
-    for label, name in LABEL_NAMES.items():
+    for label in Label:
         count = stats.label_counts.get(label, 0)
-        table.add_row(f"{label} {name}", str(count), f"{count / total:.1%}")
+        table.add_row(f"{label.value} {label.name.lower()}", str(count), f"{count / total:.1%}")
     table.add_section()
     rows = [("annotated now", stats.annotated), ("done before", stats.already_done)]
     if llm:

@@ -19,7 +19,8 @@ from motif_jax.annotate.asking import Asker
 from motif_jax.annotate.cache import AnswerCache
 from motif_jax.annotate.pairs import canonical_order, chunk_range, normalise, pair_key, subsequence_caption
 from motif_jax.annotate.progress import progress_bar
-from motif_jax.annotate.verdict import TIE, UNKNOWN, swap_label
+from motif_jax.annotate.verdict import swap_label
+from motif_jax.data.dataset import Label
 from motif_jax.errors import MotifError
 
 
@@ -106,14 +107,14 @@ class BlockAnnotator:
         self.template_hash = asker.template.hash
 
     def label(self, rows: np.ndarray, captions: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
-        labels = np.full(len(rows), UNKNOWN, dtype=np.int8)
+        labels = np.full(len(rows), Label.UNKNOWN, dtype=np.int8)
         soft = np.full(len(rows), np.nan, dtype=np.float32)
         waiting: dict[str, list[int]] = {}      # key -> positions in this block
         questions: list[tuple[str, str]] = []   # first occurrence of each key, in dataset order
         keys: list[str] = []
         for pos, (c1, c2) in enumerate(captions):
             if normalise(c1) == normalise(c2):
-                labels[pos], soft[pos] = TIE, 0.5
+                labels[pos], soft[pos] = Label.TIE, 0.5
                 self.stats.identical += 1
                 continue
             key = pair_key(c1, c2, self.template_hash, self.model, self.asker.cache_mode)
@@ -129,7 +130,7 @@ class BlockAnnotator:
             self.stats.asked += 1
             self.stats.requests += answer.requests
             self.stats.retried += answer.retried
-            self.stats.failed += answer.label == UNKNOWN
+            self.stats.failed += answer.label == Label.UNKNOWN
             self._log(int(row), answer.transcript, answer.label)
         for key, positions in waiting.items():
             canonical = self.cache.get(key)
@@ -155,7 +156,7 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
     if whole_file and cache_path.exists():
         cache_path.unlink()
     if options.overwrite and not whole_file:
-        labels[rows_all.start:rows_all.stop] = UNKNOWN
+        labels[rows_all.start:rows_all.stop] = Label.UNKNOWN
         if soft is not None:
             soft[rows_all.start:rows_all.stop] = np.nan
     cache = AnswerCache(cache_path, ignore_existing=options.overwrite)
@@ -164,7 +165,7 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
         log_dir.mkdir(parents=True, exist_ok=True)
 
     chunk_labels = np.asarray(labels[rows_all.start:rows_all.stop])
-    pending = np.arange(rows_all.start, rows_all.stop)[chunk_labels == UNKNOWN]
+    pending = np.arange(rows_all.start, rows_all.stop)[chunk_labels == Label.UNKNOWN]
     stats = RunStats(name=name, chunk_pairs=len(rows_all), already_done=len(rows_all) - len(pending))
     block = BlockAnnotator(asker, cache, asker.backend.model_id, stats, log_dir)
     start = time.perf_counter()

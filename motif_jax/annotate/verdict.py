@@ -1,7 +1,6 @@
 """From model output to Motif's int8 labels: regex verdicts, soft probabilities, both-order merging.
 
-Label encoding (Motif's, kept for compatibility with its datasets):
-0 = first preferred, 1 = second preferred, 2 = tie / no preference, 3 = unknown.
+Labels are ``motif_jax.data.Label`` (Motif's encoding: 0 first preferred, 1 second, 2 tie, 3 unknown).
 """
 
 from __future__ import annotations
@@ -12,8 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-FIRST, SECOND, TIE, UNKNOWN = 0, 1, 2, 3
-LABEL_NAMES = {FIRST: "first", SECOND: "second", TIE: "tie", UNKNOWN: "unknown"}
+from motif_jax.data.dataset import Label
 
 
 def parse_verdict(reply: str, verdict_regex: str) -> int:
@@ -26,14 +24,14 @@ def parse_verdict(reply: str, verdict_regex: str) -> int:
     """
     matches = list(re.finditer(verdict_regex, reply, re.IGNORECASE))
     if not matches:
-        return UNKNOWN
+        return Label.UNKNOWN
     value = (matches[-1].group(1) or "").strip().strip("'\"").strip()
-    return {"1": FIRST, "2": SECOND}.get(value, TIE)
+    return {"1": Label.FIRST, "2": Label.SECOND}.get(value, Label.TIE)
 
 
 def swap_label(label: int) -> int:
     """The label of the same judgement with the two captions presented in the other order."""
-    return {FIRST: SECOND, SECOND: FIRST}.get(int(label), int(label))
+    return {Label.FIRST: Label.SECOND, Label.SECOND: Label.FIRST}.get(int(label), int(label))
 
 
 def combine_orders(label_ab: int, label_ba_swapped: int) -> int:
@@ -44,11 +42,11 @@ def combine_orders(label_ab: int, label_ba_swapped: int) -> int:
     """
     if label_ab == label_ba_swapped:
         return label_ab
-    if label_ab == UNKNOWN:
+    if label_ab == Label.UNKNOWN:
         return label_ba_swapped
-    if label_ba_swapped == UNKNOWN:
+    if label_ba_swapped == Label.UNKNOWN:
         return label_ab
-    return TIE
+    return Label.TIE
 
 
 def probs_from_top_logprobs(top: Mapping[str, float]) -> tuple[float, float]:
@@ -70,18 +68,18 @@ def hard_label(p_first: float, tie_band: float) -> int:
     The band is inclusive (|p - 0.5| <= band is a tie), so band 0 only calls exact 0.5 a tie.
     """
     if math.isnan(p_first):
-        return UNKNOWN
+        return Label.UNKNOWN
     if abs(p_first - 0.5) <= tie_band:
-        return TIE
-    return FIRST if p_first > 0.5 else SECOND
+        return Label.TIE
+    return Label.FIRST if p_first > 0.5 else Label.SECOND
 
 
 def compare_values(values: np.ndarray) -> np.ndarray:
     """Baseline labels from a per-member value (N, 2): higher wins, equal ties, NaN unknown."""
     values = np.asarray(values, dtype=np.float64)
     a, b = values[:, 0], values[:, 1]
-    labels = np.full(len(values), TIE, dtype=np.int8)
-    labels[a > b] = FIRST
-    labels[b > a] = SECOND
-    labels[np.isnan(a) | np.isnan(b)] = UNKNOWN
+    labels = np.full(len(values), Label.TIE, dtype=np.int8)
+    labels[a > b] = Label.FIRST
+    labels[b > a] = Label.SECOND
+    labels[np.isnan(a) | np.isnan(b)] = Label.UNKNOWN
     return labels

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from motif_jax.errors import MotifError
+from motif_jax.data.dataset import Label
 
-UNKNOWN = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +32,8 @@ def merge_labels(target: np.ndarray, source: np.ndarray, target_soft=None, sourc
     """Copy ``source``'s known labels (and soft labels) into ``target`` where it is unknown, in place."""
     if target.shape != source.shape:
         raise MotifError(f"label files differ in length: {target.shape[0]} vs {source.shape[0]} pairs")
-    fill = (target == UNKNOWN) & (source != UNKNOWN)
-    conflicts = (target != UNKNOWN) & (source != UNKNOWN) & (target != source)
+    fill = (target == Label.UNKNOWN) & (source != Label.UNKNOWN)
+    conflicts = (target != Label.UNKNOWN) & (source != Label.UNKNOWN) & (target != source)
     target[fill] = source[fill]
     if target_soft is not None and source_soft is not None:
         target_soft[fill] = source_soft[fill]
@@ -47,7 +47,7 @@ def unlabelled_per_chunk(labels: np.ndarray, num_chunks: int) -> list[tuple[int,
     out = []
     for chunk in range(num_chunks):
         rows = chunk_range(len(labels), num_chunks, chunk)
-        out.append((chunk, rows, int((np.asarray(labels[rows.start:rows.stop]) == UNKNOWN).sum())))
+        out.append((chunk, rows, int((np.asarray(labels[rows.start:rows.stop]) == Label.UNKNOWN).sum())))
     return out
 
 
@@ -106,8 +106,9 @@ def _verify(args: argparse.Namespace) -> int:
         table.add_row(str(chunk), f"{rows.start}–{rows.stop - 1}", str(unknown))
         missing += unknown
     console.print(table)
-    counts = np.bincount(labels.astype(np.int64), minlength=4)
-    console.print(f"{len(labels)} pairs: first {counts[0]}, second {counts[1]}, tie {counts[2]}, unlabelled {counts[3]}")
+    counts = np.bincount(labels.astype(np.int64), minlength=len(Label))
+    console.print(f"{len(labels)} pairs: first {counts[Label.FIRST]}, second {counts[Label.SECOND]}, "
+                  f"tie {counts[Label.TIE]}, unlabelled {counts[Label.UNKNOWN]}")
     if missing:
         console.print(f"[red]{missing} pairs still unlabelled[/red]: rerun the chunks listed above (they resume)")
         return 1

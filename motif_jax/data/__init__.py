@@ -4,12 +4,9 @@
 """
 
 from motif_jax.data.dataset import (
-    LABEL_FIRST,
-    LABEL_SECOND,
-    LABEL_TIE,
-    LABEL_UNKNOWN,
     SCHEMA_VERSION,
     DatasetWriter,
+    Label,
     PairsDataset,
     ShardedArray,
     decode_message,
@@ -23,8 +20,5 @@ __all__ = [
     "ShardedArray",
     "DatasetWriter",
     "SCHEMA_VERSION",
-    "LABEL_FIRST",
-    "LABEL_SECOND",
-    "LABEL_TIE",
-    "LABEL_UNKNOWN",
+    "Label",
 ]

@@ -23,6 +23,7 @@ Everything is opened with ``mmap_mode="r"`` so opening a dataset costs a few hea
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import re
@@ -35,9 +36,18 @@ import numpy as np
 
 from motif_jax.errors import MotifError
 
+
+class Label(enum.IntEnum):
+    """A pair's preference label, in Motif's int8 encoding (kept so its datasets and tools stay compatible)."""
+
+    FIRST = 0  # the first caption is preferred
+    SECOND = 1  # the second is preferred
+    TIE = 2  # no preference
+    UNKNOWN = 3  # not annotated yet, or the answer could not be read
+
+
 SCHEMA_VERSION = 1
 MESSAGE_LENGTH = 256
-LABEL_FIRST, LABEL_SECOND, LABEL_TIE, LABEL_UNKNOWN = 0, 1, 2, 3
 META_FILE = "meta.json"
 CAPTIONS_FILE = "captions.json"
 PROGRESS_DIR = ".collect"  # present only while a collection is unfinished
@@ -329,7 +339,7 @@ class PairsDataset:
             raise MotifError(f"{path}: no labels for annotator {name!r} (have: {', '.join(self.annotators) or 'none'})")
         labels = _open_npy(path)
         self._check_label_file(path, labels, np.int8)
-        bad = np.flatnonzero((labels < LABEL_FIRST) | (labels > LABEL_UNKNOWN))
+        bad = np.flatnonzero((labels < Label.FIRST) | (labels > Label.UNKNOWN))
         if bad.size:
             raise MotifError(f"{path}: label {int(labels[bad[0]])} at row {int(bad[0])} is outside 0..3")
         return labels
@@ -377,7 +387,7 @@ class PairsDataset:
 
     def open_labels(self, name: str, overwrite: bool = False) -> np.memmap:
         """Writable int8 (N,) labels; created filled with 3 (unknown), or reset to 3 when ``overwrite``."""
-        return self._open_writable(self._label_path(name), np.int8, LABEL_UNKNOWN, overwrite)
+        return self._open_writable(self._label_path(name), np.int8, Label.UNKNOWN, overwrite)
 
     def open_soft_labels(self, name: str, overwrite: bool = False) -> np.memmap:
         """Writable float32 (N,) P(first preferred); created filled with NaN (not yet annotated)."""

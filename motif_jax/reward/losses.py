@@ -1,6 +1,6 @@
 """Bradley-Terry preference loss and accuracy, as pure functions of rewards and targets.
 
-Labels use Motif's encoding: 0 first preferred, 1 second preferred, 2 tie, 3 unknown.
+Labels are ``motif_jax.data.Label`` (Motif's encoding: 0 first preferred, 1 second, 2 tie, 3 unknown).
 A target is P(first caption preferred); unknown pairs get weight 0 so they drop out of
 every sum (the same mechanism pads the last batch of an epoch).
 """
@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from motif_jax.errors import MotifError
+from motif_jax.data.dataset import Label
 
-FIRST, SECOND, TIE, UNKNOWN = 0, 1, 2, 3
 _HARD_TARGET = np.array([1.0, 0.0, 0.5, 0.0], np.float32)  # indexed by label
 
 
@@ -24,7 +24,7 @@ def preference_targets(labels: np.ndarray, soft: np.ndarray | None = None) -> tu
     label 3 masks the pair whatever the soft value says.
     """
     labels = np.asarray(labels)
-    bad = (labels < FIRST) | (labels > UNKNOWN)
+    bad = (labels < Label.FIRST) | (labels > Label.UNKNOWN)
     if bad.any():
         raise MotifError(f"preference labels must be 0, 1, 2 or 3; found {int(labels[bad][0])} at pair {int(np.argmax(bad))}")
     target = _HARD_TARGET[labels.astype(np.int64)]
@@ -36,7 +36,7 @@ def preference_targets(labels: np.ndarray, soft: np.ndarray | None = None) -> tu
         if ((soft[finite] < 0) | (soft[finite] > 1)).any():
             raise MotifError("soft labels must be probabilities in [0, 1] (or NaN for none)")
         target = np.where(finite, soft, target).astype(np.float32)
-    weight = (labels != UNKNOWN).astype(np.float32)
+    weight = (labels != Label.UNKNOWN).astype(np.float32)
     return target, weight
 
 
