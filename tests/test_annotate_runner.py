@@ -229,10 +229,10 @@ def test_benchmark_dedup_counts_and_json(tmp_path):
 
 
 def test_progress_lines_when_not_a_terminal(capsys):
-    from motif_jax.annotate.progress import progress_bar
+    from motif_jax.progress import ProgressBar
 
-    with progress_bar(4, "annotate x", line_every_s=0.0) as advance:
-        advance(1)
-        advance(3)
+    with ProgressBar("annotate x", 4, "pairs", line_every_s=0.0) as bar:
+        bar.advance(1)
+        bar.advance(3)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and lines[-1].startswith("annotate x: 4/4 pairs,") and "ETA 0 s" in lines[-1]

@@ -18,10 +18,10 @@ import numpy as np
 from motif_jax.annotate.asking import Asker
 from motif_jax.annotate.cache import AnswerCache
 from motif_jax.annotate.pairs import canonical_order, chunk_range, normalise, pair_key, subsequence_caption
-from motif_jax.annotate.progress import progress_bar
 from motif_jax.annotate.verdict import swap_label
 from motif_jax.data.dataset import Label
 from motif_jax.errors import MotifError
+from motif_jax.progress import ProgressBar
 
 
 @dataclasses.dataclass
@@ -169,7 +169,7 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
     stats = RunStats(name=name, chunk_pairs=len(rows_all), already_done=len(rows_all) - len(pending))
     block = BlockAnnotator(asker, cache, asker.backend.model_id, stats, log_dir)
     start = time.perf_counter()
-    with progress_bar(len(pending), f"annotate {name}", options.progress) as advance:
+    with ProgressBar(f"annotate {name}", len(pending), "pairs", enabled=options.progress) as bar:
         for begin in range(0, len(pending), max(1, options.batch_size)):
             rows = pending[begin:begin + options.batch_size]
             cache.reload()
@@ -181,7 +181,7 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
                 soft.flush()
             labels.flush()
             stats.annotated += len(rows)
-            advance(len(rows))
+            bar.advance(len(rows))
     stats.seconds = time.perf_counter() - start
     final = np.asarray(labels[rows_all.start:rows_all.stop])
     stats.label_counts = {int(k): int(v) for k, v in sorted(Counter(final.tolist()).items())}

@@ -37,7 +37,9 @@ from motif_jax.data.dataset import (
     remove_dataset,
     write_json_atomic,
 )
+from motif_jax.envs.pool_layout import sorted_by_env_id
 from motif_jax.errors import MotifError
+from motif_jax.progress import ProgressBar
 
 DEFAULT_KEYS = ("message", "blstats", "tty_chars", "tty_colors")
 INFO_DTYPES = {
@@ -264,20 +266,6 @@ def _describe_difference(saved: Any, settings: CollectSettings) -> str:
 # The collection loop
 
 
-def _sorted_batch(obs, rew, term, trunc, info):
-    """Reorder a pool reply by env id so every random draw is tied to an env, not to arrival order."""
-    order = np.argsort(info["env_id"], kind="stable")
-    if (order[1:] > order[:-1]).all():  # already sorted (the usual case): no copies
-        return obs, rew, term, trunc, info
-    return (
-        {k: v[order] for k, v in obs.items()},
-        rew[order],
-        term[order],
-        trunc[order],
-        {k: np.asarray(v)[order] for k, v in info.items()},
-    )
-
-
 def _default_pool_factory(task, num_envs, seed, obs_keys):
     from motif_jax.envs import make_pool
 
@@ -337,7 +325,7 @@ def collect(
     try:
         policy = policy or RandomPolicy(int(pool.action_space.n), rng)
         pool.async_reset()
-        batch = _sorted_batch(*pool.recv())
+        batch = sorted_by_env_id(pool.recv())
         missing = [k for k in settings.keys if k not in batch[0]]
         if missing:
             raise MotifError(f"keys: the {settings.task} env has no observation {missing} "
@@ -376,7 +364,8 @@ def _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, s
     character = task_character()
     last_checkpoint = time.monotonic()
     steps_this_run = 0
-    with _progress_bar(show_progress, 2 * settings.pairs, book.num_done) as bar:
+    with ProgressBar("collect", 2 * settings.pairs, "subsequences", completed=book.num_done,
+                     enabled=show_progress) as bar:
         while True:
             obs, rew, term, trunc, info = batch
             env_ids = info["env_id"].astype(np.int64)
@@ -404,7 +393,7 @@ def _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, s
                 episode_ids[env] = counters["next_episode_id"]
                 counters["next_episode_id"] += 1
             if book.finished:
-                bar.update(steps=steps_this_run / max(time.monotonic() - started, 1e-9), pending=0)
+                bar.update(info=_rate_info(steps_this_run, started, 0))
                 return
             now = time.monotonic()
             if now - last_checkpoint >= checkpoint_seconds:
@@ -413,46 +402,14 @@ def _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, s
             if max_env_steps is not None and counters["env_steps"] >= max_env_steps:
                 raise KeyboardInterrupt(f"stopped after {counters['env_steps']} env steps")
             actions = policy(obs, info["elapsed_step"] == 0)
-            batch = _sorted_batch(*pool.step(np.asarray(actions), env_ids.astype(np.int32)))
+            batch = sorted_by_env_id(pool.step(np.asarray(actions), env_ids.astype(np.int32)))
             counters["env_steps"] += len(env_ids)
             steps_this_run += len(env_ids)
-            bar.update(steps=steps_this_run / max(time.monotonic() - started, 1e-9),
-                       pending=sum(len(s) for s in book.pending.values()))
+            bar.update(info=_rate_info(steps_this_run, started, sum(len(s) for s in book.pending.values())))
 
 
-class _progress_bar:
-    """A rich progress bar of finished slots with env steps/s; silent when disabled."""
-
-    def __init__(self, enabled: bool, total: int, done: int):
-        self.enabled, self.total, self.done = enabled, total, done
-        self.progress = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(
-                TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("subsequences"),
-                TextColumn("{task.fields[steps]:,.0f} steps/s"), TextColumn("{task.fields[pending]} pending"),
-                TimeElapsedColumn(),
-            )
-            self.progress.__enter__()
-            self.task = self.progress.add_task("collect", total=self.total, completed=self.done, steps=0.0,
-                                               pending=0)
-        return self
-
-    def advance(self, n: int) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.task, n)
-
-    def update(self, steps: float, pending: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, steps=steps, pending=pending)
-
-    def __exit__(self, *exc):
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
-        return False
+def _rate_info(steps: int, started: float, pending: int) -> str:
+    return f"{steps / max(time.monotonic() - started, 1e-9):,.0f} env steps/s, {pending} pending"
 
 
 def _finalize(out: Path, writer: DatasetWriter, settings: CollectSettings, counters: dict[str, Any]) -> dict:

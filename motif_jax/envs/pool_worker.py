@@ -37,11 +37,13 @@ class TaskEnvFactory:
 
     task: str
     obs_keys: tuple[str, ...] | None = None
+    max_episode_steps: int | None = None  # None: the task's default cap
 
     def __call__(self):
         from motif_jax.envs.tasks import make_task_env
 
-        return make_task_env(self.task, obs_keys=self.obs_keys)
+        cap = {} if self.max_episode_steps is None else {"max_episode_steps": self.max_episode_steps}
+        return make_task_env(self.task, obs_keys=self.obs_keys, **cap)
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from motif_jax.evaluate.evaluate import EvalSettings, RandomPolicy, evaluate
+    from motif_jax.progress import ProgressBar
 
     _check(args)
     console = Console(stderr=True)
@@ -61,10 +61,8 @@ def run(args: argparse.Namespace) -> int:
         num_envs=args.num_envs, num_workers=args.num_workers, max_episode_steps=args.max_episode_steps,
         record_dir=args.record, record_episodes=args.record_episodes, top_captions=args.top_captions,
     )
-    columns = (TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("episodes", total=settings.episodes)
-        report = evaluate(policy, settings, on_episode=lambda _: progress.advance(bar))
+    with ProgressBar("evaluate", settings.episodes, "episodes", transient=True, console=console) as bar:
+        report = evaluate(policy, settings, on_episode=lambda _: bar.advance())
     report = {"checkpoint": source, **report}
     if args.record and report.get("recordings"):
         from motif_jax.evaluate.render import write_gif

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from motif_jax.envs.pool_layout import sorted_by_env_id
 from motif_jax.evaluate import stats
 
 # info key (pool contract) -> episode field
@@ -93,12 +94,9 @@ def run_episodes(
     state = policy.initial_state(num_envs)
 
     pool.async_reset()
-    obs, _, term, trunc, info = pool.recv()
+    reply = pool.recv()
     while True:
-        order = np.argsort(info["env_id"], kind="stable")
-        obs = {k: v[order] for k, v in obs.items()}
-        info = {k: v[order] for k, v in info.items()}
-        term, trunc = term[order], trunc[order]
+        obs, _, term, trunc, info = sorted_by_env_id(reply)
         env_ids = info["env_id"]
         counting = finished[env_ids] < quota[env_ids]
         if decode is not None and "message" in obs:
@@ -121,7 +119,7 @@ def run_episodes(
         key, act_key = jax.random.split(key)
         first = np.asarray(info["elapsed_step"]) == 0
         actions, state = policy.act(obs, state, first, greedy, act_key)
-        obs, _, term, trunc, info = pool.step(np.asarray(actions), env_ids)
+        reply = pool.step(np.asarray(actions), env_ids)
     return sorted(episodes, key=lambda e: e.index), captions
 
 
@@ -191,7 +189,7 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
 
     from motif_jax.data import decode_message
     from motif_jax.envs import ActorPool
-    from motif_jax.envs.pool_worker import episode_seed
+    from motif_jax.envs.pool_worker import TaskEnvFactory, episode_seed
     from motif_jax.envs.tasks import END_REASONS
     from motif_jax.evaluate.record import RecordingTaskFactory, collect_recordings
 
@@ -201,7 +199,7 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     if settings.record_dir:
         factory = RecordingTaskFactory(settings.task, settings.record_dir, obs_keys, settings.max_episode_steps)
     else:
-        factory = _BoundedTaskFactory(settings.task, obs_keys, settings.max_episode_steps)
+        factory = TaskEnvFactory(settings.task, obs_keys, settings.max_episode_steps)
     pool = ActorPool(factory, num_envs, batch_size=num_envs, num_workers=settings.num_workers, seed=settings.seed,
                      end_reasons=END_REASONS)
     try:
@@ -221,20 +219,6 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
                   for e in episodes[: settings.record_episodes]]
         report["recordings"] = [str(p) for p in collect_recordings(settings.record_dir, wanted)]
     return report
-
-
-@dataclasses.dataclass(frozen=True)
-class _BoundedTaskFactory:
-    """Picklable factory: a task env with the requested observation keys and episode cap."""
-
-    task: str
-    obs_keys: tuple[str, ...] | None
-    max_episode_steps: int
-
-    def __call__(self):
-        from motif_jax.envs.tasks import make_task_env
-
-        return make_task_env(self.task, obs_keys=self.obs_keys, max_episode_steps=self.max_episode_steps)
 
 
 def _pool_obs_keys(policy) -> tuple[str, ...]:

@@ -303,7 +303,8 @@ def run_cell(cell: Cell, advance) -> dict:
 def run_experiment(exp: Experiment, out: Path, progress: bool = True) -> dict:
     """Run what is not done yet and (re)write results.json, table.md and plots/."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from motif_jax.progress import ProgressBar
 
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
@@ -314,24 +315,15 @@ def run_experiment(exp: Experiment, out: Path, progress: bool = True) -> dict:
     console.print(f"experiment {exp.name}: {len(cells)} cells ({len(exp.conditions)} conditions × "
                   f"{len(exp.seeds)} seeds), {len(cells) - len(todo)} done before, {len(todo)} to run")
     run_shared(shared_steps(exp, out), out, console.print)
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[cells]}"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     started = time.perf_counter()
-    done_units = 0
-    with Progress(*columns, console=console, disable=not progress) as bar:
-        task = bar.add_task(exp.name, total=max(total, 1), cells=f"0/{len(todo)} cells")
-
-        def advance(n):
-            nonlocal done_units
-            done_units += n
-            bar.advance(task, n)
-
+    with ProgressBar(exp.name, max(total, 1), "steps", enabled=progress, transient=True, console=console) as bar:
+        bar.update(info=f"0/{len(todo)} cells")
         for i, cell in enumerate(todo):
-            bar.update(task, description=f"{exp.name}: {cell.name}")
-            run_cell(cell, advance)
-            bar.update(task, cells=f"{i + 1}/{len(todo)} cells")
+            bar.update(description=f"{exp.name}: {cell.name}")
+            run_cell(cell, bar.advance)
+            bar.update(info=f"{i + 1}/{len(todo)} cells")
             elapsed = time.perf_counter() - started
-            eta = elapsed / max(done_units, 1) * (total - done_units)
+            eta = elapsed / max(bar.done, 1) * (total - bar.done)
             console.print(f"cell {cell.name} done ({i + 1}/{len(todo)}); elapsed {elapsed / 60:.1f} min, "
                           f"ETA {eta / 60:.1f} min", highlight=False)
     return write_outputs(exp, out, cells, console)
