@@ -62,14 +62,14 @@ _ATTEMPT_SEED_STRIDE = 1_000_003  # env seeds of a resumed attempt, far from tho
 class CollectSettings:
     """Everything that determines the dataset; a rerun must match it to resume or to count as complete."""
 
-    task: str = "score"
-    pairs: int = 2000
-    seed: int = 0
-    seq_len: int = 1
-    keys: tuple[str, ...] = DEFAULT_KEYS
-    num_envs: int = 16
-    policy: str = "random"
-    sample_prob: float = 0.1
+    task: str = "score"  # NLE task
+    pairs: int = 2000  # number of pairs
+    seed: int = 0  # seed of envs, policy and sampling
+    seq_len: int = 1  # steps per pair member, L
+    keys: tuple[str, ...] = DEFAULT_KEYS  # observation keys to keep (message is always kept)
+    num_envs: int = 16  # parallel envs
+    policy: str = "random"  # 'random' or a run/checkpoint directory of a trained agent
+    sample_prob: float = 0.1  # probability that a step starts a subsequence
 
     def __post_init__(self):
         object.__setattr__(self, "keys", tuple(dict.fromkeys(("message", *self.keys))))  # captions always kept
