@@ -20,7 +20,8 @@ from reward_synthetic import write_gold_dataset
 
 from motif_jax import parallel
 from motif_jax.reward.checkpoints import restore_inference
-from motif_jax.reward.train import METRICS_FILE, preset_config, train_reward
+from motif_jax.reward.state import METRICS_FILE
+from motif_jax.reward.train import preset_config, train_reward
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, LR, ROWS, DIM = 5, 0.1, 8, 3

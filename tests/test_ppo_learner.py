@@ -78,3 +78,18 @@ def test_intrinsic_reward_uses_the_caption_arriving_with_each_transition():
     np.testing.assert_allclose(ext, [[0.1, 0.0]], rtol=1e-6)  # 0.1·clip(2, ±1)
     np.testing.assert_allclose(intr, [[2.0, 0.25]], rtol=1e-6)  # 0.5·4/1, 0.5·4/8
     np.testing.assert_allclose(total, ext + intr)
+
+
+def test_batch_contract_names_the_wrong_field():
+    from motif_jax.agent.learner import check_batch
+    from motif_jax.numerics import all_finite
+
+    check_batch(fake_batch(4))
+    wrong = [("actions", np.zeros((N, T + 1), np.float32), "expected <class 'int'>"),
+             ("rewards", np.zeros((N, T), np.float32), "shape"),
+             ("state", np.zeros((N + 1, 4), np.float32), "prefix")]
+    for key, value, words in wrong:
+        with pytest.raises(AssertionError, match=words):
+            check_batch({**fake_batch(4), key: value})
+    assert bool(all_finite({"a": jnp.ones(2), "n": jnp.arange(2)}))
+    assert not bool(all_finite({"a": jnp.array([1.0, jnp.nan])}))

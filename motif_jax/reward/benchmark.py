@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from motif_jax import parallel
 from motif_jax.reward.model import PRESETS, NetParams, init_weights
-from motif_jax.reward.train import make_optimizer, make_train_step, preset_config
+from motif_jax.reward.state import train_state
+from motif_jax.reward.train import make_train_step, preset_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,9 +55,7 @@ def measure(preset: str, batch_size: int, seq_len: int, score_batch: int, second
     config = preset_config(preset, batch_size=batch_size)
     model = config.model_config()
     rng = np.random.default_rng(0)
-    weights = init_weights(model, 0)
-    state = {"weights": weights, "opt_state": make_optimizer(config.lr).init(weights), "step": jnp.zeros((), jnp.int32)}
-    holder = {"state": parallel.replicate(state, mesh)}
+    holder = {"state": parallel.replicate(train_state(init_weights(model, 0), config.lr), mesh)}
     batch = parallel.shard_batch({
         "messages": _random_captions(rng, (batch_size, 2, seq_len))[parallel.local_rows(batch_size)],
         "target": rng.random(batch_size).astype(np.float32)[parallel.local_rows(batch_size)],

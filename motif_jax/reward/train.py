@@ -29,15 +29,15 @@ from motif_jax import parallel
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.config import from_dict
 from motif_jax.errors import MotifError
+from motif_jax.numerics import all_finite
+from motif_jax.progress import ProgressBar
 from motif_jax.reward import losses
 from motif_jax.reward.captions import MeshScorer, unique_captions
 from motif_jax.reward.model import PRESETS, ModelConfig, NetParams, init_weights
 from motif_jax.reward.normalise import NormStats, compute_stats, stats_to_json
 from motif_jax.reward.pairs import BatchReader, dataset_fingerprint, epoch_batches, load_preferences, prefetched, split_pairs
+from motif_jax.reward.state import CHECKPOINT_DIR, META_FORMAT, METRICS_FILE, make_optimizer, train_state
 
-CHECKPOINT_DIR = "checkpoints"
-METRICS_FILE = "metrics.jsonl"
-META_FORMAT = "motif_jax.reward/1"
 
 
 @dataclasses.dataclass
@@ -88,10 +88,6 @@ def preset_config(preset: str, **overrides) -> TrainConfig:
 
 # ---------------------------------------------------------------------------------------------------------
 # The jitted steps.
-
-
-def make_optimizer(lr: float) -> optax.GradientTransformation:
-    return optax.adam(lr)
 
 
 @functools.lru_cache(maxsize=8)
@@ -213,20 +209,6 @@ def _comparable(config_dict: dict[str, Any]) -> dict[str, Any]:
 # The training loop.
 
 
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"), console=Console(stderr=True), disable=not enabled, transient=True,
-    )
-
-
-def _all_finite(tree) -> bool:
-    return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating))
-
-
 def train_reward(
     dataset: str | Path,
     annotator: str,
@@ -261,9 +243,7 @@ def train_reward(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    weights = init_weights(model, config.seed)
-    state = {"weights": weights, "opt_state": make_optimizer(config.lr).init(weights), "step": jnp.zeros((), jnp.int32)}
-    state = parallel.replicate(state, mesh)
+    state = parallel.replicate(train_state(init_weights(model, config.seed), config.lr), mesh)
     start_epoch = 0
     ckpt = Checkpointer(out_dir / CHECKPOINT_DIR, max_to_keep=config.keep)
     try:
@@ -313,15 +293,14 @@ class _EpochData:
 
 def _train_epoch(state, train_step, data: _EpochData, config: TrainConfig, epoch: int, bar):
     batches = epoch_batches(data.train_rows, config.batch_size, config.seed, epoch)
-    task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), info="")
+    bar.restart(f"epoch {epoch}/{config.epochs}", len(batches))
     totals: dict[str, Any] = {}
     for i, batch in enumerate(prefetched(data.read_train, batches)):
         state, sums = train_step(state, batch)
         totals = _sum_metrics(totals, sums)
         if i % 20 == 0:  # an occasional host sync for the bar, not one per step
-            bar.update(task, info=f"loss {float(sums['loss_sum']) / max(float(sums['weight']), 1.0):.4f}")
-        bar.advance(task)
-    bar.remove_task(task)
+            bar.update(info=f"loss {float(sums['loss_sum']) / max(float(sums['weight']), 1.0):.4f}")
+        bar.advance()
     return state, {k: float(v) for k, v in totals.items()}
 
 
@@ -364,12 +343,12 @@ def _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_
     )
     scorer = MeshScorer(mesh)
     history = []
-    with _progress(progress) as bar:
+    with ProgressBar("reward model", 0, "batches", enabled=progress, transient=True) as bar:
         for epoch in range(start_epoch + 1, config.epochs + 1):
             started = time.perf_counter()
             state, train = _train_epoch(state, train_step, data, config, epoch, bar)
             train_seconds = time.perf_counter() - started
-            if not math.isfinite(train["loss_sum"]) or not _all_finite(state["weights"]):
+            if not math.isfinite(train["loss_sum"]) or not bool(all_finite(state["weights"])):
                 raise MotifError(
                     f"training diverged: loss is NaN/inf in epoch {epoch}; nothing saved for it "
                     f"(latest checkpoint: step {ckpt.latest_step()}); lower --lr"
