@@ -57,6 +57,7 @@ quickstart: $(STAMP)
 	$(BIN)/motif quickstart --config configs/quickstart.yaml
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-llm: install-llm

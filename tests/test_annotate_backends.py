@@ -166,6 +166,7 @@ def test_vllm_structured_outputs_use_the_newer_or_older_api(class_name, keyword)
 
 def test_guided_regex_only_admits_replies_that_parse():
     import re
+
     from motif_jax.annotate.verdict import parse_verdict
     from motif_jax.data import Label
     ok = 'Message 1 is a kill, which scores.\n{"best_message": 1}'

@@ -4,15 +4,13 @@ import numpy as np
 import pytest
 import yaml
 
+from annotate_data import encode
 from motif_jax.annotate.cli import default_name
-from motif_jax.annotate.pairs import (canonical_order, chunk_range, collapse_captions, pair_key,
-                                      subsequence_caption)
+from motif_jax.annotate.pairs import canonical_order, chunk_range, collapse_captions, pair_key, subsequence_caption
 from motif_jax.annotate.prompts import GOALS, WORDINGS, builtin_prompt_dir, load_template
 from motif_jax.annotate.verdict import parse_verdict
 from motif_jax.data import Label
 from motif_jax.errors import MotifError
-
-from annotate_data import encode
 
 
 @pytest.mark.parametrize("wording", WORDINGS)

@@ -7,8 +7,15 @@ import pytest
 
 from motif_jax.annotate.asking import Answer, merge_both_orders
 from motif_jax.annotate.prompts import load_template
-from motif_jax.annotate.verdict import (combine_orders, compare_values, hard_label, parse_verdict,
-                                        probs_from_top_logprobs, soft_label, swap_label)
+from motif_jax.annotate.verdict import (
+    combine_orders,
+    compare_values,
+    hard_label,
+    parse_verdict,
+    probs_from_top_logprobs,
+    soft_label,
+    swap_label,
+)
 from motif_jax.data import Label
 
 FIRST, SECOND, TIE, UNKNOWN = Label

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
+from annotate_data import write_pairs
 from motif_jax.annotate.agreement import agreement, judge_comparisons
-from motif_jax.annotate.rules import GOALS, caption_utilities, load_table, parse_table
+from motif_jax.annotate.prompts import GOALS
+from motif_jax.annotate.rules import caption_utilities, load_table, parse_table
 from motif_jax.cli import main
 from motif_jax.data import open_dataset
 from motif_jax.errors import MotifError
-
-from annotate_data import write_pairs
 
 
 def write_judge(tmp_path, text):

@@ -25,11 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from motif_jax.annotate.prompts import GOALS
 from motif_jax.config import load_yaml
 from motif_jax.errors import MotifError
 from motif_jax.resources import builtin_configs
-
 
 
 def judges_dir() -> Path:

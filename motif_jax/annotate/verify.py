@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from motif_jax.errors import MotifError
 from motif_jax.data.dataset import Label
-
+from motif_jax.errors import MotifError
 
 
 @dataclasses.dataclass(frozen=True)

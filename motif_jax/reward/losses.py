@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from motif_jax.errors import MotifError
 from motif_jax.data.dataset import Label
+from motif_jax.errors import MotifError
 
 _HARD_TARGET = np.array([1.0, 0.0, 0.5, 0.0], np.float32)  # indexed by label
 
