@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from rich.console import Console
 
 CONSOLE_KEYS = ("env_steps", "sps", "episode_return", "episode_length", "success_rate", "intrinsic_share",
                 "entropy", "approx_kl", "policy_lag")
+METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsLogger:
@@ -21,7 +23,7 @@ class MetricsLogger:
             return
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.file = open(run_dir / "metrics.jsonl", "a", buffering=1)
+        self.file = open(run_dir / METRICS_FILE, "a", buffering=1)
         if tensorboard:
             from tensorboardX import SummaryWriter
 
@@ -48,6 +50,24 @@ class MetricsLogger:
         self.file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def drop_metrics_after(path: Path, env_steps: int) -> None:
+    """On resume: keep the records up to the restored step (a killed run logged past its last checkpoint,
+    and may have cut its last line short), so the resumed run's records follow on without repeats."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("env_steps", 0) <= env_steps:
+            kept.append(line + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)
 
 
 def _plain(v):

@@ -62,24 +62,36 @@ class Policy:
 
 
 def load_policy(run_or_ckpt_dir: str | Path) -> Policy:
+    """The newest readable checkpoint's policy (a damaged newer one is skipped with a warning). Only the
+    parameters are read; checkpoints written before they were an item of their own need the optimiser's
+    shapes too."""
     directory, step = resolve_checkpoint(run_or_ckpt_dir)
-    checkpointer = Checkpointer(directory, async_save=False)
-    try:
+    checkpointer = Checkpointer(directory, async_save=False, read_only=True)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def load(step: int):
         meta = checkpointer.restore_meta(step)
         if "obs_spec" not in meta:
             raise MotifError(f"policy {run_or_ckpt_dir}: not an agent checkpoint (no obs_spec in its metadata)")
         config = from_dict(TrainConfig, meta["config"])
         spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in meta["obs_spec"].items()}
-        model = make_policy(config.model, spec, int(meta["num_actions"]), config.seed)
+        model = nnx.eval_shape(lambda: make_policy(config.model, spec, int(meta["num_actions"]), config.seed))
         graphdef, params = nnx.split(model, nnx.Param)
-        opt_state = make_optimizer(config.ppo, 1).init(params)
-        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        target = abstract_like({"train": {"params": params, "opt_state": opt_state},
-                                "rng": jax.random.key_data(jax.random.key(0))}, device)
-        state, meta = checkpointer.restore(target, step)
+        params = abstract_like(params, device)
+        if checkpointer.has_item(step, "params"):
+            params = checkpointer.restore_items(step, {"params": params})["params"]
+        else:
+            opt_state = jax.eval_shape(make_optimizer(config.ppo, 1).init, params)
+            target = abstract_like({"train": {"params": params, "opt_state": opt_state},
+                                    "rng": jax.random.key_data(jax.random.key(0))}, device)
+            params = checkpointer.restore_items(step, {"state": target})["state"]["train"]["params"]
+        return Policy(config, meta, params, graphdef, model.state_size)
+
+    try:
+        policy, _ = checkpointer.restore_newest(load, step)
     finally:
         checkpointer.close()
-    return Policy(config, meta, state["train"]["params"], graphdef, model.state_size)
+    return policy
 
 
 class StatefulPolicy:

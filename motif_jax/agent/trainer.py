@@ -23,7 +23,7 @@ from motif_jax.agent.actor import ActorThread, ParamStore, RolloutWorker
 from motif_jax.agent.config import TrainConfig, to_dict
 from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.learner import Learner
-from motif_jax.agent.metrics import MetricsLogger
+from motif_jax.agent.metrics import METRICS_FILE, MetricsLogger, drop_metrics_after
 from motif_jax.agent.rollout import concat_rows
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
 from motif_jax.checkpoint import Checkpointer, abstract_like
@@ -162,28 +162,47 @@ class Trainer:
             for i, pool in enumerate(self.pools)]
 
     # -- checkpoints -------------------------------------------------------------------------------
-    def _ckpt_state(self):
-        # Replicated on the learner mesh: Orbax saves only global arrays when several processes train.
-        return {"train": self.train_state, "rng": parallel.replicate(jax.random.key_data(self.key), self.mesh)}
+    def _ckpt_items(self) -> dict:
+        """The policy parameters as an item of their own (evaluation restores only them) and the rest of
+        the training state. Replicated on the learner mesh: Orbax saves only global arrays when several
+        processes train."""
+        rng = parallel.replicate(jax.random.key_data(self.key), self.mesh)
+        return {"params": self.train_state["params"], "state": {"opt_state": self.train_state["opt_state"], "rng": rng}}
 
     def save(self) -> None:
         if self.checkpointer.latest_step() == self.progress.env_steps:
             return
         meta = {**self.meta_static, "env_steps": self.progress.env_steps, "updates": self.progress.updates}
-        self.checkpointer.save(self.progress.env_steps, self._ckpt_state(), meta, force=True)
+        self.checkpointer.save(self.progress.env_steps, self._ckpt_items(), meta, force=True)
 
     def _restore(self) -> None:
-        if self.checkpointer.latest_step() is None:
+        ckpt = self.checkpointer
+        if ckpt.latest_step() is None:
             raise MotifError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}")
-        target = abstract_like(self._ckpt_state())
+        target = abstract_like(self._ckpt_items())
+
+        def load(step):
+            if ckpt.has_item(step, "params"):
+                return ckpt.restore_items(step, target)
+            # Written before the parameters were an item of their own: {"train": {params, opt_state}, rng}.
+            old = {"train": {"params": target["params"], "opt_state": target["state"]["opt_state"]},
+                   "rng": target["state"]["rng"]}
+            out = ckpt.restore_items(step, {"state": old})
+            train = out["state"]["train"]
+            return {"params": train["params"], "state": {"opt_state": train["opt_state"], "rng": out["state"]["rng"]},
+                    "meta": out["meta"]}
+
         try:
-            state, meta = self.checkpointer.restore(target)
-        except (ValueError, KeyError) as e:
-            raise MotifError(f"--resume: checkpoint in {self.run_dir} does not fit this config ({e})") from e
-        self.train_state = state["train"]
+            out, step = ckpt.restore_newest(load, set_aside=True)
+        except MotifError as e:
+            raise MotifError(f"--resume: {e} (does it fit this config?)") from e.__cause__
+        self.train_state = {"params": out["params"], "opt_state": out["state"]["opt_state"]}
         # Via the host: a restored array is committed to one device, which the mesh-wide update rejects.
-        self.key = jax.random.wrap_key_data(np.asarray(state["rng"].addressable_data(0)))
+        self.key = jax.random.wrap_key_data(np.asarray(out["state"]["rng"].addressable_data(0)))
+        meta = out["meta"]
         self.progress = Progress(int(meta["env_steps"]), int(meta["updates"]))
+        if self.is_main:
+            drop_metrics_after(self.run_dir / METRICS_FILE, self.progress.env_steps)
 
     # -- loop --------------------------------------------------------------------------------------
     def train(self, max_seconds: float | None = None) -> Progress:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 
 from rich.console import Console
 
@@ -151,6 +152,16 @@ def _validate(c: AnnotateConfig) -> None:
         raise MotifError("--tie-band must be in [0, 0.5)")
 
 
+def _check_api_key(c: AnnotateConfig, named: bool) -> None:
+    """A key variable the user named (flag, file, --set) must be set; only the default may be absent
+    (a local server needs no key). Checked before connecting, so the error says what is wrong."""
+    if c.backend != "openai" or not c.api_key_env:
+        return
+    if (named or c.api_key_env != AnnotateConfig.api_key_env) and not os.environ.get(c.api_key_env):
+        raise MotifError(f"--api-key-env {c.api_key_env}: that environment variable is not set (or empty); "
+                         "export it, or leave the option out for a server without a key")
+
+
 def build_backend(c: AnnotateConfig, template):
     from motif_jax.annotate.backends import Sampling, make_backend
 
@@ -176,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
 
     c = config_from_args(args)
     _validate(c)
+    _check_api_key(c, named=args.api_key_env is not None)
     ds = open_dataset(args.dataset)
     console = Console()
     options = RunOptions(num_chunks=c.num_chunks, chunk=c.chunk, overwrite=c.overwrite,

@@ -176,7 +176,7 @@ class ActorPool:
         self._obs = [(k[len("obs/") :], v) for k, v in views.items() if k.startswith("obs/")]
         self._actions, self._ints, self._flags = views["action"], views["ints"], views["flags"]
         self._spec = dict(factory=factory, seed=self.seed, layout=layout, dict_obs=dict_obs,
-                          discrete_action=self._discrete, end_reasons=tuple(end_reasons))
+                          discrete_action=self._discrete, end_reasons=tuple(end_reasons), owner_pid=os.getpid())
         self._nle_stats = bool(end_reasons)
         self._cpus = worker_cpus(self.num_workers, cpu_offset) if pin_workers else [None] * self.num_workers
 

@@ -10,8 +10,12 @@ Protocol (raw pipe bytes, no pickling on the hot path):
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
+import threading
+import time
 import traceback
 from array import array
 from dataclasses import dataclass, field
@@ -29,6 +33,8 @@ MAX_ENVS_PER_WORKER = RESET_BIT - 1
 _STEP, _RESET, _ABORT, _FRESH = range(4)
 
 _EPISODE_STATS = ("score", "max_dlvl", "xlvl", "gold")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_CHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class WorkerSpec:
     restarted: bool = False  # replaces a crashed worker: every env's next reply reports the episode aborted
     abort_now: tuple[int, ...] = field(default=())  # local ids whose step was lost in the crash: report at once
     cpu: int | None = None  # the CPU to run on (see pool.worker_cpus); None: wherever the scheduler likes
+    owner_pid: int = 0  # the process that owns the pool: the worker exits when it is gone
 
 
 def episode_seed(seed: int, env_id: int, episode: int) -> int:
@@ -66,8 +73,43 @@ def episode_seed(seed: int, env_id: int, episode: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(env_id, episode)).generate_state(1)[0])
 
 
+def exit_with_owner(owner_pid: int, interval_s: float = PARENT_CHECK_S) -> None:
+    """Make this process die with the pool's owner, even when the owner is SIGKILLed and cannot close us.
+
+    Workers are children of the forkserver, which exits when the owner does; PR_SET_PDEATHSIG (Linux)
+    has the kernel kill us when that parent exits. A daemon thread also checks every ``interval_s``
+    that the parent and the owner are still there (other systems, or an owner that died before the
+    prctl), and exits the process if not."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent and process_exists(owner_pid):
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="motif-owner-watch", daemon=True).start()
+
+
+def process_exists(pid: int) -> bool:
+    if pid <= 0:
+        return True  # no owner given: rely on the parent check
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def worker_main(spec: WorkerSpec, block, commands, results, status) -> None:
     """Process entry point. Reports startup success (or the traceback) on `status`, then serves."""
+    exit_with_owner(spec.owner_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes us
     if spec.cpu is not None:
         os.sched_setaffinity(0, {spec.cpu})

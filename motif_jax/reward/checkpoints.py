@@ -31,19 +31,23 @@ def checkpoint_dir(path: str | Path) -> Path:
     return path / CHECKPOINT_DIR if (path / CHECKPOINT_DIR).is_dir() else path
 
 
-def read_meta(path: str | Path, step: int | None = None) -> dict[str, Any]:
-    with Checkpointer(checkpoint_dir(path), async_save=False) as ckpt:
-        meta = ckpt.restore_meta(step)
+def check_format(path: str | Path, meta: dict[str, Any]) -> None:
     if meta.get("format") != META_FORMAT:
         raise MotifError(f"{path}: not a reward-model checkpoint (format {meta.get('format')!r}, expected {META_FORMAT!r})")
-    return meta
 
 
 def restore_inference(path: str | Path, mesh, step: int | None = None) -> Restored:
+    """The newest readable step (or ``step``) on ``mesh``; a damaged newer step is skipped with a warning."""
     directory = checkpoint_dir(path)
-    meta = read_meta(directory, step)
-    model = config_from_dict(meta["model"])
-    with Checkpointer(directory, async_save=False) as ckpt:
-        step = ckpt.latest_step() if step is None else step
-        state, meta = ckpt.restore(abstract_train_state(model, parallel.replicated(mesh)), step)
-    return Restored(state["weights"], stats_from_json(meta["normalisation"]), model, meta, int(step))
+    with Checkpointer(directory, async_save=False, read_only=True) as ckpt:
+
+        def load(step: int) -> Restored:
+            meta = ckpt.restore_meta(step)
+            check_format(path, meta)
+            model = config_from_dict(meta["model"])
+            target = abstract_train_state(model, parallel.replicated(mesh))
+            state = ckpt.restore_items(step, {"state": target})["state"]
+            return Restored(state["weights"], stats_from_json(meta["normalisation"]), model, meta, int(step))
+
+        restored, _ = ckpt.restore_newest(load, step)
+    return restored
