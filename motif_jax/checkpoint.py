@@ -11,7 +11,6 @@ works by passing the target sharding in the abstract tree.
 
 from __future__ import annotations
 
-import errno
 import logging
 import warnings
 from collections.abc import Callable
@@ -21,13 +20,10 @@ from typing import Any, TypeVar
 import jax
 import orbax.checkpoint as ocp
 
-from motif_jax.errors import MotifError
+from motif_jax.errors import DISK_PHRASES, MotifError, disk_problem, make_dir
 
 T = TypeVar("T")
 UNREADABLE_SUFFIX = ".unreadable"
-_DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-                errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EIO: "I/O error"}
-_DISK_PHRASES = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
 
 
 def one_line(error: BaseException, limit: int = 240) -> str:
@@ -35,20 +31,6 @@ def one_line(error: BaseException, limit: int = 240) -> str:
     text = (str(error).strip().splitlines() or [""])[0]
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def disk_problem(error: BaseException) -> str | None:
-    """What went wrong with the disk, if ``error`` (or its cause) is a disk error, else None."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in _DISK_ERRORS:
-            return _DISK_ERRORS[error.errno]
-        for phrase in _DISK_PHRASES:  # TensorStore reports the OS error inside its own exception text
-            if phrase in str(error):
-                return phrase[0].lower() + phrase[1:]
-        error = error.__cause__ or error.__context__
-    return None
 
 
 class _QuietDiskErrors(logging.Filter):
@@ -59,7 +41,7 @@ class _QuietDiskErrors(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if error is not None and disk_problem(error):
             return False
-        return not any(phrase in record.getMessage() for phrase in _DISK_PHRASES)
+        return not any(phrase in record.getMessage() for phrase in DISK_PHRASES)
 
 
 logging.getLogger("absl").addFilter(_QuietDiskErrors())
@@ -72,6 +54,8 @@ class Checkpointer:
         self.directory = Path(directory).absolute()
         if read_only and not self.directory.is_dir():
             raise MotifError(f"{self.directory}: no such checkpoint directory")
+        if not read_only:
+            make_dir(self.directory, "checkpoint directory")
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=not read_only,
             read_only=read_only,

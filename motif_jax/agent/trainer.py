@@ -27,7 +27,7 @@ from motif_jax.agent.metrics import METRICS_FILE, MetricsLogger, drop_metrics_af
 from motif_jax.agent.rollout import concat_rows
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
 from motif_jax.checkpoint import Checkpointer, abstract_like
-from motif_jax.errors import MotifError
+from motif_jax.errors import MotifError, make_dir
 
 
 @dataclass
@@ -107,6 +107,8 @@ class Trainer:
             raise MotifError(f"env.num_envs × processes = {global_rows} segments per batch cannot be split over "
                              f"{self.mesh.devices.size} learner devices; use a multiple of the device count")
         self.is_main = jax.process_index() == 0
+        if self.is_main:
+            make_dir(self.run_dir, "run directory")
         c = config
         self.pools = make_actor_pools(c, c.env.obs_keys + (["message_count"] if c.reward.llm_coef else []))
         try:
@@ -149,9 +151,10 @@ class Trainer:
             self._restore()
         elif self.checkpointer.latest_step() is not None:
             raise MotifError(f"{self.run_dir} already holds checkpoints; pass --resume or choose another --out")
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
+        if self.is_main:  # through a temporary file: `motif train --resume` reads it back
+            tmp = self.run_dir / "config.yaml.tmp"
+            tmp.write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
+            os.replace(tmp, self.run_dir / "config.yaml")
         self.logger = MetricsLogger(self.run_dir, c.run.tensorboard, console, enabled=self.is_main)
         # One parameter copy per actor device; thread i acts on actor device i mod len(devices).
         self.stores = [ParamStore(d) for d in self.actor_devices]

@@ -12,6 +12,8 @@ import math
 import os
 from pathlib import Path
 
+from motif_jax.errors import MotifError, disk_problem
+
 
 class AnswerCache:
     """key -> (label, p_first) in canonical order; appended to ``path`` on `flush`."""
@@ -60,18 +62,27 @@ class AnswerCache:
         self._pending.append(json.dumps({"key": key, "label": int(label), "p_first": p}) + "\n")
 
     def flush(self) -> None:
-        """Append the new answers in a single write so concurrent chunks never interleave lines."""
+        """Append the new answers in a single write so concurrent chunks never interleave lines, and sync
+        them to disk before the caller writes the labels they explain. A failed write (disk full) is a
+        MotifError; what reached the file stays valid (a torn last line is skipped on reading)."""
         if self.path is None or not self._pending:
             self._pending.clear()
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = "".join(self._pending).encode("utf-8")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data  # end a line torn by a crash instead of gluing onto it
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # end a line torn by a crash instead of gluing onto it
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise MotifError(f"{self.path}: {disk_problem(e) or e.strerror or e} while saving answers; the labels "
+                             "flushed before this block are kept; fix it and rerun to resume") from e
         self._pending.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,7 +21,7 @@ from motif_jax.annotate.cache import AnswerCache
 from motif_jax.annotate.pairs import canonical_order, chunk_range, normalise, pair_key, subsequence_caption
 from motif_jax.annotate.verdict import swap_label
 from motif_jax.data.dataset import Label
-from motif_jax.errors import MotifError
+from motif_jax.errors import MotifError, disk_problem
 from motif_jax.progress import ProgressBar
 
 
@@ -88,7 +89,9 @@ def check_settings(path: Path, settings: dict, overwrite: bool) -> None:
             raise MotifError(f"{labels} was written with other settings ({', '.join(changed)} "
                              "differ): pass --overwrite to start over or --name for a new annotator")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # whole or not at all: a rerun compares it
+    tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def orient(label: int, p_first: float, swapped: bool) -> tuple[int, float]:
@@ -173,13 +176,17 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
         for begin in range(0, len(pending), max(1, options.batch_size)):
             rows = pending[begin:begin + options.batch_size]
             cache.reload()
-            new_labels, new_soft = block.label(rows, pair_captions(ds, rows))
-            cache.flush()                        # answers first: a crash after this re-labels for free
-            labels[rows] = new_labels
-            if soft is not None:
-                soft[rows] = new_soft
-                soft.flush()
-            labels.flush()
+            try:
+                new_labels, new_soft = block.label(rows, pair_captions(ds, rows))
+                cache.flush()                    # answers first: a crash after this re-labels for free
+                labels[rows] = new_labels        # the label files are fully allocated: this cannot run out
+                if soft is not None:
+                    soft[rows] = new_soft
+                    soft.flush()
+                labels.flush()
+            except OSError as e:  # e.g. a transcript in --log-dir on a full disk
+                raise MotifError(f"{disk_problem(e) or e} while annotating; the labels flushed before this "
+                                 "block are kept; fix it and rerun to resume") from e
             stats.annotated += len(rows)
             bar.advance(len(rows))
     stats.seconds = time.perf_counter() - start

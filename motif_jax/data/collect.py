@@ -38,7 +38,7 @@ from motif_jax.data.dataset import (
     write_json_atomic,
 )
 from motif_jax.envs.pool_layout import sorted_by_env_id
-from motif_jax.errors import MotifError
+from motif_jax.errors import MotifError, disk_problem, make_dir
 from motif_jax.progress import ProgressBar
 
 DEFAULT_KEYS = ("message", "blstats", "tty_chars", "tty_colors")
@@ -224,14 +224,16 @@ def _progress_paths(out: Path) -> tuple[Path, Path]:
 
 
 def _save_progress(out: Path, writer: DatasetWriter | None, book: SlotBook, counters: dict[str, Any]) -> None:
-    """Flush data first, then the slot states, then the counters: what the files say is done is on disk."""
+    """Flush data first, then the counters, then the slot states, each file replaced whole: what the slots
+    say is done is on disk, and a kill between the two files leaves counters ahead of the slots (episode
+    ids are never reused), never behind."""
     if writer is not None:
         writer.flush()
     progress_json, slots_npy = _progress_paths(out)
+    write_json_atomic(progress_json, counters)
     tmp = slots_npy.with_name("slots.tmp.npy")
     np.save(tmp, book.states)
     os.replace(tmp, slots_npy)
-    write_json_atomic(progress_json, counters)
 
 
 def _load_progress(out: Path, settings: CollectSettings) -> tuple[dict[str, Any], np.ndarray] | None:
@@ -241,7 +243,8 @@ def _load_progress(out: Path, settings: CollectSettings) -> tuple[dict[str, Any]
         return None
     try:
         counters = json.loads(progress_json.read_text())
-        states = np.load(slots_npy)
+        # no slots file: killed between the first two saves, before any slot was done
+        states = np.load(slots_npy) if slots_npy.exists() else np.zeros(2 * settings.pairs, np.uint8)
     except (OSError, ValueError):
         raise MotifError(f"{out / PROGRESS_DIR}: progress of the unfinished collection is unreadable; "
                          "use --overwrite") from None
@@ -302,6 +305,18 @@ def collect(
         raise MotifError(f"{out}: exists and is not a motif dataset; choose another --out")
     if state == "complete":
         return _already_complete(out, settings)
+    make_dir(out)  # before the actors start: a bad --out fails at once
+    try:
+        return _collect(settings, out, state, show_progress, pool_factory, checkpoint_seconds, max_env_steps,
+                        policy)
+    except OSError as e:
+        if disk_problem(e) is None:
+            raise
+        raise MotifError(f"{out}: {disk_problem(e)} while collecting; the progress saved before stays valid: "
+                         "fix it and rerun the same command to resume") from e
+
+
+def _collect(settings, out, state, show_progress, pool_factory, checkpoint_seconds, max_env_steps, policy):
 
     counters: dict[str, Any] = {"settings": settings.as_dict(), "attempt": 0, "env_steps": 0, "episodes": 0,
                                 "next_episode_id": 0, "seconds": 0.0, "created": _now()}
@@ -336,10 +351,14 @@ def collect(
         _save_progress(out, writer, book, counters)
         _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, show_progress,
                   checkpoint_seconds, max_env_steps, started)
-    except BaseException:
+    except BaseException as error:
         if writer is not None:  # what is done stays done; the rest is redone on resume
             counters["seconds"] += time.monotonic() - started
-            _save_progress(out, writer, book, counters)
+            try:
+                _save_progress(out, writer, book, counters)
+            except OSError:
+                if not isinstance(error, OSError):
+                    raise
         raise
     finally:
         pool.close()

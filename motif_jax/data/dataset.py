@@ -24,6 +24,7 @@ Everything is opened with ``mmap_mode="r"`` so opening a dataset costs a few hea
 from __future__ import annotations
 
 import enum
+import errno
 import json
 import os
 import re
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from motif_jax.errors import MotifError
+from motif_jax.errors import MotifError, disk_problem
 
 
 class Label(enum.IntEnum):
@@ -84,6 +85,28 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def new_memmap(path: Path, shape: tuple[int, ...], dtype) -> np.memmap:
+    """A new .npy memmap whose disk blocks are reserved up front. A sparse file would fail only when a
+    page is first written, and a failed write into a memory map kills the process (SIGBUS); reserved,
+    a full disk is a one-line MotifError here instead."""
+    try:
+        array = np.lib.format.open_memmap(path, mode="w+", shape=shape, dtype=dtype)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot reserve: sparse
+                raise
+        finally:
+            os.close(fd)
+    except OSError as e:
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        Path(path).unlink(missing_ok=True)
+        raise MotifError(f"{path}: cannot create a {size / 2**20:.1f} MiB file "
+                         f"({disk_problem(e) or e.strerror or e})") from e
+    return array
 
 
 class ShardedArray:
@@ -371,7 +394,7 @@ class PairsDataset:
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(self.num_pairs,))
+        array = new_memmap(tmp, (self.num_pairs,), dtype)
         array[:] = fill
         array.flush()
         del array
@@ -461,7 +484,7 @@ class DatasetWriter:
     @staticmethod
     def _memmap(path: Path, mode: str, shape: tuple[int, ...], dtype) -> np.memmap:
         if mode == "w+":
-            return np.lib.format.open_memmap(path, mode="w+", shape=shape, dtype=dtype)
+            return new_memmap(path, shape, dtype)
         try:
             array = np.lib.format.open_memmap(path, mode="r+")
         except (ValueError, OSError) as e:
