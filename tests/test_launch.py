@@ -19,8 +19,8 @@ import pytest
 from reward_synthetic import write_gold_dataset
 
 from motif_jax import parallel
+from motif_jax.metrics import METRICS_FILE
 from motif_jax.reward.checkpoints import restore_inference
-from motif_jax.reward.state import METRICS_FILE
 from motif_jax.reward.train import preset_config, train_reward
 
 ROOT = Path(__file__).resolve().parents[1]

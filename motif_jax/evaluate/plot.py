@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from motif_jax.errors import MotifError
+from motif_jax.metrics import read_metrics
 
 # panel name -> (title, metric keys drawn in it)
 PANELS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -55,21 +56,7 @@ def load_metrics(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise MotifError(f"{path} not found (is this a run directory written by `motif train`?)")
-    lines = path.read_text().splitlines()
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            if number == len(lines):
-                break
-            raise MotifError(f"{path}:{number}: not a JSON object ({e.msg})") from e
-        if not isinstance(row, dict):
-            raise MotifError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+    return read_metrics(path, strict=True)
 
 
 def series(rows: list[dict[str, Any]], x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ from motif_jax.errors import MotifError
 from motif_jax.evaluate.stats import json_safe
 from motif_jax.experiment import results as results_mod
 from motif_jax.experiment.spec import Experiment, digest, train_config_path
+from motif_jax.metrics import last_value
 
 EVAL_UNITS_PER_EPISODE = 1000  # progress units of one evaluation episode (training: one per env step)
 
@@ -220,23 +221,6 @@ def run_motif(argv: list[str], log: Path, on_poll=None, poll_s: float = 2.0) -> 
         raise MotifError(f"`motif {' '.join(argv)}` failed (exit {code}); see {log}")
 
 
-def latest_env_steps(metrics: Path) -> int:
-    """The last ``env_steps`` a training run logged (0 before its first log line)."""
-    try:
-        with open(metrics, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return 0
-    for line in reversed(lines):
-        try:
-            return int(json.loads(line)["env_steps"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return 0
-
-
 # ----------------------------------------------------------------------------- the grid
 
 
@@ -286,7 +270,7 @@ def run_cell(cell: Cell, advance) -> dict:
         def poll(step=step):
             nonlocal counted
             if step.metrics is not None:
-                now = min(latest_env_steps(step.metrics), step.units)
+                now = min(int(last_value(step.metrics, "env_steps", 0)), step.units)
                 advance(now - counted)
                 counted = now
 

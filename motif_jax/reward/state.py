@@ -15,7 +15,6 @@ from motif_jax.checkpoint import abstract_like
 from motif_jax.reward.model import ModelConfig, abstract_weights
 
 CHECKPOINT_DIR = "checkpoints"
-METRICS_FILE = "metrics.jsonl"
 META_FORMAT = "motif_jax.reward/1"
 
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +27,7 @@ from motif_jax import parallel
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.config import from_dict
 from motif_jax.errors import MotifError
+from motif_jax.metrics import METRICS_FILE, MetricsWriter, keep_metrics
 from motif_jax.numerics import all_finite
 from motif_jax.progress import ProgressBar
 from motif_jax.reward import losses
@@ -36,7 +35,7 @@ from motif_jax.reward.captions import MeshScorer, unique_captions
 from motif_jax.reward.model import PRESETS, ModelConfig, NetParams, init_weights
 from motif_jax.reward.normalise import NormStats, compute_stats, stats_to_json
 from motif_jax.reward.pairs import BatchReader, dataset_fingerprint, epoch_batches, load_preferences, prefetched, split_pairs
-from motif_jax.reward.state import CHECKPOINT_DIR, META_FORMAT, METRICS_FILE, make_optimizer, train_state
+from motif_jax.reward.state import CHECKPOINT_DIR, META_FORMAT, make_optimizer, train_state
 
 
 
@@ -131,57 +130,19 @@ def _sum_metrics(totals: dict[str, Any], sums: dict[str, jax.Array]) -> dict[str
 # Checkpoint metadata and metrics output.
 
 
-class MetricsLog:
-    """metrics.jsonl (one object per epoch) and optionally TensorBoard scalars; written by process 0 only."""
+def open_metrics(out_dir: Path, epoch: int, tensorboard: bool, last: dict[str, Any] | None) -> MetricsWriter | None:
+    """Process 0's metrics writer (None on the others), after dropping the epochs a resume from ``epoch``
+    replays and putting back the restored checkpoint's own record ``last`` if a kill came between its save
+    and its line."""
+    if jax.process_index() != 0:
+        return None
 
-    def __init__(self, out_dir: Path, keep_epochs_upto: int, tensorboard: bool,
-                 last: dict[str, Any] | None = None):
-        """On resume (``keep_epochs_upto`` > 0) drop the epochs to be replayed, and put back the restored
-        checkpoint's own record ``last`` if a kill came between its save and its line."""
-        self.path = out_dir / METRICS_FILE
-        self.enabled = jax.process_index() == 0
-        self.writer = None
-        if not self.enabled:
-            return
-        kept = [line for line in self._read_lines() if json.loads(line)["epoch"] <= keep_epochs_upto]
-        if last is not None and last.get("epoch") == keep_epochs_upto and not any(
-                json.loads(line)["epoch"] == keep_epochs_upto for line in kept):
-            kept.append(json.dumps(last))
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, self.path)
-        if tensorboard:
-            from tensorboardX import SummaryWriter
+    def put_back(kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        missing = last is not None and last.get("epoch") == epoch and all(r["epoch"] != epoch for r in kept)
+        return [last] if missing else []
 
-            self.writer = SummaryWriter(str(out_dir / "tensorboard"))
-
-    def _read_lines(self) -> list[str]:
-        """Complete JSON lines of an earlier run (a line cut by a crash is dropped)."""
-        if not self.path.exists():
-            return []
-        lines = []
-        for line in self.path.read_text().splitlines():
-            try:
-                if isinstance(json.loads(line).get("epoch"), int):
-                    lines.append(line)
-            except (json.JSONDecodeError, AttributeError):
-                continue
-        return lines
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key != "epoch":
-                    self.writer.add_scalar(key, value, record["epoch"])
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+    keep_metrics(out_dir / METRICS_FILE, lambda r: isinstance(r.get("epoch"), int) and r["epoch"] <= epoch, put_back)
+    return MetricsWriter(out_dir, "epoch", tensorboard)
 
 
 def checkpoint_meta(config: TrainConfig, model: ModelConfig, stats: NormStats, *, ds, annotator: str,
@@ -268,13 +229,14 @@ def train_reward(
             start_epoch = int(meta["epoch"])
             if log:
                 log(f"resuming from epoch {start_epoch} (step {int(state['step'])})")
-        metrics_log = MetricsLog(out_dir, start_epoch, config.tensorboard,
-                                 resumed["meta"].get("metrics") if resumed else None)
+        metrics_log = open_metrics(out_dir, start_epoch, config.tensorboard,
+                                   resumed["meta"].get("metrics") if resumed else None)
         try:
             return _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_rows, val_rows,
                                start_epoch, annotator=annotator, fingerprint=fingerprint, progress=progress, log=log)
         finally:
-            metrics_log.close()
+            if metrics_log is not None:
+                metrics_log.close()
     finally:
         ckpt.close()
 
@@ -360,7 +322,8 @@ def _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_
             meta = checkpoint_meta(config, model, stats, ds=ds, annotator=annotator, fingerprint=fingerprint,
                                    epoch=epoch, metrics=record)
             ckpt.save(record["step"], {"state": state}, meta)
-            metrics_log.write(record)
+            if metrics_log is not None:
+                metrics_log.write(record)
             history.append(record)
             if log:
                 log(_summary_line(record, config.epochs))
