@@ -22,6 +22,7 @@ from typing import Any
 
 from motif_jax.config import add_keys_help, merge, no_preset, stage_layers
 from motif_jax.errors import MotifError
+from motif_jax.metrics import METRICS_FILE, read_metrics
 from motif_jax.resources import config_file
 
 
@@ -222,7 +223,8 @@ def _invoke(argv: list[str]) -> None:
 
     code = main(argv)
     if code != 0:
-        raise MotifError(f"`motif {' '.join(argv)}` failed (exit {code}); fix the error above and rerun the quick start")
+        raise MotifError(f"`motif {' '.join(argv)}` failed (exit {code}); "
+                         "fix the error above and rerun the quick start")
 
 
 # ----------------------------------------------------------------------------- summary
@@ -272,22 +274,21 @@ def _dataset_lines(dataset: Path, c: QuickstartConfig) -> list[str]:
 
 def _latest_values(path: Path) -> dict[str, Any]:
     """Each metric's most recent value in a metrics.jsonl (not every line logs every metric)."""
-    from motif_jax.evaluate.plot import load_metrics
-
     latest: dict[str, Any] = {}
-    for row in load_metrics(path) if path.is_file() else []:
+    for row in read_metrics(path) if path.is_file() else []:
         latest.update(row)
     return latest
 
 
 def _reward_lines(reward: Path) -> list[str]:
-    last = _latest_values(reward / "metrics.jsonl")
-    shown = {k: v for k, v in last.items() if isinstance(v, (int, float)) and ("acc" in k or "loss" in k or k == "epoch")}
+    last = _latest_values(reward / METRICS_FILE)
+    shown = {k: v for k, v in last.items()
+             if isinstance(v, (int, float)) and ("acc" in k or "loss" in k or k == "epoch")}
     return ["## Reward model", "", ", ".join(f"{k} {_num(v)}" for k, v in shown.items()) or "no metrics logged"]
 
 
 def _agent_lines(agent: Path) -> list[str]:
-    last = _latest_values(agent / "metrics.jsonl")
+    last = _latest_values(agent / METRICS_FILE)
     keys = ("env_steps", "episode_return", "intrinsic_share", "sps")
     return ["## Agent training (latest logged values)", "", ", ".join(f"{k} {_num(last[k])}" for k in keys if k in last)
             or "no metrics logged"]
@@ -298,7 +299,8 @@ def _evaluation_lines(evaluation: Path, c: QuickstartConfig | None = None) -> li
 
     rows = ["## Evaluation", "",
             "Same seeded episodes for both; mean ± 95% confidence interval (Student's t) over episodes.", "",
-            "| policy | episodes | score | return | max dlvl | gold | episode length |", "|---|---|---|---|---|---|---|"]
+            "| policy | episodes | score | return | max dlvl | gold | episode length |",
+            "|---|---|---|---|---|---|---|"]
     found = {}
     for name in ("agent", "random"):
         path = evaluation / f"{name}.json"

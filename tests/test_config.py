@@ -24,6 +24,8 @@ def test_each_level_beats_the_previous(tmp_path):
     assert c.ppo.lr == 0.0003  # file over preset
     assert c.ppo.ent_coef == 0.05  # --set over file
     assert c.ppo.clip == 0.5  # flag over --set
+    path.write_text("ppo: {lr: 1e-3}\n")  # PyYAML reads 1e-3 as a string; the schema makes it a float
+    assert resolve_config(path).ppo.lr == 0.001
 
 
 def test_a_file_beats_its_preset_through_extends(tmp_path):
@@ -94,7 +96,8 @@ def test_train_reward_takes_the_preset_its_file_names(tmp_path):
     c = _reward_args("--config", str(path))
     assert (c.preset, c.lr, c.batch_size, c.epochs) == ("tiny", 1e-3, 128, 3)
     path.write_text("preset: tiny\nepochs: 7\n")
-    assert (_reward_args("--config", str(path)).epochs, _reward_args("--config", str(path), "--epochs", "2").epochs) == (7, 2)
+    assert _reward_args("--config", str(path)).epochs == 7  # the file over its preset
+    assert _reward_args("--config", str(path), "--epochs", "2").epochs == 2  # a flag over the file
     assert _reward_args().lr == 1e-5  # the default preset
     with pytest.raises(MotifError, match=r"^config: model.embed_dim='wide' is not an int"):
         _reward_args("--set", "model.embed_dim=wide").model_config()

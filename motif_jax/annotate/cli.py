@@ -72,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="generate (default): reasoning + regex verdict; logprob: P('1') vs P('2'), soft labels")
     parser.add_argument("--both-orders", action="store_true", default=None, help="also ask with captions swapped")
     parser.add_argument("--tie-band", type=float, help="logprob mode: |P(first) - 0.5| <= band is a tie (0.1)")
-    parser.add_argument("--model", help="GGUF file (llamacpp), served model name (openai), HF id or folder (vllm; see export-model)")
+    parser.add_argument("--model", help="GGUF file (llamacpp), served model name (openai), "
+                                         "HF id or folder (vllm; see export-model)")
     parser.add_argument("--name", help="annotator name (default <model>_<goal>_<template>[_logprob][_both])")
     parser.add_argument("--judge", help="rules backend: judge YAML file or a name in configs/judges/ (default nethack)")
     work = parser.add_argument_group("work split and resumption")
