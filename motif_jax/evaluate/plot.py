@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from motif_jax.errors import MotifError
-from motif_jax.metrics import read_metrics
+from motif_jax.metrics import METRICS_FILE, read_metrics
 
 # panel name -> (title, metric keys drawn in it)
 PANELS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -143,7 +143,7 @@ def seed_band(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 200):
 def _load_run(run_dir: Path) -> tuple[list[dict[str, Any]], Any]:
     from motif_jax.config import load_yaml
 
-    rows = with_extrinsic_share(load_metrics(run_dir / "metrics.jsonl"))
+    rows = with_extrinsic_share(load_metrics(run_dir / METRICS_FILE))
     config_path = run_dir / "config.yaml"
     config = load_yaml(config_path) if config_path.is_file() else {"run": str(run_dir)}
     return rows, config

@@ -31,7 +31,7 @@ from motif_jax.errors import MotifError
 from motif_jax.evaluate.stats import json_safe
 from motif_jax.experiment import results as results_mod
 from motif_jax.experiment.spec import Experiment, digest, train_config_path
-from motif_jax.metrics import last_value
+from motif_jax.metrics import METRICS_FILE, last_value
 
 EVAL_UNITS_PER_EPISODE = 1000  # progress units of one evaluation episode (training: one per env step)
 
@@ -170,7 +170,7 @@ def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
                 for item in [*exp.train.set, *c.set]:
                     argv += ["--set", str(item)]
                 steps.append(Step("train", argv, folder / "train.log", units=train_steps,
-                                  metrics=folder / "metrics.jsonl"))
+                                  metrics=folder / METRICS_FILE))
                 evaluate.insert(1, str(folder / "checkpoints"))
                 resumable = folder / "checkpoints"
             steps.append(Step("evaluate", evaluate, folder / "evaluate.log", units=e.episodes * EVAL_UNITS_PER_EPISODE))
