@@ -28,8 +28,11 @@ UNREADABLE_SUFFIX = ".unreadable"
 
 def one_line(error: BaseException, limit: int = 240) -> str:
     """An exception as one short line (TensorStore errors span many lines of specs)."""
-    text = (str(error).strip().splitlines() or [""])[0]
+    raw = error.args[0] if isinstance(error, KeyError) and error.args else error  # no repr quotes
+    text = (str(raw).strip().splitlines() or [""])[0]
     text = text if len(text) <= limit else text[: limit - 3] + "..."
+    if isinstance(error, KeyError) and "not found in the checkpoint" in text:
+        return f"not a checkpoint written by motif ({text})"
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -189,6 +192,7 @@ def abstract_like(tree: Any, sharding=None) -> Any:
     """ShapeDtypeStructs for ``tree``, optionally placed with one sharding (e.g. replicated on a new mesh)."""
 
     def leaf(x):
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding if sharding is not None else getattr(x, "sharding", None))
+        placed = sharding if sharding is not None else getattr(x, "sharding", None)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=placed)
 
     return jax.tree.map(leaf, tree)

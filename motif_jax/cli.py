@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from motif_jax.errors import MotifError
+from motif_jax.errors import MotifError, disk_problem
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -62,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except MotifError as e:
         print(f"motif {name}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if disk_problem(e) is None:
+            raise
+        where = f"{e.filename}: " if e.filename else ""  # a write no stage turned into its own message
+        print(f"motif {name}: error: {where}{disk_problem(e)}; free space (or fix permissions) and rerun",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"motif {name}: interrupted", file=sys.stderr)

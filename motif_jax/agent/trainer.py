@@ -24,8 +24,8 @@ from motif_jax.agent.config import TrainConfig, to_dict
 from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.learner import Learner
 from motif_jax.agent.metrics import METRICS_FILE, MetricsLogger, drop_metrics_after
-from motif_jax.agent.rollout import concat_rows
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
+from motif_jax.agent.rollout import concat_rows
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.errors import MotifError, make_dir
 

@@ -24,8 +24,9 @@ import time
 import warnings
 import weakref
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -61,7 +62,7 @@ def make_pool(
     pin_workers: bool = True,
     cpu_offset: int = 0,
     step_timeout_s: float | None = DEFAULT_STEP_TIMEOUT_S,
-) -> "ActorPool":
+) -> ActorPool:
     """A started pool; call `async_reset()` then `recv()`/`send()` (or `step()`), and `close()` at the end.
 
     `task_or_factory` is a task name (see `motif_jax.envs.TASKS`) or a picklable zero-argument callable
@@ -333,7 +334,8 @@ class ActorPool:
             if count and (min(values) < 0 or max(values) >= n):
                 raise MotifError(f"actions must lie in [0, {n}), got {values}")
         elif not np.can_cast(actions.dtype, self._actions.dtype, "same_kind"):
-            raise MotifError(f"actions of dtype {actions.dtype} do not fit the action space dtype {self._actions.dtype}")
+            raise MotifError(f"actions of dtype {actions.dtype} do not fit the action space dtype "
+                             f"{self._actions.dtype}")
         return actions
 
     def _dispatch(self, ids) -> None:

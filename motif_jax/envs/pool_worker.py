@@ -18,8 +18,9 @@ import threading
 import time
 import traceback
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

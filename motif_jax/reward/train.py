@@ -26,7 +26,7 @@ import optax
 from motif_jax import parallel
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.config import from_dict
-from motif_jax.errors import MotifError
+from motif_jax.errors import MotifError, make_dir
 from motif_jax.metrics import METRICS_FILE, MetricsWriter, keep_metrics
 from motif_jax.numerics import all_finite
 from motif_jax.progress import ProgressBar
@@ -203,7 +203,7 @@ def train_reward(
     fingerprint = dataset_fingerprint(ds, annotator)
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     state = parallel.replicate(train_state(init_weights(model, config.seed), config.lr), mesh)
     start_epoch = 0
     ckpt = Checkpointer(out_dir / CHECKPOINT_DIR, max_to_keep=config.keep)
