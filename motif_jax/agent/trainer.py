@@ -185,6 +185,8 @@ class Trainer:
         target = abstract_like(self._ckpt_items())
 
         def load(step):
+            if "obs_spec" not in ckpt.restore_meta(step):
+                raise MotifError(f"{ckpt.directory / str(step)} is not an agent checkpoint")
             if ckpt.has_item(step, "params"):
                 return ckpt.restore_items(step, target)
             # Written before the parameters were an item of their own: {"train": {params, opt_state}, rng}.
@@ -197,8 +199,9 @@ class Trainer:
 
         try:
             out, step = ckpt.restore_newest(load, set_aside=True)
-        except MotifError as e:
-            raise MotifError(f"--resume: {e} (does it fit this config?)") from e.__cause__
+        except MotifError as e:  # a library error underneath: most likely a config that changed the model
+            hint = " (does it fit this config?)" if e.__cause__ is not None else ""
+            raise MotifError(f"--resume: {e}{hint}") from e.__cause__
         self.train_state = {"params": out["params"], "opt_state": out["state"]["opt_state"]}
         # Via the host: a restored array is committed to one device, which the mesh-wide update rejects.
         self.key = jax.random.wrap_key_data(np.asarray(out["state"]["rng"].addressable_data(0)))
