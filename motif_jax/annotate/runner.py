@@ -1,8 +1,9 @@
 """The annotation loop: pending pairs of one chunk -> dedup -> cache -> batched LLM calls -> labels.
 
 Resumability comes from the label file itself (label 3 = not done yet) plus the answer cache: after
-each block the cache lines are appended and then the labels flushed, so a killed process loses at
-most the block in flight, and a rerun skips done pairs and re-answers cached ones for free.
+each block the cache lines are appended and synced, and only then the labels written, so a killed
+process loses at most the block in flight, every label on disk has its answer in the cache, and a
+rerun skips done pairs and re-answers cached ones for free.
 """
 
 from __future__ import annotations
