@@ -91,6 +91,17 @@ def assert_gone(pids: list[int], within_s: float = 5.0) -> None:
     assert not survivors, f"processes outlived their killed owner: {survivors}"
 
 
+def newest_step(folder) -> int:
+    """The newest finished checkpoint step in ``folder`` (Orbax renames a step's folder when it is done)."""
+    return max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0) if folder.is_dir() else 0
+
+
+def targets(rng: random.Random, low: int, high: int) -> list[int]:
+    """KILLS increasing progress marks in [low, high]: each kill comes after the stage got that far (so a
+    slow or fast machine kills at the same points of the work), plus a small random delay."""
+    return sorted(rng.sample(range(low, high + 1), KILLS))
+
+
 def finish(args: list[str], log, timeout: float = 600) -> None:
     proc = start(args, log)
     assert proc.wait(timeout=timeout) == 0, open(log.name).read()[-3000:]
@@ -109,10 +120,16 @@ collect(settings, sys.argv[1], show_progress=False, checkpoint_seconds=0.3)
 def test_kill_collect_then_rerun_completes_a_valid_dataset(tmp_path):
     rng = random.Random(1)
     out, log = tmp_path / "ds", open(tmp_path / "log", "w")
+    def done_slots():
+        try:
+            return int((np.load(out / ".collect" / "slots.npy") == 2).sum())
+        except (OSError, ValueError):
+            return 0
+
     killed = 0
-    for _ in range(KILLS):
+    for mark in targets(rng, 60, 540):  # of 600 slots
         proc = start([sys.executable, "-c", COLLECT, str(out)], log)
-        killed += kill_when(proc, lambda: (out / ".collect" / "progress.json").exists(), rng.uniform(0, 4))
+        killed += kill_when(proc, lambda mark=mark: done_slots() >= mark, rng.uniform(0, 0.3))
     assert killed >= 2
     finish([sys.executable, "-c", COLLECT, str(out)], log)
 
@@ -248,11 +265,13 @@ def test_kill_train_reward_then_resume_finishes_with_the_same_step_count(tmp_pat
     args = motif("train-reward", str(ds), "--annotator", "score", "--preset", "tiny", "--epochs", "6",
                  "--batch-size", "32", "--out", str(out), "--no-progress", "--resume")
 
-    def saved():
-        folder = out / "checkpoints"
-        return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+    def past(epoch):  # the epoch's line is logged right after its checkpoint save starts (async)
+        def ready():
+            lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
+            return len(lines) >= epoch
+        return ready
 
-    killed = sum(kill_when(start(args, log), saved, rng.uniform(0, 2.5)) for _ in range(KILLS))
+    killed = sum(kill_when(start(args, log), past(epoch), rng.uniform(0, 0.5)) for epoch in targets(rng, 1, 5))
     assert killed >= 2
     finish(args, log)
 
@@ -277,13 +296,10 @@ def test_kill_train_then_resume_finishes_with_the_same_step_count(tmp_path):
     first = motif("train", "--env", "envpool:CartPole-v1", "--preset", "mlp", "--num-envs", "8", *common)
     resume = motif("train", "--resume", *common)
 
-    def saved():
-        folder = run / "checkpoints"
-        return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
-
     killed = 0
-    for i in range(KILLS):
-        killed += kill_when(start(first if i == 0 else resume, log), saved, rng.uniform(0, 3))
+    for i, update in enumerate(targets(rng, 1, 15)):  # of 16 updates of 1024 steps, each checkpointed
+        ready = (lambda step=1024 * update: newest_step(run / "checkpoints") >= step)
+        killed += kill_when(start(first if i == 0 else resume, log), ready, rng.uniform(0, 0.5))
     assert killed >= 2
     finish(resume, log)
 
