@@ -14,7 +14,10 @@ TARGETS = {
     "reward": ("motif_jax.reward.benchmark", "reward-model training pairs/s and scoring captions/s"),
     "train": ("motif_jax.agent.benchmark", "end-to-end trainer steps/s against the pool's ceiling"),
     "learner": ("motif_jax.agent.benchmark_learner", "the PPO update alone on a synthetic batch (no envs)"),
-    "actor": ("motif_jax.agent.benchmark_actor", "one actor thread's host cost per env step, with and without inference"),
+    "actor": (
+        "motif_jax.agent.benchmark_actor",
+        "one actor thread's host cost per env step, with and without inference",
+    ),
 }
 
 

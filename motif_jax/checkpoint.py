@@ -51,8 +51,7 @@ logging.getLogger("absl").addFilter(_QuietDiskErrors())
 
 
 class Checkpointer:
-    def __init__(self, directory: str | Path, max_to_keep: int = 3, async_save: bool = True,
-                 read_only: bool = False):
+    def __init__(self, directory: str | Path, max_to_keep: int = 3, async_save: bool = True, read_only: bool = False):
         """``read_only`` (evaluation, inference): create nothing."""
         self.directory = Path(directory).absolute()
         if read_only and not self.directory.is_dir():
@@ -60,7 +59,9 @@ class Checkpointer:
         if not read_only:
             make_dir(self.directory, "checkpoint directory")
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=not read_only,
+            max_to_keep=max_to_keep,
+            enable_async_checkpointing=async_save,
+            create=not read_only,
             read_only=read_only,
         )  # a killed save's temporary folder is ignored, and replaced when that step is saved again
         self.manager = ocp.CheckpointManager(self.directory, options=options)
@@ -72,8 +73,7 @@ class Checkpointer:
         self.wait()  # Orbax waits for the previous save anyway; this way its failure names its own step
         args = {name: ocp.args.StandardSave(tree) for name, tree in items.items()}
         with self._write_errors(step):
-            saved = self.manager.save(step, args=ocp.args.Composite(**args, meta=ocp.args.JsonSave(meta)),
-                                      force=force)
+            saved = self.manager.save(step, args=ocp.args.Composite(**args, meta=ocp.args.JsonSave(meta)), force=force)
         self._saving = step
         return saved
 
@@ -111,8 +111,9 @@ class Checkpointer:
     def restore_meta(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
-    def restore_newest(self, load: Callable[[int], T], step: int | None = None,
-                       set_aside: bool = False) -> tuple[T, int]:
+    def restore_newest(
+        self, load: Callable[[int], T], step: int | None = None, set_aside: bool = False
+    ) -> tuple[T, int]:
         """``(load(s), s)`` for the newest step ``s`` that loads (or exactly ``step``).
 
         A step that fails to load is reported in a warning and skipped; with ``set_aside`` (a trainer
@@ -135,8 +136,9 @@ class Checkpointer:
         if isinstance(error, MotifError):
             raise error
         older = f" (and {len(failures) - 1} older step(s))" if len(failures) > 1 else ""
-        raise MotifError(f"checkpoint {self.directory / str(newest)} cannot be restored{older}: "
-                         f"{one_line(error)}") from error
+        raise MotifError(
+            f"checkpoint {self.directory / str(newest)} cannot be restored{older}: {one_line(error)}"
+        ) from error
 
     def _skipped(self, failures: list[tuple[int, BaseException]], used: int, set_aside: bool) -> None:
         for step, error in failures:
@@ -146,8 +148,11 @@ class Checkpointer:
                 target = _free_name(where.with_name(where.name + UNREADABLE_SUFFIX))
                 where.rename(target)
                 note = f"; moved to {target.name}"
-            warnings.warn(f"checkpoint {where} is unreadable ({one_line(error)}); using step {used} instead{note}",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"checkpoint {where} is unreadable ({one_line(error)}); using step {used} instead{note}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         if set_aside:
             self.manager.reload()
 
@@ -177,8 +182,9 @@ class _WriteErrors:
         done = [s for s in c.steps() if s != self.step]
         kept = f"the previous checkpoint (step {done[-1]}) is intact" if done else "no earlier checkpoint exists"
         step = "" if self.step is None else f" step {self.step}"
-        raise MotifError(f"{problem} while writing checkpoint{step} in {c.directory}; {kept}; "
-                         "free space and rerun with --resume") from error
+        raise MotifError(
+            f"{problem} while writing checkpoint{step} in {c.directory}; {kept}; free space and rerun with --resume"
+        ) from error
 
 
 def _free_name(path: Path) -> Path:

@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         if disk_problem(e) is None:
             raise
         where = f"{e.filename}: " if e.filename else ""  # a write no stage turned into its own message
-        print(f"motif {name}: error: {where}{disk_problem(e)}; free space (or fix permissions) and rerun",
-              file=sys.stderr)
+        print(
+            f"motif {name}: error: {where}{disk_problem(e)}; free space (or fix permissions) and rerun", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         print(f"motif {name}: interrupted", file=sys.stderr)

@@ -87,8 +87,11 @@ def flag_layer(flags: Mapping[str, Any] | None) -> Layer:
     return "flags", nested
 
 
-def stage_layers(file: str | Path | None, overrides: Sequence[str] | None, flags: Mapping[str, Any] | None,
-                 ) -> list[Layer]:
+def stage_layers(
+    file: str | Path | None,
+    overrides: Sequence[str] | None,
+    flags: Mapping[str, Any] | None,
+) -> list[Layer]:
     """The layers above the preset: the file's chain (a shipped config may be named: ``score``), ``--set``,
     the flags."""
     return [*(file_layers(config_file(file)) if file else []), set_layer(overrides), flag_layer(flags)]
@@ -109,8 +112,7 @@ def last_setter(layers: Sequence[Layer], key: str) -> int:
     return max((i for i, (_, data) in enumerate(layers) if _get(data, key) is not _ABSENT), default=-1)
 
 
-def merge(schema: type, layers: Sequence[Layer], choices: Mapping[str, Sequence] | None = None,
-          prefix: str = ""):
+def merge(schema: type, layers: Sequence[Layer], choices: Mapping[str, Sequence] | None = None, prefix: str = ""):
     """An instance of dataclass ``schema`` from its defaults and ``layers`` in order, type-checked.
 
     ``choices`` maps dotted keys to their allowed values, checked after the merge; ``prefix`` is where
@@ -205,8 +207,9 @@ def type_name(tp: Any) -> str:
     return names.get(tp, "a value")
 
 
-def _explain(e: OmegaConfBaseException, schema: type, merged: DictConfig, data: Mapping, where: str,
-             prefix: str) -> str:
+def _explain(
+    e: OmegaConfBaseException, schema: type, merged: DictConfig, data: Mapping, where: str, prefix: str
+) -> str:
     """One line for an OmegaConf merge error: the key, the value given and the type expected."""
     key = e.full_key or _section_given_a_value(merged, data) or ""
     if isinstance(e, (ConfigKeyError, ConfigAttributeError)):
@@ -267,8 +270,14 @@ def describe_keys(schema: type, prefix: str = "") -> list[str]:
             lines += describe_keys(tp, f"{key}.")
             continue
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        shown = yaml.safe_dump(list(default) if isinstance(default, tuple) else default,
-                               default_flow_style=True, width=1000).strip().removesuffix("\n...").strip()
+        shown = (
+            yaml.safe_dump(
+                list(default) if isinstance(default, tuple) else default, default_flow_style=True, width=1000
+            )
+            .strip()
+            .removesuffix("\n...")
+            .strip()
+        )
         doc = docs.get(f.name, "")
         lines.append(f"  {key} ({type_name(tp).split(' ', 1)[-1]}, default {shown})" + (f": {doc}" if doc else ""))
     return lines
@@ -276,8 +285,10 @@ def describe_keys(schema: type, prefix: str = "") -> list[str]:
 
 def help_epilog(schema: type, stage: str) -> str:
     """The keys a stage's config file and ``--set`` accept, for the bottom of its ``--help``."""
-    return (f"config keys (YAML file, --set KEY=VALUE; `motif config show {stage}` prints the resolved values):\n"
-            + "\n".join(describe_keys(schema)))
+    return (
+        f"config keys (YAML file, --set KEY=VALUE; `motif config show {stage}` prints the resolved values):\n"
+        + "\n".join(describe_keys(schema))
+    )
 
 
 def no_preset(stage: str, preset: str | None) -> None:
@@ -308,8 +319,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["show"])
     parser.add_argument("stage", nargs="?", choices=sorted(STAGES), default="train", help="default: train")
     parser.add_argument("--config", help="YAML config file of that stage")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a key (repeatable)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key (repeatable)"
+    )
     parser.add_argument("--preset", help="the stage's preset (train, train-reward)")
     parser.add_argument("--help-keys", action="store_true", help="list the stage's keys: type, default, doc")
 

@@ -10,8 +10,13 @@ class MotifError(Exception):
     """A problem the user can fix (bad file, bad option, missing dependency). Message = one line."""
 
 
-_DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-                errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EIO: "I/O error"}
+_DISK_ERRORS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EIO: "I/O error",
+}
 DISK_PHRASES = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
 
 

@@ -72,8 +72,11 @@ def read_metrics(path: str | Path, strict: bool = False) -> list[dict[str, Any]]
     return records
 
 
-def keep_metrics(path: str | Path, keep: Callable[[dict[str, Any]], bool],
-                 extra: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None) -> None:
+def keep_metrics(
+    path: str | Path,
+    keep: Callable[[dict[str, Any]], bool],
+    extra: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+) -> None:
     """On resume: keep the records ``keep`` accepts (those up to the restored checkpoint: a killed run logged
     past it), plus what ``extra(kept)`` adds, replacing the file atomically so the resumed run follows on."""
     path = Path(path)

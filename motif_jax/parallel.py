@@ -11,7 +11,8 @@ import os
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from motif_jax.errors import MotifError
 
@@ -51,8 +52,10 @@ def local_devices_at(indices, role: str) -> list:
     local = jax.local_devices()
     bad = [i for i in indices if not isinstance(i, int) or not 0 <= i < len(local)]
     if bad or not indices:
-        raise MotifError(f"{role}.devices {list(indices)}: need indices in [0, {len(local)}) of this process's "
-                         f"devices ({', '.join(str(d) for d in local)})")
+        raise MotifError(
+            f"{role}.devices {list(indices)}: need indices in [0, {len(local)}) of this process's "
+            f"devices ({', '.join(str(d) for d in local)})"
+        )
     return [local[i] for i in indices]
 
 

@@ -38,9 +38,18 @@ class ProgressBar:
     for the next phase (an epoch). Not a terminal: one line every ``line_every_s`` seconds, and one at the
     end unless ``transient`` (the caller reports the result itself)."""
 
-    def __init__(self, description: str, total: int, unit: str = "items", *, completed: int = 0,
-                 enabled: bool = True, transient: bool = False, line_every_s: float = 30.0,
-                 console: Console | None = None):
+    def __init__(
+        self,
+        description: str,
+        total: int,
+        unit: str = "items",
+        *,
+        completed: int = 0,
+        enabled: bool = True,
+        transient: bool = False,
+        line_every_s: float = 30.0,
+        console: Console | None = None,
+    ):
         self.description, self.total, self.unit = description, max(int(total), 0), unit
         self.done, self.info = int(completed), ""
         self.enabled, self.transient, self.line_every_s = enabled, transient, line_every_s
@@ -53,9 +62,16 @@ class ProgressBar:
             return self
         self.console = self.console or Console(stderr=True)
         if self.console.is_terminal:
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(self.unit),
-                       TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                       TimeRemainingColumn())
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _RateColumn(self.unit),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            )
             self._progress = Progress(*columns, console=self.console, transient=self.transient)
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=self.total, completed=self.done, info="")
@@ -94,8 +110,11 @@ class ProgressBar:
         rate = (self.done - self._first) / max(now - self._start, 1e-9)
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
         info = f", {self.info}" if self.info else ""
-        self.console.print(f"{self.description}: {self.done}/{self.total} {self.unit}, {rate:.2f} {self.unit}/s, "
-                           f"ETA {eta:.0f} s{info}", highlight=False)
+        self.console.print(
+            f"{self.description}: {self.done}/{self.total} {self.unit}, {rate:.2f} {self.unit}/s, "
+            f"ETA {eta:.0f} s{info}",
+            highlight=False,
+        )
 
     def __exit__(self, *exc) -> bool:
         if self._progress is not None:

@@ -99,8 +99,14 @@ class Stage:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_keys_help(parser, QuickstartConfig, "quickstart")
     parser.add_argument("--config", default="configs/quickstart.yaml", help="quick start settings (YAML)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (listed below), e.g. --set train.steps=20000")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (listed below), e.g. --set train.steps=20000",
+    )
     parser.add_argument("--out", help="output folder (config: out; default runs/quickstart)")
     parser.add_argument("--fresh", action="store_true", help="delete the output folder first and redo every stage")
 
@@ -150,32 +156,133 @@ def build_stages(c: QuickstartConfig) -> list[Stage]:
     evaluation = out / "evaluation"
     seed = str(c.seed)
     e = c.evaluate
-    eval_common = ["--task", c.task, "--episodes", str(e.episodes), "--seed", seed, "--num-envs", str(e.num_envs),
-                   "--max-episode-steps", str(e.max_episode_steps)]
+    eval_common = [
+        "--task",
+        c.task,
+        "--episodes",
+        str(e.episodes),
+        "--seed",
+        seed,
+        "--num-envs",
+        str(e.num_envs),
+        "--max-episode-steps",
+        str(e.max_episode_steps),
+    ]
 
     def random_baseline() -> None:
         _invoke(["evaluate", "--policy", "random", *eval_common, "--json", str(evaluation / "random.json")])
 
     return [
-        Stage("collect", "motif_jax.data.collect_cli", dataset,
-              ["collect", "--task", c.task, "--pairs", str(c.collect.pairs), "--seed", seed,
-               "--num-envs", str(c.collect.num_envs), "--out", str(dataset)]),
-        Stage("annotate", "motif_jax.annotate.cli", dataset / "preference" / f"{c.annotate.name}.npy",
-              ["annotate", str(dataset), "--backend", c.annotate.backend, "--goal", c.annotate.goal,
-               "--mode", c.annotate.mode, "--name", c.annotate.name, *c.annotate.extra]),
-        Stage("judge", "motif_jax.annotate.rules", dataset / "preference" / f"{c.judge.name}.npy",
-              ["annotate", str(dataset), "--backend", "rules", "--judge", c.judge.judge, "--goal", c.judge.goal,
-               "--name", c.judge.name]),
-        Stage("train-reward", "motif_jax.reward.cli", reward,
-              ["train-reward", str(dataset), "--annotator", reward_annotator(c), "--preset", c.reward.preset,
-               "--epochs", str(c.reward.epochs), "--seed", seed, "--out", str(reward)]),
-        Stage("train", "motif_jax.agent.cli", agent,
-              ["train", "--config", c.train.config, "--preset", c.train.preset, "--steps", str(c.train.steps),
-               "--seed", seed, "--reward", str(reward), "--out", str(agent), *c.train.extra]),
-        Stage("evaluate", "motif_jax.evaluate.cli", evaluation,
-              ["evaluate", str(agent / "checkpoints"), *eval_common, "--json", str(evaluation / "agent.json"),
-               "--record", str(evaluation / "replay"), "--record-episodes", str(e.record_episodes)],
-              after=random_baseline),
+        Stage(
+            "collect",
+            "motif_jax.data.collect_cli",
+            dataset,
+            [
+                "collect",
+                "--task",
+                c.task,
+                "--pairs",
+                str(c.collect.pairs),
+                "--seed",
+                seed,
+                "--num-envs",
+                str(c.collect.num_envs),
+                "--out",
+                str(dataset),
+            ],
+        ),
+        Stage(
+            "annotate",
+            "motif_jax.annotate.cli",
+            dataset / "preference" / f"{c.annotate.name}.npy",
+            [
+                "annotate",
+                str(dataset),
+                "--backend",
+                c.annotate.backend,
+                "--goal",
+                c.annotate.goal,
+                "--mode",
+                c.annotate.mode,
+                "--name",
+                c.annotate.name,
+                *c.annotate.extra,
+            ],
+        ),
+        Stage(
+            "judge",
+            "motif_jax.annotate.rules",
+            dataset / "preference" / f"{c.judge.name}.npy",
+            [
+                "annotate",
+                str(dataset),
+                "--backend",
+                "rules",
+                "--judge",
+                c.judge.judge,
+                "--goal",
+                c.judge.goal,
+                "--name",
+                c.judge.name,
+            ],
+        ),
+        Stage(
+            "train-reward",
+            "motif_jax.reward.cli",
+            reward,
+            [
+                "train-reward",
+                str(dataset),
+                "--annotator",
+                reward_annotator(c),
+                "--preset",
+                c.reward.preset,
+                "--epochs",
+                str(c.reward.epochs),
+                "--seed",
+                seed,
+                "--out",
+                str(reward),
+            ],
+        ),
+        Stage(
+            "train",
+            "motif_jax.agent.cli",
+            agent,
+            [
+                "train",
+                "--config",
+                c.train.config,
+                "--preset",
+                c.train.preset,
+                "--steps",
+                str(c.train.steps),
+                "--seed",
+                seed,
+                "--reward",
+                str(reward),
+                "--out",
+                str(agent),
+                *c.train.extra,
+            ],
+        ),
+        Stage(
+            "evaluate",
+            "motif_jax.evaluate.cli",
+            evaluation,
+            [
+                "evaluate",
+                str(agent / "checkpoints"),
+                *eval_common,
+                "--json",
+                str(evaluation / "agent.json"),
+                "--record",
+                str(evaluation / "replay"),
+                "--record-episodes",
+                str(e.record_episodes),
+            ],
+            after=random_baseline,
+        ),
         Stage("plot", "motif_jax.evaluate.plot", out / "plots", ["plot", str(agent), "--out", str(out / "plots")]),
     ]
 
@@ -223,8 +330,9 @@ def _invoke(argv: list[str]) -> None:
 
     code = main(argv)
     if code != 0:
-        raise MotifError(f"`motif {' '.join(argv)}` failed (exit {code}); "
-                         "fix the error above and rerun the quick start")
+        raise MotifError(
+            f"`motif {' '.join(argv)}` failed (exit {code}); fix the error above and rerun the quick start"
+        )
 
 
 # ----------------------------------------------------------------------------- summary
@@ -232,17 +340,36 @@ def _invoke(argv: list[str]) -> None:
 
 def write_summary(c: QuickstartConfig, stages: list[Stage], durations: dict[str, float]) -> Path:
     out = Path(c.out)
-    teacher = (f"the rules judge `{c.judge.name}`" if c.reward.annotator == "judge"
-               else f"SmolLM2's labels `{c.annotate.name}`")
-    lines = ["# Motif quick start", "",
-             f"Task `{c.task}`, seed {c.seed}. SmolLM2-135M annotates the pairs: a real LLM that runs anywhere "
-             "but judges poorly, so it is measured against a transparent rules judge, and the reward model "
-             f"learns from {teacher}. Point `motif annotate` at vLLM or a server for real annotations.", "",
-             "| stage | output | minutes |", "|---|---|---|"]
+    teacher = (
+        f"the rules judge `{c.judge.name}`"
+        if c.reward.annotator == "judge"
+        else f"SmolLM2's labels `{c.annotate.name}`"
+    )
+    lines = [
+        "# Motif quick start",
+        "",
+        f"Task `{c.task}`, seed {c.seed}. SmolLM2-135M annotates the pairs: a real LLM that runs anywhere "
+        "but judges poorly, so it is measured against a transparent rules judge, and the reward model "
+        f"learns from {teacher}. Point `motif annotate` at vLLM or a server for real annotations.",
+        "",
+        "| stage | output | minutes |",
+        "|---|---|---|",
+    ]
     lines += [f"| {s.name} | `{s.output}` | {durations.get(s.name, 0) / 60:.1f} |" for s in stages]
-    lines += ["", *_dataset_lines(out / "dataset", c), "", *_reward_lines(out / "reward"), "",
-              *_agent_lines(out / "agent"), "", *_evaluation_lines(out / "evaluation", c), "",
-              "## Learning curves", "", "![learning curves](plots/learning_curves.png)"]
+    lines += [
+        "",
+        *_dataset_lines(out / "dataset", c),
+        "",
+        *_reward_lines(out / "reward"),
+        "",
+        *_agent_lines(out / "agent"),
+        "",
+        *_evaluation_lines(out / "evaluation", c),
+        "",
+        "## Learning curves",
+        "",
+        "![learning curves](plots/learning_curves.png)",
+    ]
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -260,15 +387,23 @@ def _dataset_lines(dataset: Path, c: QuickstartConfig) -> list[str]:
     from motif_jax.data import open_dataset
 
     ds = open_dataset(dataset)
-    lines = ["## Preferences", "", f"{len(ds)} caption pairs.", "",
-             f"- LLM `{c.annotate.name}`: {_label_counts(ds.labels(c.annotate.name))}."]
+    lines = [
+        "## Preferences",
+        "",
+        f"{len(ds)} caption pairs.",
+        "",
+        f"- LLM `{c.annotate.name}`: {_label_counts(ds.labels(c.annotate.name))}.",
+    ]
     if c.judge.name in ds.annotators:
         lines.append(f"- rules judge `{c.judge.name}`: {_label_counts(ds.labels(c.judge.name))}.")
         r = agreement(ds.labels(c.annotate.name), ds.labels(c.judge.name))
         rate = "n/a" if not r["both_decided"] else f"{r['rate']:.1%}"
-        lines += ["", f"SmolLM2 agrees with the rules judge on **{rate}** of the {r['both_decided']} pairs both "
-                  f"prefer a caption in (50% is chance); {r['only_a_decided']} pairs only SmolLM2 decided, "
-                  f"{r['only_b_decided']} only the judge."]
+        lines += [
+            "",
+            f"SmolLM2 agrees with the rules judge on **{rate}** of the {r['both_decided']} pairs both "
+            f"prefer a caption in (50% is chance); {r['only_a_decided']} pairs only SmolLM2 decided, "
+            f"{r['only_b_decided']} only the judge.",
+        ]
     return lines
 
 
@@ -282,25 +417,33 @@ def _latest_values(path: Path) -> dict[str, Any]:
 
 def _reward_lines(reward: Path) -> list[str]:
     last = _latest_values(reward / METRICS_FILE)
-    shown = {k: v for k, v in last.items()
-             if isinstance(v, (int, float)) and ("acc" in k or "loss" in k or k == "epoch")}
+    shown = {
+        k: v for k, v in last.items() if isinstance(v, (int, float)) and ("acc" in k or "loss" in k or k == "epoch")
+    }
     return ["## Reward model", "", ", ".join(f"{k} {_num(v)}" for k, v in shown.items()) or "no metrics logged"]
 
 
 def _agent_lines(agent: Path) -> list[str]:
     last = _latest_values(agent / METRICS_FILE)
     keys = ("env_steps", "episode_return", "intrinsic_share", "sps")
-    return ["## Agent training (latest logged values)", "", ", ".join(f"{k} {_num(last[k])}" for k in keys if k in last)
-            or "no metrics logged"]
+    return [
+        "## Agent training (latest logged values)",
+        "",
+        ", ".join(f"{k} {_num(last[k])}" for k in keys if k in last) or "no metrics logged",
+    ]
 
 
 def _evaluation_lines(evaluation: Path, c: QuickstartConfig | None = None) -> list[str]:
     from motif_jax.evaluate.stats import mean_ci95
 
-    rows = ["## Evaluation", "",
-            "Same seeded episodes for both; mean ± 95% confidence interval (Student's t) over episodes.", "",
-            "| policy | episodes | score | return | max dlvl | gold | episode length |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "## Evaluation",
+        "",
+        "Same seeded episodes for both; mean ± 95% confidence interval (Student's t) over episodes.",
+        "",
+        "| policy | episodes | score | return | max dlvl | gold | episode length |",
+        "|---|---|---|---|---|---|---|",
+    ]
     found = {}
     for name in ("agent", "random"):
         path = evaluation / f"{name}.json"
@@ -331,14 +474,20 @@ def _verdict(agent: dict, random: dict, field: str = "score") -> str:
     a = mean_ci95([e[field] for e in agent["per_episode"]])
     b = mean_ci95([e[field] for e in random["per_episode"]])
     if a[0] - a[1] > b[0] + b[1]:
-        return (f"**The agent beats random**: mean {field} {_num(a[0])} vs {_num(b[0])}, "
-                "and the 95% intervals do not overlap.")
+        return (
+            f"**The agent beats random**: mean {field} {_num(a[0])} vs {_num(b[0])}, "
+            "and the 95% intervals do not overlap."
+        )
     if a[0] + a[1] < b[0] - b[1]:
-        return (f"**The agent is worse than random** (mean {field} {_num(a[0])} ± {_num(a[1])} vs "
-                f"{_num(b[0])} ± {_num(b[1])}, intervals separated): at this scale the intrinsic reward "
-                "does not yet teach the score (see the README's Experiments).")
-    return (f"**The agent does not beat random with separated intervals** (mean {field} {_num(a[0])} ± {_num(a[1])} "
-            f"vs {_num(b[0])} ± {_num(b[1])}): train longer (`--set train.steps=...`).")
+        return (
+            f"**The agent is worse than random** (mean {field} {_num(a[0])} ± {_num(a[1])} vs "
+            f"{_num(b[0])} ± {_num(b[1])}, intervals separated): at this scale the intrinsic reward "
+            "does not yet teach the score (see the README's Experiments)."
+        )
+    return (
+        f"**The agent does not beat random with separated intervals** (mean {field} {_num(a[0])} ± {_num(a[1])} "
+        f"vs {_num(b[0])} ± {_num(b[1])}): train longer (`--set train.steps=...`)."
+    )
 
 
 def _num(v) -> str:

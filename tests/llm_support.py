@@ -22,12 +22,27 @@ import pytest
 from annotate_data import write_pairs
 
 BIN = Path(sys.executable).parent
-CAPTIONS = ["You kill the newt!", "It's a wall.", "You see here 12 gold pieces.", "The jackal bites!",
-            "You climb down the stairs.", "", "You hear some noises in the distance.",
-            "Welcome to experience level 2.", "You find a hidden passage.", "The grid bug misses!",
-            "You feel hungry.", "There is a staircase down here."]
-ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-              "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+CAPTIONS = [
+    "You kill the newt!",
+    "It's a wall.",
+    "You see here 12 gold pieces.",
+    "The jackal bites!",
+    "You climb down the stairs.",
+    "",
+    "You hear some noises in the distance.",
+    "Welcome to experience level 2.",
+    "You find a hidden passage.",
+    "The grid bug misses!",
+    "You feel hungry.",
+    "There is a staircase down here.",
+]
+ENGINE_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "2",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
 
 
 def engine_env() -> dict:
@@ -76,10 +91,11 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         out = open(self.log, "ab")
-        self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=engine_env(),
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv, stdout=out, stderr=subprocess.STDOUT, env=engine_env(), start_new_session=True
+        )
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -109,15 +125,36 @@ def vllm_server(model: Path, port: int, log: Path) -> Server:
 
 
 def llamacpp_server(gguf: Path, port: int, log: Path) -> Server:
-    return Server([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                   "--port", str(port), "--model_alias", "smol", "--n_ctx", "2048", "--n_threads", "1",
-                   "--seed", "0"], port, log)
+    return Server(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--model_alias",
+            "smol",
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "1",
+            "--seed",
+            "0",
+        ],
+        port,
+        log,
+    )
 
 
 def motif(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run the `motif` command of this environment in its own process (as a user would)."""
-    return subprocess.run([str(BIN / "motif"), *args], capture_output=True, text=True, env=engine_env(),
-                          timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "motif"), *args], capture_output=True, text=True, env=engine_env(), timeout=timeout
+    )
 
 
 def labels_of(path: Path, name: str) -> np.ndarray:

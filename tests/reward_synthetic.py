@@ -38,8 +38,14 @@ def gold_labels(golden: np.ndarray) -> np.ndarray:
     return np.where(first & ~second, 0, np.where(second & ~first, 1, 2)).astype(np.int8)
 
 
-def write_gold_dataset(path: Path, num_pairs: int = 400, seq_len: int = 1, seed: int = 0,
-                       annotator: str = "score", unknown_fraction: float = 0.05) -> Path:
+def write_gold_dataset(
+    path: Path,
+    num_pairs: int = 400,
+    seq_len: int = 1,
+    seed: int = 0,
+    annotator: str = "score",
+    unknown_fraction: float = 0.05,
+) -> Path:
     """Pairs whose captions mention gold (p = 0.35 per member) are preferred; a few labels are 3."""
     rng = np.random.default_rng(seed)
     golden = rng.random((num_pairs, 2)) < 0.35

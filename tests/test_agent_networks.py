@@ -84,8 +84,10 @@ def test_embed_patch_conv_equals_strided_conv_of_the_embedding(batch):
     out = layer(table, ids)
     padded = jnp.pad(ids, ((0, 0), (0, 2), (0, 1)), constant_values=pad_id)  # 7x8 -> 9x9
     kernel = layer.dense.kernel[...].reshape(3, 3, 4, 5)
-    expected = jax.lax.conv_general_dilated(table[padded], kernel, (3, 3), "VALID",
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer.dense.bias[...]
+    expected = (
+        jax.lax.conv_general_dilated(table[padded], kernel, (3, 3), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        + layer.dense.bias[...]
+    )
     assert out.shape == (batch, 3, 3, 5)
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
@@ -121,12 +123,13 @@ def test_gru_scan_backward_equals_autodiff_of_the_plain_recurrence():
         def step(carry, xs):
             carry, _ = _step(w_h, carry, *xs)
             return carry, carry
+
         h_t, ys = jax.lax.scan(step, h0, (xp, first))
-        return jnp.sum(ys * weights) + jnp.sum(h_t ** 2)
+        return jnp.sum(ys * weights) + jnp.sum(h_t**2)
 
     def custom(xp, h0, w_h):
         ys, h_t = gru_scan(xp, first, h0, w_h)
-        return jnp.sum(ys * weights) + jnp.sum(h_t ** 2)
+        return jnp.sum(ys * weights) + jnp.sum(h_t**2)
 
     np.testing.assert_allclose(custom(xp, h0, w_h), plain(xp, h0, w_h), rtol=1e-6)
     for got, want in zip(jax.grad(custom, (0, 1, 2))(xp, h0, w_h), jax.grad(plain, (0, 1, 2))(xp, h0, w_h)):
@@ -142,12 +145,21 @@ def test_minibatches_follow_the_paper_batch_size_at_any_env_count():
     assert minibatches_for(12, 32, 64) == 6  # 384 frames: 6 x 64
     assert resolve_config(preset="paper", overrides=["env.num_envs=16"]).ppo.minibatches == 1
     assert resolve_config(preset="paper").ppo.minibatches == 4
-    assert resolve_config(preset="paper", overrides=["ppo.minibatch_frames=0", "ppo.minibatches=2"]).ppo.minibatches == 2
+    assert (
+        resolve_config(preset="paper", overrides=["ppo.minibatch_frames=0", "ppo.minibatches=2"]).ppo.minibatches == 2
+    )
 
 
 def test_paper_preset_follows_the_original_policy():
     c = resolve_config(preset="paper").model
-    assert (c.core, c.hidden, c.crop, c.full_map, c.message_encoder, c.activation) == ("gru", 512, 12, False, "mlp", "elu")
+    assert (c.core, c.hidden, c.crop, c.full_map, c.message_encoder, c.activation) == (
+        "gru",
+        512,
+        12,
+        False,
+        "mlp",
+        "elu",
+    )
     policy = make_policy(c, NLE_SPEC, 23, seed=0)
     assert not hasattr(policy.encoder, "map_out")
     n_params = sum(x.size for x in jax.tree.leaves(nnx.state(policy, nnx.Param)))

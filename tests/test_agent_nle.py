@@ -33,14 +33,14 @@ def test_tiny_score_run_without_reward_model(tmp_path):
 
 @pytest.fixture(scope="module")
 def reward_dir(tmp_path_factory):
-    from reward_synthetic import write_gold_dataset
-
     from motif_jax.reward.train import preset_config, train_reward
+    from reward_synthetic import write_gold_dataset
 
     root = tmp_path_factory.mktemp("reward")
     ds = write_gold_dataset(root / "ds", num_pairs=128)
-    train_reward(ds, "score", root / "out", preset_config("tiny", epochs=1, batch_size=64), devices=ONE,
-                 progress=False, log=None)
+    train_reward(
+        ds, "score", root / "out", preset_config("tiny", epochs=1, batch_size=64), devices=ONE, progress=False, log=None
+    )
     return root / "out"
 
 

@@ -1,4 +1,5 @@
-"""Resume at the saved step count (and from the run's saved config); a non-finite update stops the run and keeps the last good checkpoint."""
+"""Resume at the saved step count (and from the run's saved config); a non-finite update stops the run and
+keeps the last good checkpoint."""
 
 import jax
 import pytest
@@ -29,8 +30,23 @@ def test_resume_continues_then_non_finite_update_keeps_the_last_good_checkpoint(
 
 def test_cli_resume_rebuilds_the_config_from_the_run_directory(tmp_path):
     run = tmp_path / "run"
-    first = ["train", "--env", "envpool:CartPole-v1", "--preset", "mlp", "--steps", "1024", "--num-envs", "8",
-             "--out", str(run), "--set", "model.mlp_layers=[32]", "--set", "run.tensorboard=false"]
+    first = [
+        "train",
+        "--env",
+        "envpool:CartPole-v1",
+        "--preset",
+        "mlp",
+        "--steps",
+        "1024",
+        "--num-envs",
+        "8",
+        "--out",
+        str(run),
+        "--set",
+        "model.mlp_layers=[32]",
+        "--set",
+        "run.tensorboard=false",
+    ]
     assert main(first) == 0
     # Only --resume, --out and a new budget: env, preset and --set values come from RUN/config.yaml.
     assert main(["train", "--resume", "--out", str(run), "--steps", "2048"]) == 0

@@ -10,8 +10,15 @@ SPEC = {"obs": ((1,), np.float32)}
 def feed(builder, ids, value, reward=0.0, ended=False, first=False, state=0.0):
     ids = np.asarray(ids)
     n = len(ids)
-    builder.observe(ids, {"obs": np.full((n, 1), value, np.float32)}, np.full(n, reward, np.float32),
-                    np.full(n, ended), np.full(n, ended), np.full(n, first), np.full((n, 1), state, np.float32))
+    builder.observe(
+        ids,
+        {"obs": np.full((n, 1), value, np.float32)},
+        np.full(n, reward, np.float32),
+        np.full(n, ended),
+        np.full(n, ended),
+        np.full(n, first),
+        np.full((n, 1), state, np.float32),
+    )
     builder.record(ids, np.full(n, int(value)), np.full(n, -value, np.float32))
 
 

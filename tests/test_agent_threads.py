@@ -12,8 +12,11 @@ CARTPOLE = ["run.tensorboard=false", "run.checkpoint_every=1000000", "ppo.rollou
 
 
 def train(tmp_path, name, *overrides, steps=3 * 8 * 16):
-    config = resolve_config(preset="mlp", overrides=[*CARTPOLE, "env.num_envs=8", *overrides],
-                            flags={"task": "envpool:CartPole-v1", "steps": steps, "seed": 3, "run.sync": True})
+    config = resolve_config(
+        preset="mlp",
+        overrides=[*CARTPOLE, "env.num_envs=8", *overrides],
+        flags={"task": "envpool:CartPole-v1", "steps": steps, "seed": 3, "run.sync": True},
+    )
     trainer = Trainer(config, tmp_path / name, console=False)
     trainer.train()
     return trainer, jax.device_get(trainer.train_state["params"])
@@ -39,11 +42,14 @@ def test_actor_and_learner_on_separate_devices_match_one_device(tmp_path):
     assert_same(single, split, rtol=1e-4, atol=1e-6)  # the gradient all-reduce sums in another order
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["actor.threads=3"], "multiple of actor.threads"),
-    (["actor.devices=[9]"], "actor.devices"),
-    (["learner.devices=[0,1,2]"], "learner devices"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["actor.threads=3"], "multiple of actor.threads"),
+        (["actor.devices=[9]"], "actor.devices"),
+        (["learner.devices=[0,1,2]"], "learner devices"),
+    ],
+)
 def test_bad_thread_and_device_settings_are_clear_errors(tmp_path, overrides, message):
     with pytest.raises(MotifError, match=message):
         train(tmp_path, "bad", *overrides)

@@ -34,8 +34,17 @@ def test_short_run_writes_metrics_checkpoints_and_loads_as_policy(tmp_path):
     records = read_metrics(tmp_path)
     assert [r["env_steps"] for r in records] == [512, 1024, 1536, 2048]
     assert any("episode_return" in r for r in records)
-    assert {"sps", "sps_learner", "sps_actor", "entropy", "approx_kl", "clip_fraction", "grad_norm",
-            "policy_lag", "intrinsic_share"} <= set(records[-1])
+    assert {
+        "sps",
+        "sps_learner",
+        "sps_actor",
+        "entropy",
+        "approx_kl",
+        "clip_fraction",
+        "grad_norm",
+        "policy_lag",
+        "intrinsic_share",
+    } <= set(records[-1])
     assert saved_steps(tmp_path) == [1024, 2048]
     assert (tmp_path / "config.yaml").is_file()
 
@@ -48,11 +57,28 @@ def test_short_run_writes_metrics_checkpoints_and_loads_as_policy(tmp_path):
 
 def test_cli_train_and_bad_flags(tmp_path, capsys):
     run = tmp_path / "run"
-    argv = ["train", "--env", "envpool:CartPole-v1", "--preset", "mlp", "--steps", "1024", "--seed", "1", "--num-envs", "8",
-            "--out", str(run), "--set", "run.tensorboard=false"]
+    argv = [
+        "train",
+        "--env",
+        "envpool:CartPole-v1",
+        "--preset",
+        "mlp",
+        "--steps",
+        "1024",
+        "--seed",
+        "1",
+        "--num-envs",
+        "8",
+        "--out",
+        str(run),
+        "--set",
+        "run.tensorboard=false",
+    ]
     assert main(argv) == 0
     assert read_metrics(run)[-1]["env_steps"] == 1024
-    assert main(["train", "--env", "no-such-task", "--preset", "tiny", "--steps", "10", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["train", "--env", "no-such-task", "--preset", "tiny", "--steps", "10", "--out", str(tmp_path / "x")]) == 2
+    )
     assert "unknown" in capsys.readouterr().err
     assert main(["train", "--env", "envpool:CartPole-v1", "--llm-coef", "0.1", "--out", str(tmp_path / "y")]) == 2
     assert "reward model" in capsys.readouterr().err

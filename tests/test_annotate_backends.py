@@ -34,13 +34,15 @@ def test_default_model_is_the_smollm2_gguf():
 def test_answer_tokens_handle_a_merged_trailing_space():
     # a toy tokenizer that merges " 1"/" 2" into one token, like sentencepiece vocabularies
     vocab = {"x": 1, ":": 2, " ": 3, " 1": 4, " 2": 5, "1": 6, "2": 7}
+
     def tokenize(text):
         out, i = [], 0
         while i < len(text):
-            piece = text[i:i + 2] if text[i:i + 2] in vocab else text[i]
+            piece = text[i : i + 2] if text[i : i + 2] in vocab else text[i]
             out.append(vocab[piece])
             i += len(piece)
         return out
+
     assert answer_token_ids(tokenize, "x: ") == ([1, 2], 4, 5)
     assert answer_token_ids(tokenize, "x:") == ([1, 2], 6, 7)
 
@@ -53,8 +55,15 @@ def test_softmax_pair_matches_hand_values():
 def test_openai_request_bodies():
     s = Sampling(max_tokens=100, seed=3)
     body = openai_backend.chat_request("m", GENERATE, s, "generate", prefill=False)
-    assert body == {"model": "m", "messages": GENERATE, "temperature": 0.1, "top_p": 0.95,
-                    "max_tokens": 100, "seed": 3, "top_k": 50}
+    assert body == {
+        "model": "m",
+        "messages": GENERATE,
+        "temperature": 0.1,
+        "top_p": 0.95,
+        "max_tokens": 100,
+        "seed": 3,
+        "top_k": 50,
+    }
     body = openai_backend.chat_request("m", LOGPROB, s, "logprob", prefill=False, send_top_k=False)
     assert body["messages"] == LOGPROB[:-1] and body["max_tokens"] == 1 and "top_k" not in body
     assert body["logprobs"] is True and body["top_logprobs"] == 20
@@ -72,17 +81,28 @@ def test_backoff_schedule():
 def _server(responses):
     """MockTransport replaying (status, json) pairs and recording the requests it saw."""
     seen = []
+
     def handler(request):
         seen.append(request)
         status, payload = responses[min(len(seen), len(responses)) - 1]
         return httpx.Response(status, json=payload)
+
     return httpx.MockTransport(handler), seen
 
 
 def _backend(transport, monkeypatch, **kw):
     monkeypatch.setenv("MY_KEY", "sk-secret")
-    return make_backend("openai", Sampling(), model="m", base_url="http://x/v1", api_key_env="MY_KEY",
-                        transport=transport, backoff_base=0.0, concurrency=2, **kw)
+    return make_backend(
+        "openai",
+        Sampling(),
+        model="m",
+        base_url="http://x/v1",
+        api_key_env="MY_KEY",
+        transport=transport,
+        backoff_base=0.0,
+        concurrency=2,
+        **kw,
+    )
 
 
 def test_openai_retries_transient_errors_then_answers(monkeypatch):
@@ -116,13 +136,22 @@ def test_openai_gives_up_after_max_retries(monkeypatch):
 
 
 def test_openai_logprobs_are_read_from_the_first_token(monkeypatch):
-    top = [{"token": "1", "logprob": math.log(0.6)}, {"token": " 2", "logprob": math.log(0.3)},
-           {"token": "Message", "logprob": math.log(0.05)}]
-    reply = {"choices": [{"message": {"content": "1"},
-                          "logprobs": {"content": [{"token": "1", "logprob": math.log(0.6), "top_logprobs": top}]}}]}
+    top = [
+        {"token": "1", "logprob": math.log(0.6)},
+        {"token": " 2", "logprob": math.log(0.3)},
+        {"token": "Message", "logprob": math.log(0.05)},
+    ]
+    reply = {
+        "choices": [
+            {
+                "message": {"content": "1"},
+                "logprobs": {"content": [{"token": "1", "logprob": math.log(0.6), "top_logprobs": top}]},
+            }
+        ]
+    }
     transport, _ = _server([(200, reply)])
     backend = _backend(transport, monkeypatch)
-    (p1, p2), = backend.verdict_probs([LOGPROB])
+    ((p1, p2),) = backend.verdict_probs([LOGPROB])
     assert p1 == pytest.approx(0.6) and p2 == pytest.approx(0.3)
     transport, _ = _server([(200, {"choices": [{"message": {"content": "1"}}]})])
     with pytest.raises(MotifError, match="no logprobs"):
@@ -133,7 +162,12 @@ def test_openai_logprobs_are_read_from_the_first_token(monkeypatch):
 def test_vllm_sampling_and_chat_options():
     s = Sampling(max_tokens=300, seed=1)
     assert vllm_backend.sampling_kwargs(s, "generate") == {
-        "temperature": 0.1, "top_p": 0.95, "top_k": 50, "max_tokens": 300, "seed": 1}
+        "temperature": 0.1,
+        "top_p": 0.95,
+        "top_k": 50,
+        "max_tokens": 300,
+        "seed": 1,
+    }
     assert vllm_backend.sampling_kwargs(s, "logprob")["max_tokens"] == 1
     assert vllm_backend.sampling_kwargs(s, "logprob")["logprobs"] == 20
     assert vllm_backend.chat_kwargs("logprob") == {"add_generation_prompt": False, "continue_final_message": True}
@@ -145,19 +179,25 @@ def test_vllm_sampling_and_chat_options():
 
 def _fake_vllm(param_class_name):
     made = {}
+
     class Params:
         def __init__(self, **kw):
             made["structured"] = kw
+
     class SamplingParams:
         def __init__(self, **kw):
             made["sampling"] = kw
-    module = types.SimpleNamespace(SamplingParams=SamplingParams,
-                                   sampling_params=types.SimpleNamespace(**{param_class_name: Params}))
+
+    module = types.SimpleNamespace(
+        SamplingParams=SamplingParams, sampling_params=types.SimpleNamespace(**{param_class_name: Params})
+    )
     return module, made
 
 
-@pytest.mark.parametrize("class_name, keyword", [("StructuredOutputsParams", "structured_outputs"),
-                                                 ("GuidedDecodingParams", "guided_decoding")])
+@pytest.mark.parametrize(
+    "class_name, keyword",
+    [("StructuredOutputsParams", "structured_outputs"), ("GuidedDecodingParams", "guided_decoding")],
+)
 def test_vllm_structured_outputs_use_the_newer_or_older_api(class_name, keyword):
     module, made = _fake_vllm(class_name)
     vllm_backend.build_sampling_params(module, Sampling(), "generate", TEMPLATE.guided_regex)
@@ -169,6 +209,7 @@ def test_guided_regex_only_admits_replies_that_parse():
 
     from motif_jax.annotate.verdict import parse_verdict
     from motif_jax.data import Label
+
     ok = 'Message 1 is a kill, which scores.\n{"best_message": 1}'
     assert re.fullmatch(TEMPLATE.guided_regex, ok) and parse_verdict(ok, TEMPLATE.verdict_regex) == Label.FIRST
     assert not re.fullmatch(TEMPLATE.guided_regex, "I cannot decide.")
@@ -178,6 +219,7 @@ def test_guided_regex_only_admits_replies_that_parse():
 def test_vllm_missing_is_a_clear_error():
     try:  # vllm is deliberately not installed on CPU machines
         import vllm  # noqa: F401
+
         pytest.skip("vllm is installed here")
     except ImportError:
         pass

@@ -9,22 +9,22 @@ import sys
 import time
 
 import httpx
-import numpy as np
 import pytest
 
+from annotate_data import write_pairs
 from motif_jax.annotate.backends.llamacpp import default_model_path
 from motif_jax.annotate.verdict import hard_label
 from motif_jax.cli import main
 from motif_jax.data import open_dataset
 
-from annotate_data import write_pairs
-
 pytest.importorskip("llama_cpp")
 
-PAIRS = [["You kill the newt!", "It's a wall."],
-         ["It's a wall.", "You kill the newt!"],          # same pair, other order: cached
-         ["You see here 12 gold pieces.", ""],
-         ["The jackal bites!", "The jackal bites!"]]      # identical: tie without a call
+PAIRS = [
+    ["You kill the newt!", "It's a wall."],
+    ["It's a wall.", "You kill the newt!"],  # same pair, other order: cached
+    ["You see here 12 gold pieces.", ""],
+    ["The jackal bites!", "The jackal bites!"],
+]  # identical: tie without a call
 
 
 def annotate(path, capsys, *extra):
@@ -41,7 +41,7 @@ def check_logprob(ds, name, full_vocabulary=True):
     labels, soft = ds.labels(name), ds.soft_labels(name)
     assert set(labels.tolist()) <= {0, 1, 2} and labels[3] == 2 and soft[3] == 0.5
     assert ((soft > 0) & (soft < 1)).all() if full_vocabulary else ((soft >= 0) & (soft <= 1)).all()
-    assert soft[1] == pytest.approx(1 - soft[0], abs=1e-6)          # reused, swapped
+    assert soft[1] == pytest.approx(1 - soft[0], abs=1e-6)  # reused, swapped
     assert [hard_label(float(p), 0.1) for p in soft] == labels.tolist()
 
 
@@ -57,8 +57,18 @@ def test_llamacpp_logprob_and_generate(tmp_path, capsys):
     name, ds = annotate(path, capsys, "--backend", "llamacpp", "--mode", "logprob")
     assert name == "smollm2-135m-instruct_defaultgoal_default_logprob"
     check_logprob(ds, name)
-    name, ds = annotate(path, capsys, "--backend", "llamacpp", "--mode", "generate", "--max-tokens", "40",
-                        "--log-dir", str(tmp_path / "logs"))
+    name, ds = annotate(
+        path,
+        capsys,
+        "--backend",
+        "llamacpp",
+        "--mode",
+        "generate",
+        "--max-tokens",
+        "40",
+        "--log-dir",
+        str(tmp_path / "logs"),
+    )
     assert name == "smollm2-135m-instruct_defaultgoal_default"
     check_generate(ds, name)
     logs = sorted((tmp_path / "logs" / name).glob("*.txt"))
@@ -76,9 +86,27 @@ def llama_server(log_path):
     pytest.importorskip("uvicorn")
     pytest.importorskip("sse_starlette")
     port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--host",
-           "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1",
-           "--seed", "0", "--model_alias", "smollm2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(default_model_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "1",
+        "--seed",
+        "0",
+        "--model_alias",
+        "smollm2",
+    ]
     log = open(log_path, "wb")  # the server is chatty: a pipe would fill up and block it
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"

@@ -75,17 +75,20 @@ def test_user_template_file_loads(tmp_path):
     assert t.first_turn("x", "y")[1]["content"].endswith("A: x\nB: y")
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"retry": None}, "missing field 'retry'"),
-    ({"user": "only {{ caption1 }}"}, "'user' must use {{ caption2 }}"),
-    ({"user": "{{ caption1 }} {{ caption2 }} {{ capton3 }}"}, "unknown variable(s) capton3"),
-    ({"system": "{% if goal %}unclosed"}, "'system' is not a valid Jinja2 template"),
-    ({"verdict_regex": "best_message: [12]"}, "needs a capture group"),
-    ({"verdict_regex": "(unbalanced"}, "'verdict_regex' is not a valid regex"),
-    ({"goals": ["defaultgoal"]}, "'goals' must map goal names"),
-    ({"extra_field": "x"}, "unknown field(s) extra_field"),
-    ({"answer_prefix": 3}, "'answer_prefix' must be a string"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"retry": None}, "missing field 'retry'"),
+        ({"user": "only {{ caption1 }}"}, "'user' must use {{ caption2 }}"),
+        ({"user": "{{ caption1 }} {{ caption2 }} {{ capton3 }}"}, "unknown variable(s) capton3"),
+        ({"system": "{% if goal %}unclosed"}, "'system' is not a valid Jinja2 template"),
+        ({"verdict_regex": "best_message: [12]"}, "needs a capture group"),
+        ({"verdict_regex": "(unbalanced"}, "'verdict_regex' is not a valid regex"),
+        ({"goals": ["defaultgoal"]}, "'goals' must map goal names"),
+        ({"extra_field": "x"}, "unknown field(s) extra_field"),
+        ({"answer_prefix": 3}, "'answer_prefix' must be a string"),
+    ],
+)
 def test_bad_user_template_names_the_field(tmp_path, changes, message):
     with pytest.raises(MotifError) as e:
         load_template(_user_template(tmp_path, **changes), "defaultgoal")
@@ -102,8 +105,10 @@ def test_unknown_goal_and_missing_file_are_clear_errors(tmp_path):
 def test_collapse_drops_empty_and_counts_consecutive_repeats():
     assert collapse_captions([]) == ""
     assert collapse_captions(["", "  ", ""]) == ""
-    assert collapse_captions(["It's a wall.", "It's a wall.", "", "It's a wall.", "You kill it!",
-                              "It's a wall."]) == "It's a wall. (x3)\nYou kill it!\nIt's a wall."
+    assert (
+        collapse_captions(["It's a wall.", "It's a wall.", "", "It's a wall.", "You kill it!", "It's a wall."])
+        == "It's a wall. (x3)\nYou kill it!\nIt's a wall."
+    )
     assert collapse_captions(["a", "b", "b"]) == "a\nb (x2)"
 
 

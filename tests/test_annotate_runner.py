@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from annotate_data import random_pairs, write_pairs
 from motif_jax.annotate.asking import Asker
 from motif_jax.annotate.baselines import annotate_baseline
 from motif_jax.annotate.cache import AnswerCache
@@ -14,8 +15,6 @@ from motif_jax.annotate.runner import RunOptions, annotate
 from motif_jax.cli import main
 from motif_jax.data import open_dataset
 from motif_jax.errors import MotifError
-
-from annotate_data import random_pairs, write_pairs
 
 CAPTION = re.compile(r'Message ([12]): "(.*?)"(?:\n|$)', re.S)
 
@@ -65,15 +64,17 @@ class ScriptedJudge:
         pass
 
 
-PAIRS = [["You kill the newt!", "It's a wall."],      # 0: first longer
-         ["It's a wall.", "You kill the newt!"],      # 1: same pair swapped -> cache
-         ["It's a wall.", "It's a wall."],            # 2: identical -> tie, no call
-         ["", ""],                                    # 3: identical empty
-         ["You see here 12 gold pieces.", ""],        # 4
-         ["mute caption", "ok"],                      # 5: verdict only after the retry
-         ["silent x", "y"],                           # 6: never a verdict -> 3
-         [["a", "a", "", "b"], ["a", "b"]],           # 7: "a (x2)\nb" vs "a\nb"
-         ["You kill the newt!", "It's a wall."]]      # 8: repeat -> cache
+PAIRS = [
+    ["You kill the newt!", "It's a wall."],  # 0: first longer
+    ["It's a wall.", "You kill the newt!"],  # 1: same pair swapped -> cache
+    ["It's a wall.", "It's a wall."],  # 2: identical -> tie, no call
+    ["", ""],  # 3: identical empty
+    ["You see here 12 gold pieces.", ""],  # 4
+    ["mute caption", "ok"],  # 5: verdict only after the retry
+    ["silent x", "y"],  # 6: never a verdict -> 3
+    [["a", "a", "", "b"], ["a", "b"]],  # 7: "a (x2)\nb" vs "a\nb"
+    ["You kill the newt!", "It's a wall."],
+]  # 8: repeat -> cache
 
 
 def run(ds, backend, mode="generate", name="judge", both=False, tie_band=0.1, **options):
@@ -111,8 +112,8 @@ def test_logprob_writes_soft_labels_consistent_under_swap(ds):
 def test_both_orders_asks_twice_per_unique_pair(ds):
     judge = ScriptedJudge()
     stats = run(ds, judge, both=True, batch_size=100)
-    assert stats.asked == 5 and judge.requests == 2 * 5 + 2 * 2   # mute and silent retried in both orders
-    assert ds.labels("judge").tolist() == [0, 1, 2, 2, 0, 0, 3, 0, 0]   # this judge has no position bias
+    assert stats.asked == 5 and judge.requests == 2 * 5 + 2 * 2  # mute and silent retried in both orders
+    assert ds.labels("judge").tolist() == [0, 1, 2, 2, 0, 0, 3, 0, 0]  # this judge has no position bias
 
 
 def test_resume_after_crash_loses_only_the_block_in_flight(tmp_path):
@@ -132,7 +133,7 @@ def test_resume_after_crash_loses_only_the_block_in_flight(tmp_path):
     assert stats.already_done == done.sum()
     assert (crashed.labels("judge") == full.labels("judge")).all()
     unique = len({frozenset(p) for p in map(tuple, pairs) if p[0] != p[1]})
-    assert judge.requests == unique - len(cache_lines)      # nothing asked twice
+    assert judge.requests == unique - len(cache_lines)  # nothing asked twice
 
 
 def test_torn_cache_line_is_skipped_and_not_glued(tmp_path):
@@ -141,7 +142,7 @@ def test_torn_cache_line_is_skipped_and_not_glued(tmp_path):
     cache.put("k1", 0, 1.0)
     cache.flush()
     with open(path, "a") as f:
-        f.write('{"key": "k2", "lab')                       # killed mid-write
+        f.write('{"key": "k2", "lab')  # killed mid-write
     cache = AnswerCache(path)
     assert len(cache) == 1 and cache.get("k1") == (0, 1.0)
     cache.put("k3", 1, float("nan"))
@@ -216,15 +217,26 @@ def test_benchmark_dedup_counts_and_json(tmp_path):
 
     captions = [("a", "b"), ("b", "a"), ("a", "a"), ("", ""), ("a", "c"), ("a ", "b")]
     counts = dedup_counts(captions)
-    assert counts == {"pairs": 6, "identical_pairs": 2, "unique_pairs": 2, "unique_pair_ratio": 2 / 6,
-                      "llm_calls_saved": 4, "unique_captions": 4}
+    assert counts == {
+        "pairs": 6,
+        "identical_pairs": 2,
+        "unique_pairs": 2,
+        "unique_pair_ratio": 2 / 6,
+        "llm_calls_saved": 4,
+        "unique_captions": 4,
+    }
     path = write_pairs(tmp_path / "d", PAIRS)
     out = tmp_path / "bench.json"
     assert main(["benchmark", "annotate", str(path), "--backend", "none", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["dedup"]["unique_pairs"] == 5 and result["modes"] == []
-    measured = measure_mode(ScriptedJudge(), load_template("default", "defaultgoal"), "generate",
-                            [tuple(p) for p in PAIRS[:2]], batch_size=8)
+    measured = measure_mode(
+        ScriptedJudge(),
+        load_template("default", "defaultgoal"),
+        "generate",
+        [tuple(p) for p in PAIRS[:2]],
+        batch_size=8,
+    )
     assert measured["llm_requests"] == 1 and measured["label_counts"] == [1, 1, 0, 0]
 
 

@@ -45,16 +45,19 @@ def test_set_values_are_parsed_and_typed():
     assert set_layer(["a.b=1e-3", "c=x y"]) == ("--set", {"a": {"b": 0.001}, "c": "x y"})
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["ppo.lr=abc"], "config: ppo.lr='abc' is not a float (in --set)"),
-    (["ppo.lr=[1,2]"], "config: ppo.lr=[1, 2] is not a float (in --set)"),
-    (["steps=1.5"], "config: steps=1.5 is not an int (in --set)"),
-    (["model.stats_layers=[a]"], "config: model.stats_layers[0]='a' is not an int (in --set)"),
-    (["env.obs_keys=glyphs"], "config: env.obs_keys='glyphs' is not a list of strings (in --set)"),
-    (["ppo=3"], "config: ppo=3 is not a section"),
-    (["model.core=transformer"], "config: model.core='transformer' is not one of gru, lstm, none"),
-    (["ppo.lr"], "--set 'ppo.lr': expected key=value"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["ppo.lr=abc"], "config: ppo.lr='abc' is not a float (in --set)"),
+        (["ppo.lr=[1,2]"], "config: ppo.lr=[1, 2] is not a float (in --set)"),
+        (["steps=1.5"], "config: steps=1.5 is not an int (in --set)"),
+        (["model.stats_layers=[a]"], "config: model.stats_layers[0]='a' is not an int (in --set)"),
+        (["env.obs_keys=glyphs"], "config: env.obs_keys='glyphs' is not a list of strings (in --set)"),
+        (["ppo=3"], "config: ppo=3 is not a section"),
+        (["model.core=transformer"], "config: model.core='transformer' is not one of gru, lstm, none"),
+        (["ppo.lr"], "--set 'ppo.lr': expected key=value"),
+    ],
+)
 def test_bad_set_values_are_one_line_naming_key_value_and_type(overrides, message):
     with pytest.raises(MotifError) as err:
         resolve_config(overrides=overrides)
@@ -74,8 +77,11 @@ def test_bad_file_values_and_unknown_keys_name_the_file(tmp_path):
 
 
 def test_saved_config_is_the_base_of_a_resumed_run():
-    base = yaml.safe_load(yaml.safe_dump({"preset": "mlp", "task": "envpool:CartPole-v1",
-                                          "model": {"mlp_layers": [32]}, "ppo": {"epochs": 2}}))
+    base = yaml.safe_load(
+        yaml.safe_dump(
+            {"preset": "mlp", "task": "envpool:CartPole-v1", "model": {"mlp_layers": [32]}, "ppo": {"epochs": 2}}
+        )
+    )
     c = resolve_config(base=base, flags={"steps": 99})
     assert (c.model.mlp_layers, c.ppo.epochs, c.steps, c.model.kind) == ([32], 2, 99, "nethack")  # no preset again
     with pytest.raises(MotifError, match="is not an int"):

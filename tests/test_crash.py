@@ -134,8 +134,11 @@ def test_disk_full_while_saving_a_checkpoint_is_one_line_and_keeps_the_previous(
         return write_text(self, *args, **kwargs)
 
     monkeypatch.setattr(path_class, "write_text", full_disk)
-    with pytest.raises(MotifError, match=r"no space left on device while writing checkpoint step \d+ in "
-                                         r"\S+; the previous checkpoint \(step \d+\) is intact") as error:
+    with pytest.raises(
+        MotifError,
+        match=r"no space left on device while writing checkpoint step \d+ in "
+        r"\S+; the previous checkpoint \(step \d+\) is intact",
+    ) as error:
         train_tiny_reward(gold, out, epochs=2, resume=True)
     assert "\n" not in str(error.value)
     monkeypatch.undo()
@@ -159,8 +162,11 @@ def test_disk_full_while_writing_labels_keeps_every_flushed_label(tmp_path, monk
         return real_write(fd, data)
 
     monkeypatch.setattr(cache_module.os, "write", write)
-    with pytest.raises(MotifError, match="judge.cache.jsonl: no space left on device while saving answers; "
-                                         "the labels flushed before this block are kept") as error:
+    with pytest.raises(
+        MotifError,
+        match="judge.cache.jsonl: no space left on device while saving answers; "
+        "the labels flushed before this block are kept",
+    ) as error:
         run(ds, ScriptedJudge(), batch_size=5)
     assert "\n" not in str(error.value)
     monkeypatch.undo()
@@ -176,8 +182,9 @@ def _tmpfs_works(path) -> bool:
     path.mkdir()
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {path}"],
-                           capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {path}"], capture_output=True
+    )
     return probe.returncode == 0
 
 
@@ -220,9 +227,20 @@ def test_a_really_full_disk_stops_train_reward_with_one_line_and_the_last_checkp
         os.unlink(filler)
         print("EPOCH", load(out, devices=one).meta["epoch"])
     """)
-    result = subprocess.run(["unshare", "-rm", "sh", "-c",
-                             f'mount -t tmpfs -o size=6m tmpfs {mount} && exec "$0" -c "$1"', sys.executable,
-                             script], capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [
+            "unshare",
+            "-rm",
+            "sh",
+            "-c",
+            f'mount -t tmpfs -o size=6m tmpfs {mount} && exec "$0" -c "$1"',
+            sys.executable,
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     lines = result.stdout.splitlines()
     errors = [line for line in lines if line.startswith("ERROR")]
     assert errors and "no space left on device while writing checkpoint" in errors[0], result.stdout + result.stderr

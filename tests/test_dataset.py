@@ -47,12 +47,20 @@ def write_original(path, n=N, seq_len=L, **overrides):
 
 def write_ours(path, n=N, seq_len=L):
     msgs = messages(n, seq_len)
-    writer = DatasetWriter(path, n, seq_len, {"message": ((256,), np.uint8), "reward": ((), np.float32)},
-                           {"score": np.int32, "episode_score": np.int32})
+    writer = DatasetWriter(
+        path,
+        n,
+        seq_len,
+        {"message": ((256,), np.uint8), "reward": ((), np.float32)},
+        {"score": np.int32, "episode_score": np.int32},
+    )
     for slot in range(2 * n):
         pair, member = divmod(slot, 2)
-        writer.write(slot, {"message": msgs[pair, member], "reward": np.full(seq_len, slot, np.float32)},
-                     {"score": slot, "episode_score": -1})
+        writer.write(
+            slot,
+            {"message": msgs[pair, member], "reward": np.full(seq_len, slot, np.float32)},
+            {"score": slot, "episode_score": -1},
+        )
     writer.set_info(list(range(2 * n)), "episode_score", 7)
     writer.finalize({"task": "score", "seed": 3}, caption_distribution(writer.data["message"]))
     return path

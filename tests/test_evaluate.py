@@ -15,7 +15,11 @@ ARGS = ["--policy", "random", "--task", "score", "--episodes", "3", "--num-envs"
 def reports(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("eval")
     out = {}
-    for name, extra in [("a", []), ("b", []), ("recorded", ["--record", str(tmp / "replay"), "--record-episodes", "2"])]:
+    for name, extra in [
+        ("a", []),
+        ("b", []),
+        ("recorded", ["--record", str(tmp / "replay"), "--record-episodes", "2"]),
+    ]:
         assert main(["evaluate", *ARGS, "--seed", "0", "--json", str(tmp / f"{name}.json"), *extra]) == 0
         out[name] = json.loads((tmp / f"{name}.json").read_text())
     out["tmp"] = tmp
@@ -24,8 +28,18 @@ def reports(tmp_path_factory):
 
 def test_report_has_the_contract_keys_and_exactly_the_requested_episodes(reports):
     report = reports["a"]
-    for key in ("mean_return", "ci95", "success_rate", "max_dlvl", "score", "xlvl", "gold", "episode_length",
-                "end_reasons", "top_captions"):
+    for key in (
+        "mean_return",
+        "ci95",
+        "success_rate",
+        "max_dlvl",
+        "score",
+        "xlvl",
+        "gold",
+        "episode_length",
+        "end_reasons",
+        "top_captions",
+    ):
         assert key in report
     assert report["episodes"] == 3 and [e["index"] for e in report["per_episode"]] == [0, 1, 2]
     assert [e["env_id"] for e in report["per_episode"]] == [0, 1, 0]
@@ -44,7 +58,11 @@ def test_same_command_twice_gives_the_same_numbers(reports):
 
 def test_record_keeps_ttyrecs_and_renders_a_gif(reports):
     replay = reports["tmp"] / "replay"
-    assert sorted(p.name for p in replay.iterdir()) == ["episode-0.gif", "episode-0.ttyrec3.bz2", "episode-1.ttyrec3.bz2"]
+    assert sorted(p.name for p in replay.iterdir()) == [
+        "episode-0.gif",
+        "episode-0.ttyrec3.bz2",
+        "episode-1.ttyrec3.bz2",
+    ]
     assert len(read_ttyrec(replay / "episode-0.ttyrec3.bz2")) >= 40  # a frame per step of the 40-step episode
     with Image.open(replay / "episode-0.gif") as gif:
         assert gif.n_frames > 10  # Pillow merges identical consecutive frames

@@ -60,10 +60,34 @@ def test_global_episode_index_enumerates_each_episode_once():
 
 def test_summarize_reports_headline_numbers():
     episodes = [
-        Episode(0, 0, {"return": 1.0, "length": 10, "score": 5, "max_dlvl": 1, "xlvl": 1, "gold": 0,
-                       "success": False, "end_reason": "death"}),
-        Episode(1, 1, {"return": 3.0, "length": 30, "score": 15, "max_dlvl": 2, "xlvl": 2, "gold": 7,
-                       "success": True, "end_reason": "success"}),
+        Episode(
+            0,
+            0,
+            {
+                "return": 1.0,
+                "length": 10,
+                "score": 5,
+                "max_dlvl": 1,
+                "xlvl": 1,
+                "gold": 0,
+                "success": False,
+                "end_reason": "death",
+            },
+        ),
+        Episode(
+            1,
+            1,
+            {
+                "return": 3.0,
+                "length": 30,
+                "score": 15,
+                "max_dlvl": 2,
+                "xlvl": 2,
+                "gold": 7,
+                "success": True,
+                "end_reason": "success",
+            },
+        ),
     ]
     report = summarize(episodes, Counter({"It's a wall.": 4, "Hello": 1}), end_reasons=("none", "death", "success"))
     assert report["mean_return"] == 2.0

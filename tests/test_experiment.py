@@ -34,16 +34,22 @@ def write_experiment(tmp_path, text=EXPERIMENT):
     return path
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("llm_coef: 0.1, label", "llm_coef: 0.1, bogus: 1, label"), "unknown key conditions.intrinsic.bogus; expected one of policy, reward"),
-    (("reward: judge,", "reward: nope,"), "conditions.intrinsic.reward 'nope' is not in rewards"),
-    (("dataset: play,", "dataset: other,"), "rewards.judge.dataset 'other' is not in datasets"),
-    (("seeds: [0, 1]", "seeds: [0, 0]"), "repeat a seed"),
-    (("episodes: 3", "episodes: 0"), "evaluate.episodes must be >= 1"),
-    (("config: cfg.yaml", "config: missing.yaml"), "train.config 'missing.yaml' not found"),
-    (("{policy: random}", "{policy: greedy}"), "policy must be agent or random"),
-    (("name: tiny", "name: tiny\norder: random"), "order must be condition or seed"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            ("llm_coef: 0.1, label", "llm_coef: 0.1, bogus: 1, label"),
+            "unknown key conditions.intrinsic.bogus; expected one of policy, reward",
+        ),
+        (("reward: judge,", "reward: nope,"), "conditions.intrinsic.reward 'nope' is not in rewards"),
+        (("dataset: play,", "dataset: other,"), "rewards.judge.dataset 'other' is not in datasets"),
+        (("seeds: [0, 1]", "seeds: [0, 0]"), "repeat a seed"),
+        (("episodes: 3", "episodes: 0"), "evaluate.episodes must be >= 1"),
+        (("config: cfg.yaml", "config: missing.yaml"), "train.config 'missing.yaml' not found"),
+        (("{policy: random}", "{policy: greedy}"), "policy must be agent or random"),
+        (("name: tiny", "name: tiny\norder: random"), "order must be condition or seed"),
+    ],
+)
 def test_bad_experiment_files_name_the_field(tmp_path, edit, message):
     path = write_experiment(tmp_path, EXPERIMENT.replace(*edit))
     with pytest.raises(MotifError, match=str(path)) as err:
@@ -56,7 +62,9 @@ def test_cells_train_with_the_declared_settings_and_share_evaluation_seeds(tmp_p
     cells = run.plan_cells(exp, tmp_path / "out")
     assert [c.name for c in cells] == ["random_s0", "random_s1", "intrinsic_s0", "intrinsic_s1"]
     random_eval = cells[1].steps[0].argv
-    assert random_eval[:3] == ["evaluate", "--policy", "random"] and random_eval[random_eval.index("--seed") + 1] == "11"
+    assert (
+        random_eval[:3] == ["evaluate", "--policy", "random"] and random_eval[random_eval.index("--seed") + 1] == "11"
+    )
     train, evaluate = cells[2].steps
     argv = train.argv
     assert argv[argv.index("--reward") + 1].endswith("shared/rewards/judge")
@@ -64,8 +72,12 @@ def test_cells_train_with_the_declared_settings_and_share_evaluation_seeds(tmp_p
     assert argv[argv.index("--set") + 1] == "ppo.epochs=2" and argv[argv.index("--seed") + 1] == "0"
     assert evaluate.argv[evaluate.argv.index("--seed") + 1] == "10"  # same episodes as random_s0
     exp.order = "seed"
-    assert [c.name for c in run.plan_cells(exp, tmp_path / "out")] == ["random_s0", "intrinsic_s0", "random_s1",
-                                                                      "intrinsic_s1"]
+    assert [c.name for c in run.plan_cells(exp, tmp_path / "out")] == [
+        "random_s0",
+        "intrinsic_s0",
+        "random_s1",
+        "intrinsic_s1",
+    ]
     shared = run.shared_steps(exp, tmp_path / "out")
     assert [s.name for s in shared] == ["dataset play", "annotate judge", "reward judge"]
     assert shared[1].argv[shared[1].argv.index("--name") + 1] == "rules-nethack_gold"
@@ -73,8 +85,12 @@ def test_cells_train_with_the_declared_settings_and_share_evaluation_seeds(tmp_p
 
 def test_aggregate_pools_seeds_and_episodes():
     def report(scores):
-        return {"per_episode": [{"score": s, "return": s - 1, "max_dlvl": 1, "xlvl": 1, "gold": 0, "length": 10}
-                                for s in scores]}
+        return {
+            "per_episode": [
+                {"score": s, "return": s - 1, "max_dlvl": 1, "xlvl": 1, "gold": 0, "length": 10} for s in scores
+            ]
+        }
+
     row = results.aggregate({0: report([1, 3]), 1: report([5, 7])})
     # pooled 1, 3, 5, 7: mean 4, sd sqrt(20/3), t(0.975, 3) = 3.182446
     assert row["n_episodes"] == 4 and row["n_seeds"] == 2 and row["score_mean"] == 4
@@ -104,8 +120,9 @@ class FakeMotif:
             (folder / "config.yaml").write_text(f"seed: {out('--seed')}\nreward: {{llm_coef: 0.1}}\n")
         elif argv[0] == "evaluate":
             seed = int(out("--seed"))
-            episodes = [{"score": seed + i, "return": 0.5, "max_dlvl": 1, "xlvl": 1, "gold": 2, "length": 9}
-                        for i in range(3)]
+            episodes = [
+                {"score": seed + i, "return": 0.5, "max_dlvl": 1, "xlvl": 1, "gold": 2, "length": 9} for i in range(3)
+            ]
             run.Path(out("--json")).write_text(json.dumps({"per_episode": episodes}))
 
 
@@ -161,9 +178,25 @@ def test_shipped_experiment_runs_end_to_end_at_toy_size(tmp_path):
 
     shipped = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "motif-cpu.yaml"
     out = tmp_path / "grid"
-    args = ["experiment", str(shipped), "--out", str(out), "--no-progress", "--set", "seeds=[0]",
-            "--set", "train.steps=4096", "--set", "evaluate.episodes=2", "--set", "evaluate.num_envs=2",
-            "--set", "evaluate.max_episode_steps=100", "--set", "datasets.play.pairs=300"]
+    args = [
+        "experiment",
+        str(shipped),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "seeds=[0]",
+        "--set",
+        "train.steps=4096",
+        "--set",
+        "evaluate.episodes=2",
+        "--set",
+        "evaluate.num_envs=2",
+        "--set",
+        "evaluate.max_episode_steps=100",
+        "--set",
+        "datasets.play.pairs=300",
+    ]
     assert main(args) == 0
     saved = json.loads((out / "results.json").read_text())
     assert set(saved["conditions"]) == {"random", "extrinsic", "intrinsic", "ext+int"}

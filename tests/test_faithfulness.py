@@ -16,8 +16,10 @@ def caption_batch():
     # slot captions: "", "a", "b"; counts 1, 1, 1; the fake reward is the caption's first byte / 100
     messages = np.zeros((1, 3, 256), np.uint8)
     messages[0, 1, 0], messages[0, 2, 0] = ord("a"), ord("b")
-    return {"rewards": jnp.zeros((1, 3)),
-            "obs": {"message": jnp.asarray(messages), "message_count": jnp.array([[1, 1, 2]])}}
+    return {
+        "rewards": jnp.zeros((1, 3)),
+        "obs": {"message": jnp.asarray(messages), "message_count": jnp.array([[1, 1, 2]])},
+    }
 
 
 FAKE = lambda p, m, c: m[:, 0].astype(jnp.float32) / 100 / c.astype(jnp.float32) ** 3  # noqa: E731
@@ -64,8 +66,15 @@ def test_default_reward_model_is_the_original_size():
 
 def test_checkpoint_configs_without_head_bias_keep_their_old_shape():
     # a model config saved before `head_bias` existed (the earlier 320→128→128→1 head)
-    old = {"max_len": 256, "embed_dim": 32, "channels": 64, "kernels": [7, 7, 3, 3, 3, 3],
-           "pool_after": [True, True, False, False, False, True], "pool": 3, "mlp": [128, 128]}
+    old = {
+        "max_len": 256,
+        "embed_dim": 32,
+        "channels": 64,
+        "kernels": [7, 7, 3, 3, 3, 3],
+        "pool_after": [True, True, False, False, False, True],
+        "pool": 3,
+        "mlp": [128, 128],
+    }
     config = config_from_dict(old)
     assert config == ModelConfig(mlp=(128, 128), head_bias=False)
     assert count(init_weights(config, 0)) == 158_464

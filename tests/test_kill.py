@@ -120,6 +120,7 @@ collect(settings, sys.argv[1], show_progress=False, checkpoint_seconds=0.3)
 def test_kill_collect_then_rerun_completes_a_valid_dataset(tmp_path):
     rng = random.Random(1)
     out, log = tmp_path / "ds", open(tmp_path / "log", "w")
+
     def done_slots():
         try:
             return int((np.load(out / ".collect" / "slots.npy") == 2).sum())
@@ -211,8 +212,14 @@ def cached_keys(path) -> set[str]:
 def test_kill_annotate_then_rerun_has_no_unknown_labels_and_asks_no_saved_pair_again(tmp_path):
     rng = random.Random(2)
     names = [f"You see here {n} gold pieces." for n in (1, 5, 12, 40, 100, 350)] + [
-        "You kill the newt!", "It's a wall.", "The jackal bites!", "You climb down the stairs.", "",
-        "Welcome to experience level 2.", "You hear some noises in the distance."]
+        "You kill the newt!",
+        "It's a wall.",
+        "The jackal bites!",
+        "You climb down the stairs.",
+        "",
+        "Welcome to experience level 2.",
+        "You hear some noises in the distance.",
+    ]
     pick = np.random.default_rng(0).integers(0, len(names), size=(160, 2))
     pairs = [[names[i], names[j]] for i, j in pick]
     ds_dir = write_pairs(tmp_path / "ds", pairs)
@@ -227,8 +234,21 @@ def test_kill_annotate_then_rerun_has_no_unknown_labels_and_asks_no_saved_pair_a
     unique = {key(a, b) for a, b in pairs if normalise(a) != normalise(b)}
     judge = StubJudge()
     log = open(tmp_path / "log", "w")
-    args = motif("annotate", str(ds_dir), "--backend", "openai", "--base-url", judge.url, "--model", "stub",
-                 "--batch-size", "4", "--concurrency", "2", "--no-progress")
+    args = motif(
+        "annotate",
+        str(ds_dir),
+        "--backend",
+        "openai",
+        "--base-url",
+        judge.url,
+        "--model",
+        "stub",
+        "--batch-size",
+        "4",
+        "--concurrency",
+        "2",
+        "--no-progress",
+    )
     try:
         kills = []  # (questions asked before the kill, cache keys after it)
         for _ in range(KILLS):
@@ -262,13 +282,28 @@ def test_kill_train_reward_then_resume_finishes_with_the_same_step_count(tmp_pat
     rng = random.Random(3)
     ds = write_gold_dataset(tmp_path / "ds", num_pairs=1200, seed=0)
     out, log = tmp_path / "reward", open(tmp_path / "log", "w")
-    args = motif("train-reward", str(ds), "--annotator", "score", "--preset", "tiny", "--epochs", "6",
-                 "--batch-size", "32", "--out", str(out), "--no-progress", "--resume")
+    args = motif(
+        "train-reward",
+        str(ds),
+        "--annotator",
+        "score",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "32",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--resume",
+    )
 
     def past(epoch):  # the epoch's line is logged right after its checkpoint save starts (async)
         def ready():
             lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
             return len(lines) >= epoch
+
         return ready
 
     killed = sum(kill_when(start(args, log), past(epoch), rng.uniform(0, 0.5)) for epoch in targets(rng, 1, 5))
@@ -291,14 +326,24 @@ def test_kill_train_reward_then_resume_finishes_with_the_same_step_count(tmp_pat
 def test_kill_train_then_resume_finishes_with_the_same_step_count(tmp_path):
     rng = random.Random(4)
     run, log = tmp_path / "run", open(tmp_path / "log", "w")
-    common = ["--steps", "16384", "--out", str(run), "--set", "run.checkpoint_every=1024",
-              "--set", "run.log_every_s=0", "--set", "run.tensorboard=false"]
+    common = [
+        "--steps",
+        "16384",
+        "--out",
+        str(run),
+        "--set",
+        "run.checkpoint_every=1024",
+        "--set",
+        "run.log_every_s=0",
+        "--set",
+        "run.tensorboard=false",
+    ]
     first = motif("train", "--env", "envpool:CartPole-v1", "--preset", "mlp", "--num-envs", "8", *common)
     resume = motif("train", "--resume", *common)
 
     killed = 0
     for i, update in enumerate(targets(rng, 1, 15)):  # of 16 updates of 1024 steps, each checkpointed
-        ready = (lambda step=1024 * update: newest_step(run / "checkpoints") >= step)
+        ready = lambda step=1024 * update: newest_step(run / "checkpoints") >= step
         killed += kill_when(start(first if i == 0 else resume, log), ready, rng.uniform(0, 0.5))
     assert killed >= 2
     finish(resume, log)
@@ -319,8 +364,24 @@ def test_kill_nle_trainer_leaves_no_actor_workers(tmp_path):
     rng = random.Random(5)
     log = open(tmp_path / "log", "w")
     for i in range(2):
-        proc = start(motif("train", "--env", "score", "--preset", "tiny", "--num-envs", "4", "--steps", "10000000",
-                           "--out", str(tmp_path / f"run{i}"), "--set", "run.tensorboard=false"), log)
+        proc = start(
+            motif(
+                "train",
+                "--env",
+                "score",
+                "--preset",
+                "tiny",
+                "--num-envs",
+                "4",
+                "--steps",
+                "10000000",
+                "--out",
+                str(tmp_path / f"run{i}"),
+                "--set",
+                "run.tensorboard=false",
+            ),
+            log,
+        )
 
         def workers_up(proc=proc):  # the forkserver's children are the actor workers
             return any(descendants(child) for child in descendants(proc.pid))
@@ -342,12 +403,15 @@ def test_kill_owner_ends_a_worker_stuck_in_a_step(tmp_path, through):
     """A worker that never reads its pipe again (an env stuck in a step) still dies with its owner: by the
     kernel when its parent dies (PR_SET_PDEATHSIG), by its watch thread when only the owner further up dies."""
     middle = "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(120)"
-    owner_script = ("import os, subprocess, sys; "
-                    "subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid())]).wait()")
+    owner_script = (
+        "import os, subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid())]).wait()"
+    )
     worker = [sys.executable, "-c", OWNED]
     if through == "owner":  # owner -> middle process (stays alive) -> worker
-        owner_script = ("import os, subprocess, sys; "
-                        f"subprocess.Popen([sys.executable, '-c', {middle!r}, *{worker!r}, str(os.getpid())]).wait()")
+        owner_script = (
+            "import os, subprocess, sys; "
+            f"subprocess.Popen([sys.executable, '-c', {middle!r}, *{worker!r}, str(os.getpid())]).wait()"
+        )
     owner = subprocess.Popen([sys.executable, "-c", owner_script, OWNED], env=ENV)
 
     def workers():

@@ -16,12 +16,12 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from reward_synthetic import write_gold_dataset
 
 from motif_jax import parallel
 from motif_jax.metrics import METRICS_FILE
 from motif_jax.reward.checkpoints import restore_inference
 from motif_jax.reward.train import preset_config, train_reward
+from reward_synthetic import write_gold_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, LR, ROWS, DIM = 5, 0.1, 8, 3
@@ -78,13 +78,31 @@ def _run_two_processes(command: list[str], cwd: Path | None = None) -> list[subp
     launch/multihost.sh with a coordinator on a free local port; wait for both."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOTIF_", "SLURM_"))}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2", PYTHONPATH=str(ROOT),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.update(
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        PYTHONPATH=str(ROOT),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
     procs = [
         subprocess.Popen(
-            ["bash", str(ROOT / "launch" / "multihost.sh"), "--coordinator", f"127.0.0.1:{port}",
-             "--num-processes", "2", "--process-id", str(i), "--", *command],
-            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                "bash",
+                str(ROOT / "launch" / "multihost.sh"),
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+                "--",
+                *command,
+            ],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(2)
     ]
@@ -105,8 +123,8 @@ def _run_two_processes(command: list[str], cwd: Path | None = None) -> list[subp
 def test_two_processes_train_one_data_parallel_model():
     results = []
     for done in _run_two_processes([sys.executable, "-c", WORKER]):
-        line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))
-        results.append(json.loads(line[len("RESULT "):]))
+        line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+        results.append(json.loads(line[len("RESULT ") :]))
     assert sorted(r["process"] for r in results) == [0, 1]
     assert all(r["processes"] == 2 and r["devices"] == 4 for r in results)
     assert sorted(tuple(r["local_rows"]) for r in results) == [(0, 4), (4, 8)]
@@ -122,11 +140,36 @@ def test_two_processes_train_the_reward_model_like_one_process_on_four_devices(t
     statistics and final weights of one process on 4 devices with the same seed and global batch;
     process 0 alone writes metrics.jsonl and prints, and the shared Orbax checkpoint restores whole."""
     write_gold_dataset(tmp_path / "ds", num_pairs=120)
-    procs = _run_two_processes(["motif", "train-reward", "ds", "--annotator", "score", "--preset", "tiny",
-                                "--epochs", "2", "--batch-size", "16", "--seed", "3", "--out", "multi"], cwd=tmp_path)
+    procs = _run_two_processes(
+        [
+            "motif",
+            "train-reward",
+            "ds",
+            "--annotator",
+            "score",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
+            "--out",
+            "multi",
+        ],
+        cwd=tmp_path,
+    )
     four = jax.devices()[:4]
-    single = train_reward(tmp_path / "ds", "score", tmp_path / "single",
-                          preset_config("tiny", epochs=2, batch_size=16, seed=3), devices=four, progress=False, log=None)
+    single = train_reward(
+        tmp_path / "ds",
+        "score",
+        tmp_path / "single",
+        preset_config("tiny", epochs=2, batch_size=16, seed=3),
+        devices=four,
+        progress=False,
+        log=None,
+    )
 
     multi = [json.loads(line) for line in (tmp_path / "multi" / METRICS_FILE).read_text().splitlines()]
     assert [r["epoch"] for r in multi] == [1, 2] and multi[-1]["step"] == 12  # 93 train pairs / 16 = 6 steps an epoch
@@ -144,16 +187,30 @@ def test_two_processes_train_the_reward_model_like_one_process_on_four_devices(t
     assert sorted(int(p.name) for p in (tmp_path / "multi" / "checkpoints").iterdir() if p.name.isdigit()) == [6, 12]
     # Gloo sums gradients in another order than one process does; Adam divides by sqrt(v), so on
     # near-zero gradients that rounding moves a weight by a visible fraction of lr (1e-3) per step.
-    for got, want in zip(jax.tree.leaves((from_multi.weights, from_multi.stats)),
-                         jax.tree.leaves((from_single.weights, from_single.stats))):
+    for got, want in zip(
+        jax.tree.leaves((from_multi.weights, from_multi.stats)),
+        jax.tree.leaves((from_single.weights, from_single.stats)),
+    ):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-3, atol=1e-4)
 
 
 def test_multihost_script_rejects_bad_process_id():
     out = subprocess.run(
-        ["bash", str(ROOT / "launch" / "multihost.sh"), "--coordinator", "127.0.0.1:1", "--num-processes", "2",
-         "--process-id", "2", "--", "true"],
-        capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("SLURM_")},
+        [
+            "bash",
+            str(ROOT / "launch" / "multihost.sh"),
+            "--coordinator",
+            "127.0.0.1:1",
+            "--num-processes",
+            "2",
+            "--process-id",
+            "2",
+            "--",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SLURM_")},
     )
     assert out.returncode == 2 and "--process-id must be in [0, 2)" in out.stderr
 
@@ -176,20 +233,47 @@ def _tiny_dataset(path, pairs=10):
 def _annotate_sh(*args):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env = {k: v for k, v in env.items() if not k.startswith("SLURM_")}
-    return subprocess.run(["bash", str(ROOT / "launch" / "annotate.sh"), *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        ["bash", str(ROOT / "launch" / "annotate.sh"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_annotate_launcher_shards_over_hosts_then_verifies(tmp_path):
     expected = _tiny_dataset(tmp_path / "ds")
-    incomplete = _annotate_sh(tmp_path / "ds", "--name", "sc", "--backend", "score", "--chunks-per-host", "2",
-                              "--hosts", "2", "--host-index", "1")
+    incomplete = _annotate_sh(
+        tmp_path / "ds",
+        "--name",
+        "sc",
+        "--backend",
+        "score",
+        "--chunks-per-host",
+        "2",
+        "--hosts",
+        "2",
+        "--host-index",
+        "1",
+    )
     assert incomplete.returncode == 0, incomplete.stderr
     assert "--verify-only --num-chunks 4" in incomplete.stderr
     verify = _annotate_sh(tmp_path / "ds", "--name", "sc", "--verify-only", "--num-chunks", "4")
     assert verify.returncode == 1 and "still unlabelled" in verify.stdout  # host 0 has not run yet
-    done = _annotate_sh(tmp_path / "ds", "--name", "sc", "--backend", "score", "--chunks-per-host", "2",
-                        "--hosts", "2", "--host-index", "0")
+    done = _annotate_sh(
+        tmp_path / "ds",
+        "--name",
+        "sc",
+        "--backend",
+        "score",
+        "--chunks-per-host",
+        "2",
+        "--hosts",
+        "2",
+        "--host-index",
+        "0",
+    )
     assert done.returncode == 0, done.stderr
     verify = _annotate_sh(tmp_path / "ds", "--name", "sc", "--verify-only", "--num-chunks", "4")
     assert verify.returncode == 0 and "every pair is labelled" in verify.stdout
@@ -211,8 +295,13 @@ def test_local_launcher_exposes_fake_cpu_devices_and_clears_multihost_settings()
     env = dict(os.environ, MOTIF_COORDINATOR="10.0.0.1:1", PYTHONPATH=str(ROOT))
     env.pop("XLA_FLAGS", None)
     code = "import os, jax; print(jax.device_count(), os.environ.get('MOTIF_COORDINATOR'))"
-    out = subprocess.run(["bash", str(ROOT / "launch" / "local.sh"), "--fake-devices", "3", "--", sys.executable, "-c", code],
-                         capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        ["bash", str(ROOT / "launch" / "local.sh"), "--fake-devices", "3", "--", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["3", "None"]
 
@@ -230,17 +319,29 @@ def test_two_processes_train_the_agent_like_one_process_on_four_devices(tmp_path
     from motif_jax.cli import main
 
     sets = ["run.tensorboard=false", "run.log_every_s=0", "ppo.rollout=16", "run.checkpoint_every=1000000"]
-    common = ["--env", "envpool:CartPole-v1", "--preset", "mlp", "--sync", "--seed", "2",
-              *[a for s in sets for a in ("--set", s)]]
-    procs = _run_two_processes(["motif", "train", *common, "--num-envs", "4", "--steps", "384", "--out", "multi"],
-                               cwd=tmp_path)
+    common = [
+        "--env",
+        "envpool:CartPole-v1",
+        "--preset",
+        "mlp",
+        "--sync",
+        "--seed",
+        "2",
+        *[a for s in sets for a in ("--set", s)],
+    ]
+    procs = _run_two_processes(
+        ["motif", "train", *common, "--num-envs", "4", "--steps", "384", "--out", "multi"], cwd=tmp_path
+    )
     assert "3 updates" in procs[0].stdout
-    config = resolve_config(preset="mlp", overrides=[*sets, "env.num_envs=8"],
-                            flags={"task": "envpool:CartPole-v1", "steps": 384, "seed": 2, "run.sync": True})
+    config = resolve_config(
+        preset="mlp",
+        overrides=[*sets, "env.num_envs=8"],
+        flags={"task": "envpool:CartPole-v1", "steps": 384, "seed": 2, "run.sync": True},
+    )
     single = Trainer(config, tmp_path / "single", devices=jax.devices()[:4], console=False)
     single.train()
 
-    read = lambda run: [json.loads(l) for l in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    read = lambda run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     multi, one = read("multi"), read("single")
     assert [r["updates"] for r in multi] == [r["updates"] for r in one] == [1, 2, 3]
     for got, want in zip(multi, one):
@@ -250,7 +351,9 @@ def test_two_processes_train_the_agent_like_one_process_on_four_devices(tmp_path
     assert [p.name for p in (tmp_path / "multi" / "checkpoints").iterdir() if p.name.isdigit()] == ["384"]
     restored = load_policy(tmp_path / "multi")  # on this process's first device
     want = jax.device_get(single.train_state["params"])
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), jax.device_get(restored.params), want)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), jax.device_get(restored.params), want
+    )
 
     # Resume the 2-process run as one process on 8 devices with the same global batch.
     assert main(["train", "--resume", "--out", str(tmp_path / "multi"), "--num-envs", "8", "--steps", "768"]) == 0
@@ -261,8 +364,13 @@ def test_two_processes_train_the_agent_like_one_process_on_four_devices(tmp_path
 def test_gpu_check_runs_at_small_sizes_on_cpu(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOTIF_", "SLURM_"))}
     env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHON=sys.executable, PYTHONPATH=str(ROOT))
-    out = subprocess.run(["bash", str(ROOT / "launch" / "gpu_check.sh"), "--out", str(tmp_path / "check.json"),
-                          "--seconds", "3"], capture_output=True, text=True, env=env, timeout=900)
+    out = subprocess.run(
+        ["bash", str(ROOT / "launch" / "gpu_check.sh"), "--out", str(tmp_path / "check.json"), "--seconds", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((tmp_path / "check.json").read_text())
     assert result["platform"] == "cpu" and len(result["devices"]) == 1

@@ -32,6 +32,9 @@ FORBIDDEN = {
 
 @pytest.mark.parametrize("module", sorted(FORBIDDEN))
 def test_module_imports_nothing_downstream(module):
-    wrong = sorted(name for name in imported_modules(PACKAGE / module)
-                   if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[module]))
+    wrong = sorted(
+        name
+        for name in imported_modules(PACKAGE / module)
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[module])
+    )
     assert not wrong, f"{module} imports {wrong}"

@@ -12,8 +12,20 @@ pytestmark = pytest.mark.llm
 def test_benchmark_annotate_measures_three_engines(tmp_path, tmp_path_factory):
     model = exported_model(tmp_path_factory)
     out = tmp_path / "annotate.json"
-    result = motif("benchmark", "annotate", "--json", str(out), "--pairs", "8", "--modes", "logprob",
-                   "--vllm-model", str(model), "--threads", "1")
+    result = motif(
+        "benchmark",
+        "annotate",
+        "--json",
+        str(out),
+        "--pairs",
+        "8",
+        "--modes",
+        "logprob",
+        "--vllm-model",
+        str(model),
+        "--threads",
+        "1",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
     for engine in ("llamacpp", "vllm", "openai"):

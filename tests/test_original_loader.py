@@ -13,10 +13,9 @@ import shutil
 import numpy as np
 import pytest
 
+from annotate_data import write_pairs
 from motif_jax.cli import main
 from motif_jax.data import open_dataset
-
-from annotate_data import write_pairs
 
 REWARD_TRAINER_KEYS = {
     "data": {"blstats", "message", "tty_chars", "tty_colors", "rewards"},
@@ -26,8 +25,10 @@ REWARD_TRAINER_KEYS = {
 
 def load_folder(path, folder: str) -> dict[str, np.ndarray]:
     """Every file of one folder, memory-mapped, keyed by the name before the first dot."""
-    return {name.split(".")[0]: np.load(os.path.join(path, folder, name), mmap_mode="r")
-            for name in sorted(os.listdir(os.path.join(path, folder)))}
+    return {
+        name.split(".")[0]: np.load(os.path.join(path, folder, name), mmap_mode="r")
+        for name in sorted(os.listdir(os.path.join(path, folder)))
+    }
 
 
 def original_load(path, annotator: str) -> dict[str, dict[str, np.ndarray]]:
@@ -55,8 +56,27 @@ def test_the_rules_reject_a_sidecar_in_preference(tmp_path):
 @pytest.fixture(scope="module")
 def annotated(tmp_path_factory):
     out = tmp_path_factory.mktemp("orig") / "ds"
-    assert main(["collect", "--task", "score", "--seed", "1", "--out", str(out), "--pairs", "12",
-                 "--num-envs", "2", "--sample-prob", "0.2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--task",
+                "score",
+                "--seed",
+                "1",
+                "--out",
+                str(out),
+                "--pairs",
+                "12",
+                "--num-envs",
+                "2",
+                "--sample-prob",
+                "0.2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert main(["annotate", str(out), "--backend", "score", "--no-progress"]) == 0
     return out
 
@@ -75,8 +95,24 @@ def test_llm_sidecars_stay_out_of_preference(annotated, tmp_path):
     pytest.importorskip("llama_cpp")
     path = tmp_path / "ds"
     shutil.copytree(annotated, path)
-    assert main(["annotate", str(path), "--backend", "llamacpp", "--mode", "logprob", "--name", "smol",
-                 "--threads", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(path),
+                "--backend",
+                "llamacpp",
+                "--mode",
+                "logprob",
+                "--name",
+                "smol",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert sorted(os.listdir(path / "preference")) == ["score.npy", "smol.npy"]
     assert {"smol.json", "smol.cache.jsonl", "smol.soft.npy"} <= set(os.listdir(path / "annotations"))
     loaded = original_load(path, "smol")
@@ -88,8 +124,9 @@ def test_llm_sidecars_stay_out_of_preference(annotated, tmp_path):
 
 def test_old_locations_are_read_and_moved_out_on_the_next_annotation(tmp_path):
     """A dataset from before the move: data/reward.npy and sidecars in preference/."""
-    path = write_pairs(tmp_path / "old", [["You kill the newt!", "It's a wall."], ["a", "a"]],
-                       rewards=[[[1.0], [0.0]], [[0.0], [2.0]]])
+    path = write_pairs(
+        tmp_path / "old", [["You kill the newt!", "It's a wall."], ["a", "a"]], rewards=[[[1.0], [0.0]], [[0.0], [2.0]]]
+    )
     (path / "preference").mkdir()
     np.save(path / "preference" / "judge.npy", np.array([0, 2], np.int8))
     np.save(path / "preference" / "judge.soft.npy", np.array([0.9, 0.5], np.float32))

@@ -13,11 +13,23 @@ from motif_jax.evaluate import plot
 
 def _write_run(path, seed, lr=1e-4, steps=(100, 200, 300), torn_tail=False):
     path.mkdir(parents=True)
-    (path / "config.yaml").write_text(yaml.safe_dump({"task": "score", "seed": seed, "out": str(path), "ppo": {"lr": lr}}))
+    (path / "config.yaml").write_text(
+        yaml.safe_dump({"task": "score", "seed": seed, "out": str(path), "ppo": {"lr": lr}})
+    )
     with open(path / "metrics.jsonl", "w") as f:
         for s in steps:
-            f.write(json.dumps({"env_steps": s, "episode_return": s / 100 + seed, "success_rate": 0.1,
-                                "intrinsic_share": 0.25, "sps": 1000.0}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "env_steps": s,
+                        "episode_return": s / 100 + seed,
+                        "success_rate": 0.1,
+                        "intrinsic_share": 0.25,
+                        "sps": 1000.0,
+                    }
+                )
+                + "\n"
+            )
         if torn_tail:
             f.write('{"env_steps": 4')
 
@@ -33,7 +45,12 @@ def test_load_metrics_skips_a_torn_last_line_but_not_a_broken_middle(tmp_path):
 
 
 def test_series_sorts_and_drops_rows_without_the_metric():
-    rows = [{"env_steps": 30, "r": 3.0}, {"env_steps": 10, "r": 1.0}, {"env_steps": 20}, {"env_steps": 40, "r": float("nan")}]
+    rows = [
+        {"env_steps": 30, "r": 3.0},
+        {"env_steps": 10, "r": 1.0},
+        {"env_steps": 20},
+        {"env_steps": 40, "r": float("nan")},
+    ]
     x, y = plot.series(rows, "env_steps", "r")
     assert x.tolist() == [10, 30] and y.tolist() == [1.0, 3.0]
 

@@ -121,11 +121,13 @@ def run_actions(pool, steps):
 
 
 def test_same_seed_same_observations_whatever_the_worker_count():
-    with make_pool(CARTPOLE, num_envs=4, num_workers=2, seed=3) as a, \
-            make_pool(CARTPOLE, num_envs=4, num_workers=1, seed=3) as b, \
-            make_pool(CARTPOLE, num_envs=4, num_workers=2, seed=4) as c:
+    with (
+        make_pool(CARTPOLE, num_envs=4, num_workers=2, seed=3) as a,
+        make_pool(CARTPOLE, num_envs=4, num_workers=1, seed=3) as b,
+        make_pool(CARTPOLE, num_envs=4, num_workers=2, seed=4) as c,
+    ):
         fa, fb, fc = run_actions(a, 30), run_actions(b, 30), run_actions(c, 30)
-    for (_, x), (_, y), (_, z) in zip(fa, fb, fc):
+    for (_, x), (_, y), _ in zip(fa, fb, fc):
         np.testing.assert_array_equal(x["obs"], y["obs"])
     assert not np.array_equal(fa[0][1]["obs"], fc[0][1]["obs"])
     assert not np.array_equal(fa[0][1]["obs"][0], fa[0][1]["obs"][1])  # envs get different seeds

@@ -11,8 +11,21 @@ from motif_jax.cli import main
 @pytest.mark.slow
 def test_cartpole_reaches_475_within_500k_steps(tmp_path):
     run = tmp_path / "run"
-    argv = ["train", "--env", "envpool:CartPole-v1", "--preset", "mlp", "--steps", "500000", "--seed", "0",
-            "--out", str(run), "--set", "run.tensorboard=false"]
+    argv = [
+        "train",
+        "--env",
+        "envpool:CartPole-v1",
+        "--preset",
+        "mlp",
+        "--steps",
+        "500000",
+        "--seed",
+        "0",
+        "--out",
+        str(run),
+        "--set",
+        "run.tensorboard=false",
+    ]
     assert main(argv) == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     curve = [(r["env_steps"], r["episode_return"]) for r in records if "episode_return" in r]

@@ -21,7 +21,9 @@ def fake_batch(state_size, seed=0):
     first = np.concatenate([np.ones((N, 1), bool), ended[:, :-1]], axis=1)
     return {
         "obs": {"obs": rng.normal(size=(N, T + 1, 3)).astype(np.float32)},
-        "first": first, "ended": ended, "terminated": ended & (rng.random((N, T + 1)) < 0.5),
+        "first": first,
+        "ended": ended,
+        "terminated": ended & (rng.random((N, T + 1)) < 0.5),
         "rewards": rng.normal(size=(N, T + 1)).astype(np.float32),
         "actions": rng.integers(0, 4, (N, T + 1)).astype(np.int32),
         "logp": np.full((N, T + 1), np.log(0.25), np.float32),
@@ -70,8 +72,10 @@ def test_intrinsic_reward_uses_the_caption_arriving_with_each_transition():
     messages = np.zeros((1, 3, 256), np.uint8)
     messages[0, 1, 0] = ord("a")
     messages[0, 2, 0] = ord("a")
-    batch = {"rewards": jnp.array([[0.0, 20.0, 0.0]]),
-             "obs": {"message": jnp.asarray(messages), "message_count": jnp.array([[1, 1, 2]])}}
+    batch = {
+        "rewards": jnp.array([[0.0, 20.0, 0.0]]),
+        "obs": {"message": jnp.asarray(messages), "message_count": jnp.array([[1, 1, 2]])},
+    }
     fn = lambda p, m, c: p * (m[:, 0] > 0) / c.astype(jnp.float32) ** 3  # noqa: E731
     rc = RewardConfig(extrinsic_coef=0.1, llm_coef=0.5, env_scale=0.1, env_clip=1.0)
     total, ext, intr = total_rewards(batch, jnp.float32(4.0), fn, rc)
@@ -85,9 +89,11 @@ def test_batch_contract_names_the_wrong_field():
     from motif_jax.numerics import all_finite
 
     check_batch(fake_batch(4))
-    wrong = [("actions", np.zeros((N, T + 1), np.float32), "expected <class 'int'>"),
-             ("rewards", np.zeros((N, T), np.float32), "shape"),
-             ("state", np.zeros((N + 1, 4), np.float32), "prefix")]
+    wrong = [
+        ("actions", np.zeros((N, T + 1), np.float32), "expected <class 'int'>"),
+        ("rewards", np.zeros((N, T), np.float32), "shape"),
+        ("state", np.zeros((N + 1, 4), np.float32), "prefix"),
+    ]
     for key, value, words in wrong:
         with pytest.raises(AssertionError, match=words):
             check_batch({**fake_batch(4), key: value})

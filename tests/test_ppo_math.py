@@ -35,7 +35,9 @@ def test_gae_truncation_bootstraps_from_last_observation():
 
 
 def test_gae_batched_over_trailing_axis():
-    adv, _ = ppo.gae(jnp.stack([R, R], 1), jnp.stack([V, V], 1), jnp.zeros((3, 2), bool), jnp.zeros((3, 2), bool), 0.5, 0.5)
+    adv, _ = ppo.gae(
+        jnp.stack([R, R], 1), jnp.stack([V, V], 1), jnp.zeros((3, 2), bool), jnp.zeros((3, 2), bool), 0.5, 0.5
+    )
     np.testing.assert_allclose(adv[:, 1], [1.5, 2.0, 2.0])
 
 

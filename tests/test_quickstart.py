@@ -56,8 +56,12 @@ def _plot_stage(tmp_path, smooth="1"):
     run = tmp_path / "run"
     run.mkdir(exist_ok=True)
     (run / "metrics.jsonl").write_text(json.dumps({"env_steps": 1, "episode_return": 1.0}) + "\n")
-    return Stage("plot", "motif_jax.evaluate.plot", tmp_path / "plots",
-                 ["plot", str(run), "--out", str(tmp_path / "plots"), "--smooth", smooth])
+    return Stage(
+        "plot",
+        "motif_jax.evaluate.plot",
+        tmp_path / "plots",
+        ["plot", str(run), "--out", str(tmp_path / "plots"), "--smooth", smooth],
+    )
 
 
 def test_finished_stage_is_skipped_and_changed_settings_are_refused(tmp_path):
@@ -83,8 +87,19 @@ def test_failing_stage_stops_with_the_command_named(tmp_path):
 def test_full_quickstart_chain_at_toy_size(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the default --config is configs/quickstart.yaml
     out = tmp_path / "qs"
-    args = ["quickstart", "--out", str(out), "--set", "collect.pairs=200", "--set", "train.steps=2048",
-            "--set", "evaluate.episodes=2", "--set", "evaluate.max_episode_steps=50"]
+    args = [
+        "quickstart",
+        "--out",
+        str(out),
+        "--set",
+        "collect.pairs=200",
+        "--set",
+        "train.steps=2048",
+        "--set",
+        "evaluate.episodes=2",
+        "--set",
+        "evaluate.max_episode_steps=50",
+    ]
     assert main(args) == 0
     summary = (out / "summary.md").read_text()
     assert "| agent |" in summary and "| random |" in summary
@@ -94,8 +109,27 @@ def test_full_quickstart_chain_at_toy_size(tmp_path, monkeypatch):
     assert main(args) == 0  # every stage skipped the second time
     # evaluating the trained agent again gives the same numbers
     again = tmp_path / "again.json"
-    assert main(["evaluate", str(out / "agent" / "checkpoints"), "--task", "score", "--episodes", "2", "--seed", "0",
-                 "--num-envs", "4", "--max-episode-steps", "50", "--json", str(again)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out / "agent" / "checkpoints"),
+                "--task",
+                "score",
+                "--episodes",
+                "2",
+                "--seed",
+                "0",
+                "--num-envs",
+                "4",
+                "--max-episode-steps",
+                "50",
+                "--json",
+                str(again),
+            ]
+        )
+        == 0
+    )
     first = json.loads((out / "evaluation" / "agent.json").read_text())
     for key in ("recordings", "gif"):
         first.pop(key)
@@ -107,6 +141,7 @@ def test_verdict_needs_separated_intervals():
 
     def report(scores):
         return {"per_episode": [{"score": s} for s in scores]}
+
     assert "beats random" in _verdict(report([10, 11, 12]), report([1, 2, 3]))
     assert "worse than random" in _verdict(report([1, 2, 3]), report([10, 11, 12]))
     assert "does not beat random" in _verdict(report([1, 5, 9]), report([2, 6, 10]))

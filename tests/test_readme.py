@@ -23,8 +23,9 @@ def readme_commands(prefix: str) -> list[str]:
     inline = re.findall(r"`((?:motif|launch/|sbatch)[^`]*)`", text)
     commands = [re.sub(r"\s+#.*$", "", line).strip() for line in lines + inline]
     # skip placeholders (`motif COMMAND --help`) and bare command names in prose (`motif collect`)
-    return sorted({c for c in commands if c.startswith(prefix) and not re.match(r"motif [A-Z]", c)
-                   and len(c.split()) > 2})
+    return sorted(
+        {c for c in commands if c.startswith(prefix) and not re.match(r"motif [A-Z]", c) and len(c.split()) > 2}
+    )
 
 
 @pytest.mark.parametrize("command", readme_commands("motif "))

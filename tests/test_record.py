@@ -15,8 +15,9 @@ from motif_jax.evaluate.ttyrec import episode_ttyrecs, read_ttyrec
 def recorded(tmp_path_factory):
     """Two short NLE episodes recorded by NLE itself, with the tty observations seen while playing."""
     savedir = tmp_path_factory.mktemp("rec") / "ttyrecs"
-    env = gym.make("NetHackScore-v0", save_ttyrec_every=1, savedir=str(savedir),
-                   observation_keys=("tty_chars", "tty_colors"))
+    env = gym.make(
+        "NetHackScore-v0", save_ttyrec_every=1, savedir=str(savedir), observation_keys=("tty_chars", "tty_colors")
+    )
     screens = []
     for episode in range(2):
         obs, _ = env.reset(seed=episode)

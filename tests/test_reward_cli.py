@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from reward_synthetic import write_gold_dataset
 
 from motif_jax.cli import main
 from motif_jax.reward.inspect import print_report
+from reward_synthetic import write_gold_dataset
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,9 @@ def contract_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     ds = write_gold_dataset(root / "ds", num_pairs=500, seed=2)
     rdir = root / "rdir"
-    code = main(["train-reward", str(ds), "--annotator", "score", "--preset", "tiny", "--epochs", "3", "--out", str(rdir)])
+    code = main(
+        ["train-reward", str(ds), "--annotator", "score", "--preset", "tiny", "--epochs", "3", "--out", str(rdir)]
+    )
     assert code == 0
     return root, ds, rdir
 
@@ -52,7 +54,9 @@ def test_inspect_table_prints_brackets_as_text(capsys):
 
 def test_cli_errors_are_one_line_exit_2(contract_run, tmp_path, capsys):
     _, ds, rdir = contract_run
-    assert main(["train-reward", str(ds), "--annotator", "nobody", "--preset", "tiny", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["train-reward", str(ds), "--annotator", "nobody", "--preset", "tiny", "--out", str(tmp_path / "x")]) == 2
+    )
     assert "no labels for annotator 'nobody'" in capsys.readouterr().err
     assert main(["train-reward", str(ds), "--annotator", "score", "--preset", "tiny", "--out", str(rdir)]) == 2
     assert "--resume" in capsys.readouterr().err
@@ -84,8 +88,25 @@ def test_settings_precedence_preset_then_file_then_set_then_flags(tmp_path):
     config_file.write_text("lr: 0.01\nbatch_size: 64\nmodel: {channels: 16}\n")
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["ds", "--annotator", "a", "--out", "o", "--preset", "tiny", "--config", str(config_file),
-                              "--set", "batch_size=32", "--set", "model.mlp=[8]", "--lr", "0.002"])
+    args = parser.parse_args(
+        [
+            "ds",
+            "--annotator",
+            "a",
+            "--out",
+            "o",
+            "--preset",
+            "tiny",
+            "--config",
+            str(config_file),
+            "--set",
+            "batch_size=32",
+            "--set",
+            "model.mlp=[8]",
+            "--lr",
+            "0.002",
+        ]
+    )
     config = build_config(args)
     assert (config.lr, config.batch_size, config.epochs) == (0.002, 32, 3)
     model = config.model_config()

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from motif_jax.errors import MotifError
-from motif_jax.reward import intrinsic_reward
-from motif_jax.reward import losses
+from motif_jax.reward import intrinsic_reward, losses
 from motif_jax.reward.intrinsic import thresholded_count_reward
 from motif_jax.reward.model import PRESETS, NetParams, init_weights
 from motif_jax.reward.normalise import QUANTILE_LEVELS, NormStats, compute_stats, quantile_threshold
@@ -115,7 +114,9 @@ def test_intrinsic_reward_end_to_end_by_hand():
     out = reward(_constant_net(3.0), stats, messages, counts, eps_quantile=0.5, beta=3.0)
     np.testing.assert_allclose(out, [1.0, 1 / 8, 1 / 27], rtol=1e-6)  # q_0.5 = 0 < 1
     at_threshold = NormStats(stats.mean, stats.std, jnp.asarray(QUANTILE_LEVELS * 2, jnp.float32))  # q_0.5 = 1.0
-    np.testing.assert_array_equal(reward(_constant_net(3.0), at_threshold, messages, counts, eps_quantile=0.5, beta=3.0), 0.0)
+    np.testing.assert_array_equal(
+        reward(_constant_net(3.0), at_threshold, messages, counts, eps_quantile=0.5, beta=3.0), 0.0
+    )
     below = reward(_constant_net(-1.0), stats, messages, counts, eps_quantile=0.5, beta=3.0)  # normalised -1 < 0
     np.testing.assert_array_equal(below, 0.0)
 
@@ -133,7 +134,9 @@ def test_model_shapes_padding_and_truncation():
     other = messages.copy()
     other[..., 2] = 88
     assert not np.allclose(net(params, messages), net(params, other))
-    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), init_weights(config, 1), init_weights(config, 1)))
+    assert jax.tree.all(
+        jax.tree.map(lambda a, b: bool(jnp.all(a == b)), init_weights(config, 1), init_weights(config, 1))
+    )
 
 
 def test_split_and_epoch_batches_are_deterministic_and_complete():

@@ -4,10 +4,10 @@ restore onto any device count."""
 import jax
 import numpy as np
 import pytest
-from reward_synthetic import write_gold_dataset
 
 from motif_jax.reward import load
 from motif_jax.reward.train import preset_config, train_reward
+from reward_synthetic import write_gold_dataset
 
 
 @pytest.fixture(scope="module")

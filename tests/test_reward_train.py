@@ -6,7 +6,6 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from reward_synthetic import encode, write_gold_dataset
 
 from motif_jax.data import open_dataset
 from motif_jax.errors import MotifError
@@ -16,6 +15,7 @@ from motif_jax.reward import train as train_module
 from motif_jax.reward.captions import pair_rewards_from_unique, unique_captions
 from motif_jax.reward.pairs import load_preferences, split_pairs
 from motif_jax.reward.train import preset_config, train_reward
+from reward_synthetic import encode, write_gold_dataset
 
 ONE_DEVICE = jax.devices()[:1]
 
@@ -45,8 +45,8 @@ def test_learns_the_planted_signal_far_above_chance(trained):
     assert [r["epoch"] for r in history] == [1, 2, 3]
     assert history[-1]["val_acc"] > 0.9 and history[-1]["score_agreement"] > 0.9
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [l["epoch"] for l in lines] == [1, 2, 3] and lines[-1]["val_acc"] == history[-1]["val_acc"]
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in lines] == [1, 2, 3] and lines[-1]["val_acc"] == history[-1]["val_acc"]
     rm = load(out, devices=ONE_DEVICE)
     raw, normalised = rm.score(np.stack([encode("You see here 42 gold pieces."), encode("You kill the newt!")]))
     assert raw[0] > raw[1] and normalised[0] > normalised[1]
@@ -92,7 +92,7 @@ def test_resume_after_interruption_equals_uninterrupted(trained, gold, tmp_path,
         assert a["val_acc"] == pytest.approx(b["val_acc"], rel=1e-6)
     for a, b in zip(_weights(out), _weights(reference_dir)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    epochs = [json.loads(l)["epoch"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
     assert _train(gold, out, epochs=3, resume=True) == []  # already done: nothing replayed
 

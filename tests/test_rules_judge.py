@@ -44,13 +44,16 @@ def test_utility_sums_every_matching_rule_once(tmp_path):
     np.testing.assert_array_equal(u, [[3, -1], [0, 2]])
 
 
-@pytest.mark.parametrize("text, field", [
-    ("goals: {defaultgoal: {rules: [[1, '(']]}}", "goals.defaultgoal.rules[0]: bad regex"),
-    ("goals: {defaultgoal: {rules: [['x', 'a']]}}", "goals.defaultgoal.rules[0]: expected [utility, regex]"),
-    ("goals: {defaultgoal: {rules: [], weight: 2}}", "unknown key(s) weight"),
-    ("goals: {defaultgoal: {rules: [], unmatched: high}}", "goals.defaultgoal.unmatched"),
-    ("rules: []", "expected a mapping 'goals"),
-])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("goals: {defaultgoal: {rules: [[1, '(']]}}", "goals.defaultgoal.rules[0]: bad regex"),
+        ("goals: {defaultgoal: {rules: [['x', 'a']]}}", "goals.defaultgoal.rules[0]: expected [utility, regex]"),
+        ("goals: {defaultgoal: {rules: [], weight: 2}}", "unknown key(s) weight"),
+        ("goals: {defaultgoal: {rules: [], unmatched: high}}", "goals.defaultgoal.unmatched"),
+        ("rules: []", "expected a mapping 'goals"),
+    ],
+)
 def test_bad_judge_files_name_the_field(tmp_path, text, field):
     path = write_judge(tmp_path, text)
     with pytest.raises(MotifError, match=str(path)) as err:
@@ -93,8 +96,12 @@ def test_agreement_counts_only_pairs_both_decided():
 
 
 def test_annotate_rules_labels_every_pair_and_reports_agreement(tmp_path, capsys):
-    pairs = [("You kill the newt!", "It's a wall."), ("", "$ - 3 gold pieces."), ("Never mind.", "Never mind."),
-             ("It's a wall.", "You see here a dart.")]
+    pairs = [
+        ("You kill the newt!", "It's a wall."),
+        ("", "$ - 3 gold pieces."),
+        ("Never mind.", "Never mind."),
+        ("It's a wall.", "You see here a dart."),
+    ]
     ds_path = write_pairs(tmp_path / "ds", pairs)
     assert main(["annotate", str(ds_path), "--backend", "rules", "--goal", "gold", "--no-progress"]) == 0
     labels = np.asarray(open_dataset(ds_path).labels("rules-nethack_gold"))

@@ -33,8 +33,9 @@ def test_configs_is_one_folder_stored_once():
     """The package's configs/ is the checkout's configs/, kept in git as a link, not as a copy."""
     assert (ROOT / "motif_jax" / "configs").resolve() == (ROOT / "configs").resolve()
     if (ROOT / ".git").exists() and shutil.which("git"):
-        entry = subprocess.run(["git", "ls-files", "-s", "motif_jax/configs"], cwd=ROOT, capture_output=True,
-                               text=True).stdout
+        entry = subprocess.run(
+            ["git", "ls-files", "-s", "motif_jax/configs"], cwd=ROOT, capture_output=True, text=True
+        ).stdout
         assert entry.startswith("120000 "), entry  # a symbolic link
 
 
@@ -46,8 +47,9 @@ def _build_wheel(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "configs", src / "configs", ignore=skip)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)], check=True
+    )
     (wheel,) = (tmp_path / "dist").glob("motif_jax-*.whl")
     return wheel
 
@@ -59,12 +61,19 @@ def _venv_with_wheel(tmp_path: Path, wheel: Path) -> Path:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     ours = dict.fromkeys(sysconfig.get_path(key) for key in ("purelib", "platlib"))
     (site / "dependencies.pth").write_text("".join(f"{path}\n" for path in ours))
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)], check=True
+    )
     return venv
 
 
@@ -102,14 +111,48 @@ def test_installed_wheel_runs_the_pipeline_from_another_folder(tmp_path):
     assert not {str(ROOT), str(ROOT / "motif_jax")} & set(probe["path"]), probe["path"]
 
     motif = str(venv / "bin" / "motif")
-    run(motif, "collect", "--task", "score", "--seed", "0", "--out", "data", "--pairs", "64", "--num-envs", "2",
-        "--sample-prob", "0.2", "--no-progress")
+    run(
+        motif,
+        "collect",
+        "--task",
+        "score",
+        "--seed",
+        "0",
+        "--out",
+        "data",
+        "--pairs",
+        "64",
+        "--num-envs",
+        "2",
+        "--sample-prob",
+        "0.2",
+        "--no-progress",
+    )
     run(motif, "annotate", "data", "--backend", "score")
     run(motif, "annotate", "data", "--backend", "rules", "--goal", "defaultgoal")  # the shipped judge
     run(motif, "train-reward", "data", "--annotator", "score", "--preset", "tiny", "--epochs", "2", "--out", "reward")
-    run(motif, "train", "--config", "score.yaml", "--preset", "tiny", "--steps", "2048", "--reward", "reward",
-        "--out", "agent", "--set", "env.num_envs=4", "--set", "ppo.rollout=16", "--set", "run.tensorboard=false",
-        "--set", "run.log_every_s=0")
+    run(
+        motif,
+        "train",
+        "--config",
+        "score.yaml",
+        "--preset",
+        "tiny",
+        "--steps",
+        "2048",
+        "--reward",
+        "reward",
+        "--out",
+        "agent",
+        "--set",
+        "env.num_envs=4",
+        "--set",
+        "ppo.rollout=16",
+        "--set",
+        "run.tensorboard=false",
+        "--set",
+        "run.log_every_s=0",
+    )
     assert (work / "data" / "meta.json").is_file()
     assert {p.name for p in (work / "data" / "preference").iterdir()} == {"score.npy", "rules-nethack_defaultgoal.npy"}
     assert any(p.name.isdigit() for p in (work / "reward" / "checkpoints").iterdir())

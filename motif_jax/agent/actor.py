@@ -81,15 +81,18 @@ class ActorStats:
     queue_wait_s: float = 0.0
     episodes: dict = field(default_factory=lambda: {k: [] for k in EPISODE_KEYS})
 
-    def drain(self) -> "ActorStats":
+    def drain(self) -> ActorStats:
         out = dataclasses.replace(self)
         for f in dataclasses.fields(self):
             setattr(self, f.name, f.default_factory() if f.name == "episodes" else f.default)
         return out
 
-    def __add__(self, other: "ActorStats") -> "ActorStats":
-        total = {f.name: getattr(self, f.name) + getattr(other, f.name)
-                 for f in dataclasses.fields(self) if f.name != "episodes"}
+    def __add__(self, other: ActorStats) -> ActorStats:
+        total = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "episodes"
+        }
         return ActorStats(**total, episodes={k: self.episodes[k] + other.episodes[k] for k in EPISODE_KEYS})
 
 
@@ -100,8 +103,19 @@ class RolloutWorker:
     the action sampling, so an env's actions depend only on the seed, its id and its step.
     """
 
-    def __init__(self, pool, graphdef, param_treedef, store: ParamStore, rollout: int, obs_spec: dict,
-                 policy_keys, state_size: int, seed: int, env_offset: int = 0):
+    def __init__(
+        self,
+        pool,
+        graphdef,
+        param_treedef,
+        store: ParamStore,
+        rollout: int,
+        obs_spec: dict,
+        policy_keys,
+        state_size: int,
+        seed: int,
+        env_offset: int = 0,
+    ):
         self.pool, self.store, self.rows = pool, store, pool.num_envs
         self.policy_keys = tuple(policy_keys)
         self.act = make_act_fn(graphdef, param_treedef)
@@ -138,8 +152,9 @@ class RolloutWorker:
         self.builder.observe(ids, obs, rew, term, ended, first, state_before)
         policy_obs = {k: obs[k] for k in self.policy_keys}
         t2 = time.perf_counter()
-        actions, logp, state = self.act(params, policy_obs, first, state_before, self.key, self.global_ids[ids],
-                                        self.env_steps[ids], False)
+        actions, logp, state = self.act(
+            params, policy_obs, first, state_before, self.key, self.global_ids[ids], self.env_steps[ids], False
+        )
         actions, logp, state = jax.device_get((actions, logp, state))
         t3 = time.perf_counter()
         self.env_steps[ids] += 1
@@ -211,7 +226,7 @@ class ActorThread(threading.Thread):
                 return item
             except queue.Empty:
                 if not self.is_alive() and self.error is None:
-                    raise RuntimeError("actor thread stopped")
+                    raise RuntimeError("actor thread stopped") from None
 
     def stop(self) -> None:
         self.stop_event.set()

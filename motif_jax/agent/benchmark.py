@@ -32,16 +32,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default="score", help="task name or envpool:<EnvName>")
     parser.add_argument("--config", help="optional YAML config (as for motif train)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--seconds", type=float, default=60.0,
-                        help="length of the training phase; the pool is measured for half of it before and after")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=60.0,
+        help="length of the training phase; the pool is measured for half of it before and after",
+    )
     parser.add_argument("--reward", help="reward-model run dir: train with the intrinsic reward (default: none)")
     parser.add_argument("--json", help="write the result here")
 
 
 def pool_steps_per_second(config, seconds: float) -> float:
     """Random-action env steps/s of the pool configured exactly as the trainer's."""
-    pool = make_env_pool(config.task, config.env.num_envs, pool_batch_size(config), config.seed,
-                         config.env.num_workers, config.env.obs_keys)
+    pool = make_env_pool(
+        config.task,
+        config.env.num_envs,
+        pool_batch_size(config),
+        config.seed,
+        config.env.num_workers,
+        config.env.obs_keys,
+    )
     rng = np.random.default_rng(0)
     try:
         pool.async_reset()
@@ -97,15 +107,43 @@ def run(args: argparse.Namespace) -> int:
         costs = learner_report(config, learner, params, spec, trainer.state_size, update_s)
     pool_after = pool_steps_per_second(config, args.seconds / 2)
     pool_sps = (pool_before + pool_after) / 2
-    result = {"train_sps": train_sps, "pool_sps": pool_sps, "actor_sps": actor_sps, **costs,
-              "train_over_pool": train_sps / pool_sps, "train_over_learner": train_sps / costs["learner_fps"],
-              "pool_sps_before": pool_before, "pool_sps_after": pool_after, "llm_coef": config.reward.llm_coef,
-              "preset": config.preset, "task": config.task, "num_envs": config.env.num_envs,
-              "batch_size": pool_batch_size(config), "rollout": config.ppo.rollout, "seconds": args.seconds,
-              "updates": len(trainer.timeline), "sync": config.run.sync, "config": to_dict(config)}
+    result = {
+        "train_sps": train_sps,
+        "pool_sps": pool_sps,
+        "actor_sps": actor_sps,
+        **costs,
+        "train_over_pool": train_sps / pool_sps,
+        "train_over_learner": train_sps / costs["learner_fps"],
+        "pool_sps_before": pool_before,
+        "pool_sps_after": pool_after,
+        "llm_coef": config.reward.llm_coef,
+        "preset": config.preset,
+        "task": config.task,
+        "num_envs": config.env.num_envs,
+        "batch_size": pool_batch_size(config),
+        "rollout": config.ppo.rollout,
+        "seconds": args.seconds,
+        "updates": len(trainer.timeline),
+        "sync": config.run.sync,
+        "config": to_dict(config),
+    }
     text = json.dumps(result, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n")
-    print(json.dumps({k: result[k] for k in ("train_sps", "learner_fps", "actor_sps", "pool_sps", "train_over_pool",
-                                             "params", "flops_per_frame")}))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "train_sps",
+                    "learner_fps",
+                    "actor_sps",
+                    "pool_sps",
+                    "train_over_pool",
+                    "params",
+                    "flops_per_frame",
+                )
+            }
+        )
+    )
     return 0

@@ -52,9 +52,13 @@ def measure(worker: RolloutWorker, seconds: float) -> dict:
     elapsed = time.perf_counter() - start
     s = worker.drain_stats()
     per_step = 1e6 / max(s.env_steps, 1)
-    return {"sps": s.env_steps / elapsed, "host_us_per_step": s.host_s * per_step,
-            "env_wait_us_per_step": s.env_wait_s * per_step, "inference_us_per_step": s.inference_s * per_step,
-            "send_us_per_step": s.send_s * per_step}
+    return {
+        "sps": s.env_steps / elapsed,
+        "host_us_per_step": s.host_s * per_step,
+        "env_wait_us_per_step": s.env_wait_s * per_step,
+        "inference_us_per_step": s.inference_s * per_step,
+        "send_us_per_step": s.send_s * per_step,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,22 +73,30 @@ def run(args: argparse.Namespace) -> int:
         graphdef = nnx.graphdef(model)
         store = ParamStore(jax.local_devices()[0])
         store.publish(params, 0)
-        worker = RolloutWorker(pool, graphdef, jax.tree.structure(params), store, c.ppo.rollout, spec, keys,
-                               model.state_size, c.seed)
+        worker = RolloutWorker(
+            pool, graphdef, jax.tree.structure(params), store, c.ppo.rollout, spec, keys, model.state_size, c.seed
+        )
         policy = measure(worker, args.seconds)
         worker.act = constant_act
         constant = measure(worker, args.seconds)
     finally:
         pool.close()
-    result = {"actor_sps_constant_policy": constant["sps"], "actor_sps_policy": policy["sps"],
-              "host_us_per_step": policy["host_us_per_step"],
-              "host_us_per_step_constant_policy": constant["host_us_per_step"],
-              "host_capacity_sps": 1e6 / max(policy["host_us_per_step"], 1e-9),
-              "env_wait_us_per_step": policy["env_wait_us_per_step"],
-              "inference_us_per_step": policy["inference_us_per_step"],
-              "send_us_per_step": policy["send_us_per_step"],
-              "preset": c.preset, "task": c.task, "num_envs": n, "batch_size": pool.batch_size,
-              "rollout": c.ppo.rollout, "seconds": args.seconds}
+    result = {
+        "actor_sps_constant_policy": constant["sps"],
+        "actor_sps_policy": policy["sps"],
+        "host_us_per_step": policy["host_us_per_step"],
+        "host_us_per_step_constant_policy": constant["host_us_per_step"],
+        "host_capacity_sps": 1e6 / max(policy["host_us_per_step"], 1e-9),
+        "env_wait_us_per_step": policy["env_wait_us_per_step"],
+        "inference_us_per_step": policy["inference_us_per_step"],
+        "send_us_per_step": policy["send_us_per_step"],
+        "preset": c.preset,
+        "task": c.task,
+        "num_envs": n,
+        "batch_size": pool.batch_size,
+        "rollout": c.ppo.rollout,
+        "seconds": args.seconds,
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("host_us_per_step", "actor_sps_constant_policy", "actor_sps_policy")}))

@@ -37,9 +37,11 @@ def nethack_obs_spec(with_counts: bool = False) -> dict:
     """{key: (shape, dtype)} of the NLE observations the policy reads, without making an env."""
     from nle import nethack
 
-    spec = {"glyphs": (tuple(nethack.DUNGEON_SHAPE), np.dtype(np.int16)),
-            "blstats": ((nethack.NLE_BLSTATS_SIZE,), np.dtype(np.int64)),
-            "message": ((nethack.NLE_MESSAGE_SIZE,), np.dtype(np.uint8))}
+    spec = {
+        "glyphs": (tuple(nethack.DUNGEON_SHAPE), np.dtype(np.int16)),
+        "blstats": ((nethack.NLE_BLSTATS_SIZE,), np.dtype(np.int64)),
+        "message": ((nethack.NLE_MESSAGE_SIZE,), np.dtype(np.uint8)),
+    }
     if with_counts:
         spec["message_count"] = ((), np.dtype(np.int32))
     return spec
@@ -77,11 +79,16 @@ def synthetic_batch(spec: dict, rows: int, rollout: int, state_size: int, num_ac
     slots = (rows, rollout + 1)
     ended = rng.random(slots) < 0.01
     first = np.concatenate([np.ones((rows, 1), bool), ended[:, :-1]], axis=1)
-    return {"obs": synthetic_obs(spec, slots, rng), "first": first, "ended": ended, "terminated": ended,
-            "rewards": rng.normal(size=slots).astype(np.float32),
-            "actions": rng.integers(0, num_actions, slots).astype(np.int32),
-            "logp": np.full(slots, -np.log(num_actions), np.float32),
-            "state": np.zeros((rows, state_size), np.float32)}
+    return {
+        "obs": synthetic_obs(spec, slots, rng),
+        "first": first,
+        "ended": ended,
+        "terminated": ended,
+        "rewards": rng.normal(size=slots).astype(np.float32),
+        "actions": rng.integers(0, num_actions, slots).astype(np.int32),
+        "logp": np.full(slots, -np.log(num_actions), np.float32),
+        "state": np.zeros((rows, state_size), np.float32),
+    }
 
 
 def count_params(params) -> int:
@@ -98,8 +105,10 @@ def xla_flops(fn, *args) -> float:
 
 def forward_flops_per_frame(graphdef, params, spec: dict, state_size: int, frames: int = 64) -> float:
     """Forward FLOPs per observation of one acting step (a scan of length 1, counted exactly)."""
-    obs = jax.tree.map(jnp.asarray, synthetic_obs({k: v for k, v in spec.items() if k != "message_count"},
-                                                  (frames,), np.random.default_rng(0)))
+    obs = jax.tree.map(
+        jnp.asarray,
+        synthetic_obs({k: v for k, v in spec.items() if k != "message_count"}, (frames,), np.random.default_rng(0)),
+    )
     first, state = jnp.zeros(frames, bool), jnp.zeros((frames, state_size), jnp.float32)
     step = lambda p, o, f, s: nnx.merge(graphdef, p).step(o, f, s)[:2]  # noqa: E731
     return xla_flops(step, params, obs, first, state) / frames
@@ -142,17 +151,23 @@ def time_updates(learner: Learner, train_state, batch, reward_params, seconds: f
     return per_update, holder
 
 
-def learner_report(config: TrainConfig, learner: Learner, params, spec: dict, state_size: int,
-                   update_s: float) -> dict:
+def learner_report(config: TrainConfig, learner: Learner, params, spec: dict, state_size: int, update_s: float) -> dict:
     """The JSON fields every trainer benchmark shares: size, cost per frame and the update's FLOP rate."""
     frames = config.env.num_envs * config.ppo.rollout * jax.process_count()
     fwd = forward_flops_per_frame(learner.graphdef, params, spec, state_size)
     learner_fps = frames / update_s
     update_flops = fwd * (1 + 3 * config.ppo.epochs)  # value pass + forward/backward per epoch
     matmul = matmul_flops_per_s(max(frames // config.ppo.minibatches, 1))
-    return {"params": count_params(params), "flops_per_frame": fwd, "update_flops_per_frame": update_flops,
-            "learner_fps": learner_fps, "update_s": update_s, "frames_per_update": frames,
-            "matmul_flops_per_s": matmul, "flop_utilisation": update_flops * learner_fps / matmul}
+    return {
+        "params": count_params(params),
+        "flops_per_frame": fwd,
+        "update_flops_per_frame": update_flops,
+        "learner_fps": learner_fps,
+        "update_s": update_s,
+        "frames_per_update": frames,
+        "matmul_flops_per_s": matmul,
+        "flop_utilisation": update_flops * learner_fps / matmul,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,9 +189,14 @@ def run(args: argparse.Namespace) -> int:
     batch = synthetic_batch(spec, config.env.num_envs, config.ppo.rollout, model.state_size, num_actions)
     params = learner.initial["params"]
     per_update, holder = time_updates(learner, learner.init_state(), batch, None, args.seconds)
-    result = {**learner_report(config, learner, params, spec, model.state_size, per_update),
-              "compile_s": holder["compile_s"], "devices": [str(d) for d in mesh.devices.flat],
-              "preset": config.preset, "num_envs": config.env.num_envs, "rollout": config.ppo.rollout}
+    result = {
+        **learner_report(config, learner, params, spec, model.state_size, per_update),
+        "compile_s": holder["compile_s"],
+        "devices": [str(d) for d in mesh.devices.flat],
+        "preset": config.preset,
+        "num_envs": config.env.num_envs,
+        "rollout": config.ppo.rollout,
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("params", "flops_per_frame", "learner_fps", "flop_utilisation")}))

@@ -16,17 +16,31 @@ from motif_jax.errors import MotifError
 
 # flag dest -> config key
 FLAG_KEYS = {
-    "env": "task", "preset": "preset", "steps": "steps", "seed": "seed", "reward": "reward.path",
-    "out": "run.out", "extrinsic_coef": "reward.extrinsic_coef", "llm_coef": "reward.llm_coef",
-    "beta": "reward.beta", "eps_quantile": "reward.eps_quantile", "num_envs": "env.num_envs",
+    "env": "task",
+    "preset": "preset",
+    "steps": "steps",
+    "seed": "seed",
+    "reward": "reward.path",
+    "out": "run.out",
+    "extrinsic_coef": "reward.extrinsic_coef",
+    "llm_coef": "reward.llm_coef",
+    "beta": "reward.beta",
+    "eps_quantile": "reward.eps_quantile",
+    "num_envs": "env.num_envs",
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_keys_help(parser, TrainConfig, "train")
     parser.add_argument("--config", help="YAML config (may `extends:` another), e.g. configs/score.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config key (listed below), e.g. --set ppo.lr=3e-4 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key (listed below), e.g. --set ppo.lr=3e-4 (repeatable)",
+    )
     parser.add_argument("--env", help="task name or envpool:<EnvName> (config: task)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="network + sizing preset (config: preset)")
     parser.add_argument("--steps", type=int, help="total env steps (config: steps)")
@@ -39,8 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta", type=float, help="caption-count exponent (config: reward.beta)")
     parser.add_argument("--eps-quantile", type=float, help="intrinsic threshold quantile (config: reward.eps_quantile)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    parser.add_argument("--sync", action="store_true", default=None,
-                        help="act with the newest params, no actor/learner overlap (config: run.sync)")
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        default=None,
+        help="act with the newest params, no actor/learner overlap (config: run.sync)",
+    )
 
 
 def config_from_args(args: argparse.Namespace):

@@ -145,9 +145,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     # million multiply-adds per frame and the GRU the rest (see `motif benchmark learner`).
     "paper": {
         "env": {"num_envs": 480},
-        "model": {"kind": "nethack", "core": "gru", "hidden": 512, "glyph_dim": 32, "map_channels": 64,
-                  "full_map": False, "crop": 12, "crop_patch": 2, "stats_layers": [128, 128],
-                  "message_encoder": "mlp", "message_layers": [128, 128], "torso": 512, "activation": "elu"},
+        "model": {
+            "kind": "nethack",
+            "core": "gru",
+            "hidden": 512,
+            "glyph_dim": 32,
+            "map_channels": 64,
+            "full_map": False,
+            "crop": 12,
+            "crop_patch": 2,
+            "stats_layers": [128, 128],
+            "message_encoder": "mlp",
+            "message_layers": [128, 128],
+            "torso": 512,
+            "activation": "elu",
+        },
         "ppo": {"rollout": 32, "minibatch_frames": 4096, "epochs": 1},
         "run": {"checkpoint_every": 10_000_000},
     },
@@ -159,20 +171,43 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 32 envs ~0.7 ms instead of 0.85 ms, and training runs ~6500-7000 instead of ~5600 env steps/s.
     "tiny": {
         "env": {"num_envs": 64},
-        "model": {"kind": "nethack", "core": "gru", "hidden": 64, "glyph_dim": 8, "map_channels": 4,
-                  "map_patch": 3, "crop": 9, "crop_patch": 3, "message_dim": 8, "message_channels": 8,
-                  "message_patch": 4, "torso": 64},
+        "model": {
+            "kind": "nethack",
+            "core": "gru",
+            "hidden": 64,
+            "glyph_dim": 8,
+            "map_channels": 4,
+            "map_patch": 3,
+            "crop": 9,
+            "crop_patch": 3,
+            "message_dim": 8,
+            "message_channels": 8,
+            "message_patch": 4,
+            "torso": 64,
+        },
         "ppo": {"rollout": 32, "minibatches": 2, "epochs": 1},
         "run": {"checkpoint_every": 10_000},
     },
     # CleanRL's ppo.py defaults for CartPole: separate 64-64 tanh actor and critic, no recurrence.
     "mlp": {
         "env": {"num_envs": 4, "obs_keys": ["obs"]},
-        "model": {"kind": "mlp", "core": "none", "mlp_layers": [64, 64], "activation": "tanh",
-                  "separate_critic": True},
-        "ppo": {"rollout": 128, "minibatches": 4, "epochs": 4, "lr": 2.5e-4, "anneal_lr": True,
-                "gamma": 0.99, "gae_lambda": 0.95, "clip": 0.2, "clip_value": True, "vf_coef": 0.5,
-                "ent_coef": 0.01, "max_grad_norm": 0.5, "norm_adv": True, "advantage": "gae"},
+        "model": {"kind": "mlp", "core": "none", "mlp_layers": [64, 64], "activation": "tanh", "separate_critic": True},
+        "ppo": {
+            "rollout": 128,
+            "minibatches": 4,
+            "epochs": 4,
+            "lr": 2.5e-4,
+            "anneal_lr": True,
+            "gamma": 0.99,
+            "gae_lambda": 0.95,
+            "clip": 0.2,
+            "clip_value": True,
+            "vf_coef": 0.5,
+            "ent_coef": 0.01,
+            "max_grad_norm": 0.5,
+            "norm_adv": True,
+            "advantage": "gae",
+        },
         "reward": {"extrinsic_coef": 1.0, "llm_coef": 0.0, "env_scale": 1.0, "env_clip": 1e9},
         "run": {"log_every_s": 1.0, "checkpoint_every": 50_000},
     },
@@ -180,16 +215,30 @@ PRESETS: dict[str, dict[str, Any]] = {
     "atari": {
         "env": {"num_envs": 8, "obs_keys": ["obs"]},
         "model": {"kind": "atari", "core": "none", "torso": 512, "activation": "relu"},
-        "ppo": {"rollout": 128, "minibatches": 4, "epochs": 4, "lr": 2.5e-4, "anneal_lr": True,
-                "clip": 0.1, "clip_value": True, "ent_coef": 0.01, "max_grad_norm": 0.5},
+        "ppo": {
+            "rollout": 128,
+            "minibatches": 4,
+            "epochs": 4,
+            "lr": 2.5e-4,
+            "anneal_lr": True,
+            "clip": 0.1,
+            "clip_value": True,
+            "ent_coef": 0.01,
+            "max_grad_norm": 0.5,
+        },
         "reward": {"extrinsic_coef": 1.0, "llm_coef": 0.0, "env_scale": 1.0, "env_clip": 1.0},
     },
 }
 
 
-def resolve_config(file: str | Path | None = None, preset: str | None = None,
-                   overrides: list[str] | None = None, flags: dict[str, Any] | None = None,
-                   base: dict[str, Any] | None = None, check: bool = True) -> TrainConfig:
+def resolve_config(
+    file: str | Path | None = None,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+    check: bool = True,
+) -> TrainConfig:
     """Build the run's config: defaults < preset < file < ``--set`` < flags (dotted keys), type-checked.
 
     ``base`` is a resumed run's saved ``config.yaml``: it sits under the file, and its preset is not
@@ -224,11 +273,15 @@ def minibatches_for(num_envs: int, rollout: int, frames: int) -> int:
 def validate(c: TrainConfig) -> None:
     checks = [
         (c.env.num_envs > 0 and c.ppo.rollout > 0, "env.num_envs and ppo.rollout must be positive"),
-        (c.env.num_envs % max(c.ppo.minibatches, 1) == 0 and c.ppo.minibatches > 0,
-         f"env.num_envs ({c.env.num_envs}) must be a multiple of ppo.minibatches ({c.ppo.minibatches})"),
+        (
+            c.env.num_envs % max(c.ppo.minibatches, 1) == 0 and c.ppo.minibatches > 0,
+            f"env.num_envs ({c.env.num_envs}) must be a multiple of ppo.minibatches ({c.ppo.minibatches})",
+        ),
         (c.model.crop > 0, "model.crop must be positive"),
-        (c.actor.threads > 0 and c.env.num_envs % c.actor.threads == 0,
-         f"env.num_envs ({c.env.num_envs}) must be a positive multiple of actor.threads ({c.actor.threads})"),
+        (
+            c.actor.threads > 0 and c.env.num_envs % c.actor.threads == 0,
+            f"env.num_envs ({c.env.num_envs}) must be a positive multiple of actor.threads ({c.actor.threads})",
+        ),
         (c.steps > 0, "steps must be positive"),
         (c.ppo.value_clip >= 0, "ppo.value_clip must be >= 0 (0 = off)"),
         (c.reward.llm_coef == 0 or c.reward.path, "reward.llm_coef > 0 needs a reward model: --reward DIR"),

@@ -27,7 +27,9 @@ class EnvpoolAdapter:
             raise MotifError(f"--env envpool:{name}: envpool cannot make it ({e})") from e
         self.num_envs, self.batch_size = num_envs, batch_size
         space = self.env.observation_space
-        self.observation_space = space if isinstance(space, gymnasium.spaces.Dict) else gymnasium.spaces.Dict({"obs": space})
+        self.observation_space = (
+            space if isinstance(space, gymnasium.spaces.Dict) else gymnasium.spaces.Dict({"obs": space})
+        )
         self.action_space = self.env.action_space
         self._return = np.zeros(num_envs, np.float64)
         self._length = np.zeros(num_envs, np.int64)
@@ -57,17 +59,22 @@ class EnvpoolAdapter:
             close()
 
 
-def make_env_pool(task: str, num_envs: int, batch_size: int, seed: int, num_workers: int = 0, obs_keys=None,
-                  cpu_offset: int = 0):
+def make_env_pool(
+    task: str, num_envs: int, batch_size: int, seed: int, num_workers: int = 0, obs_keys=None, cpu_offset: int = 0
+):
     """A pool for a task name (NLE via ``motif_jax.envs.make_pool``) or ``envpool:<Name>``."""
     if task.startswith(ENVPOOL_PREFIX):
-        return EnvpoolAdapter(task[len(ENVPOOL_PREFIX):], num_envs, batch_size, seed)
+        return EnvpoolAdapter(task[len(ENVPOOL_PREFIX) :], num_envs, batch_size, seed)
     from motif_jax.envs import TASKS, make_pool
 
     if task not in TASKS:
         raise MotifError(f"task {task!r} unknown; choose from {', '.join(TASKS)} or envpool:<EnvName>")
-    kwargs = {"batch_size": batch_size, "seed": seed, "obs_keys": list(obs_keys) if obs_keys else None,
-              "cpu_offset": cpu_offset}
+    kwargs = {
+        "batch_size": batch_size,
+        "seed": seed,
+        "obs_keys": list(obs_keys) if obs_keys else None,
+        "cpu_offset": cpu_offset,
+    }
     if num_workers:
         kwargs["num_workers"] = num_workers
     return make_pool(task, num_envs, **kwargs)

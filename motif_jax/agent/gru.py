@@ -35,6 +35,7 @@ def gru_scan(xp: jax.Array, first: jax.Array, h0: jax.Array, w_h: jax.Array):
 
     Returns ``(ys [T, B, H], h_T [B, H])``.
     """
+
     def step(h, xs):
         h, _ = _step(w_h, h, *xs)
         return h, h

@@ -14,7 +14,8 @@ Batch layout (numpy or jax, rows first, ``T + 1`` slots per segment):
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import chex
 import jax
@@ -78,7 +79,9 @@ def advantages_and_targets(c: PPOConfig, rewards, values, logp_now, batch):
     terminated, ended = tm(batch["terminated"][:, 1:]), tm(batch["ended"][:, 1:])
     if c.advantage == "vtrace":
         log_rhos = tm(logp_now[:, :-1] - batch["logp"][:, :-1])
-        adv, targets = ppo.vtrace(tm(rewards), tm(values), terminated, ended, log_rhos, c.gamma, c.vtrace_rho, c.vtrace_c)
+        adv, targets = ppo.vtrace(
+            tm(rewards), tm(values), terminated, ended, log_rhos, c.gamma, c.vtrace_rho, c.vtrace_c
+        )
     else:
         adv, targets = ppo.gae(tm(rewards), tm(values), terminated, ended, c.gamma, c.gae_lambda)
     return tm(adv), tm(targets)
@@ -87,8 +90,15 @@ def advantages_and_targets(c: PPOConfig, rewards, values, logp_now, batch):
 class Learner:
     """Holds the network definition, optimiser and the compiled update for one mesh."""
 
-    def __init__(self, model: Policy, ppo_config: PPOConfig, reward_config: RewardConfig, mesh: Mesh,
-                 total_updates: int, intrinsic_fn: IntrinsicFn | None = None):
+    def __init__(
+        self,
+        model: Policy,
+        ppo_config: PPOConfig,
+        reward_config: RewardConfig,
+        mesh: Mesh,
+        total_updates: int,
+        intrinsic_fn: IntrinsicFn | None = None,
+    ):
         self.c, self.rc, self.mesh = ppo_config, reward_config, mesh
         self.graphdef, params = nnx.split(model, nnx.Param)
         self.tx = make_optimizer(ppo_config, total_updates)
@@ -113,8 +123,9 @@ class Learner:
         adv = ppo.normalize(mb["advantages"], mask) if self.c.norm_adv else mb["advantages"]
         pg_loss, stats = ppo.policy_loss(logp, mb["logp"], adv, self.c.clip, mask)
         v_clip = self.c.value_clip if self.c.value_clip > 0 else self.c.clip
-        v_loss = ppo.value_loss(values, mb["old_values"], mb["targets"], v_clip,
-                                self.c.clip_value or self.c.value_clip > 0, mask)
+        v_loss = ppo.value_loss(
+            values, mb["old_values"], mb["targets"], v_clip, self.c.clip_value or self.c.value_clip > 0, mask
+        )
         ent = ppo.masked_mean(entropy, mask)
         loss = pg_loss + self.c.vf_coef * v_loss - self.c.ent_coef * ent
         return loss, {"loss": loss, "policy_loss": pg_loss, "value_loss": v_loss, "entropy": ent, **stats}
@@ -165,8 +176,10 @@ class Learner:
         rows = n * (slots - 1) if self.flatten else n
         devices = self.mesh.devices.size
         if rows % (self.c.minibatches * devices):
-            raise MotifError(f"{rows} training rows do not split into ppo.minibatches={self.c.minibatches} "
-                             f"× {devices} devices evenly; change env.num_envs or ppo.minibatches")
+            raise MotifError(
+                f"{rows} training rows do not split into ppo.minibatches={self.c.minibatches} "
+                f"× {devices} devices evenly; change env.num_envs or ppo.minibatches"
+            )
         if not isinstance(batch["first"], jax.Array):
             batch = parallel.shard_batch(batch, self.mesh)
         return self._update(train_state, batch, reward_params, key)
@@ -183,4 +196,3 @@ def training_rows(batch, advantages, targets, old_values, flatten: bool):
     rows = {k: jax.tree.map(lambda x: x.reshape(n * t, 1, *x.shape[2:]), v) for k, v in data.items() if k != "state"}
     rows["state"] = jnp.zeros((n * t, batch["state"].shape[-1]), batch["state"].dtype)
     return rows
-

@@ -8,8 +8,17 @@ from rich.console import Console
 
 from motif_jax.metrics import METRICS_FILE, MetricsWriter, keep_metrics
 
-CONSOLE_KEYS = ("env_steps", "sps", "episode_return", "episode_length", "success_rate", "intrinsic_share",
-                "entropy", "approx_kl", "policy_lag")
+CONSOLE_KEYS = (
+    "env_steps",
+    "sps",
+    "episode_return",
+    "episode_length",
+    "success_rate",
+    "intrinsic_share",
+    "entropy",
+    "approx_kl",
+    "policy_lag",
+)
 
 __all__ = ["CONSOLE_KEYS", "METRICS_FILE", "MetricsLogger", "drop_metrics_after"]
 

@@ -23,8 +23,9 @@ OUTSIDE_MAP = nethack.MAX_GLYPH  # embedding index used for padding around the m
 
 def linear(din: int, dout: int, rngs: nnx.Rngs, scale: float = math.sqrt(2)) -> nnx.Linear:
     """Orthogonal init (scale √2 for hidden layers) as in most PPO implementations."""
-    return nnx.Linear(din, dout, kernel_init=nnx.initializers.orthogonal(scale),
-                      bias_init=nnx.initializers.zeros_init(), rngs=rngs)
+    return nnx.Linear(
+        din, dout, kernel_init=nnx.initializers.orthogonal(scale), bias_init=nnx.initializers.zeros_init(), rngs=rngs
+    )
 
 
 def symlog(x):
@@ -115,10 +116,12 @@ class NetHackEncoder(nnx.Module):
                     map_hw = self.map_patch.output_shape((h, w))
                 else:
                     self.map_patch = None
-                    self.map_convs = nnx.List([
-                        nnx.Conv(c.glyph_dim, ch, (3, 3), strides=2, rngs=rngs),
-                        nnx.Conv(ch, ch, (3, 3), strides=2, rngs=rngs),
-                    ])
+                    self.map_convs = nnx.List(
+                        [
+                            nnx.Conv(c.glyph_dim, ch, (3, 3), strides=2, rngs=rngs),
+                            nnx.Conv(ch, ch, (3, 3), strides=2, rngs=rngs),
+                        ]
+                    )
                     map_hw = (math.ceil(math.ceil(h / 2) / 2), math.ceil(math.ceil(w / 2) / 2))
                 self.map_out = linear(math.prod(map_hw) * ch, c.torso // 2, rngs)
                 width += c.torso // 2
@@ -127,10 +130,12 @@ class NetHackEncoder(nnx.Module):
                 crop_flat = math.prod(self.crop_patch.output_shape((c.crop, c.crop))) * ch
             else:
                 self.crop_patch = None
-                self.crop_convs = nnx.List([
-                    nnx.Conv(c.glyph_dim, ch, (3, 3), rngs=rngs),
-                    nnx.Conv(ch, ch, (3, 3), rngs=rngs),
-                ])
+                self.crop_convs = nnx.List(
+                    [
+                        nnx.Conv(c.glyph_dim, ch, (3, 3), rngs=rngs),
+                        nnx.Conv(ch, ch, (3, 3), rngs=rngs),
+                    ]
+                )
                 crop_flat = c.crop * c.crop * ch
             self.crop_out = linear(crop_flat, c.torso // 2, rngs)
             width += c.torso // 2
@@ -209,11 +214,13 @@ class AtariEncoder(nnx.Module):
 
     def __init__(self, c: ModelConfig, obs_spec: dict, rngs: nnx.Rngs):
         channels, h, w = obs_spec["obs"][0]
-        self.convs = nnx.List([
-            nnx.Conv(channels, 32, (8, 8), strides=4, padding="VALID", rngs=rngs),
-            nnx.Conv(32, 64, (4, 4), strides=2, padding="VALID", rngs=rngs),
-            nnx.Conv(64, 64, (3, 3), strides=1, padding="VALID", rngs=rngs),
-        ])
+        self.convs = nnx.List(
+            [
+                nnx.Conv(channels, 32, (8, 8), strides=4, padding="VALID", rngs=rngs),
+                nnx.Conv(32, 64, (4, 4), strides=2, padding="VALID", rngs=rngs),
+                nnx.Conv(64, 64, (3, 3), strides=1, padding="VALID", rngs=rngs),
+            ]
+        )
         h, w = (h - 8) // 4 + 1, (w - 8) // 4 + 1
         h, w = (h - 4) // 2 + 1, (w - 4) // 2 + 1
         h, w = h - 2, w - 2
@@ -281,6 +288,7 @@ class Policy(nnx.Module):
             core_out, state = gru_scan(xp, first.swapaxes(0, 1), state, self.core.dense_h.kernel[...])
             core_out = core_out.swapaxes(0, 1)
         else:
+
             def step(carry, xs):
                 x, is_first = xs
                 return self._lstm_step(jnp.where(is_first[:, None], 0.0, carry), x)

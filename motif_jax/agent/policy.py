@@ -56,8 +56,16 @@ class Policy:
         key = jax.random.key(0) if key is None else key
         policy_obs = {k: np.asarray(obs[k]) for k in self.obs_keys}
         rows = len(done)
-        actions, _, state = self._act(self._leaves, policy_obs, np.asarray(done, bool), state, key,
-                                      np.arange(rows, dtype=np.int32), np.zeros(rows, np.int32), greedy)
+        actions, _, state = self._act(
+            self._leaves,
+            policy_obs,
+            np.asarray(done, bool),
+            state,
+            key,
+            np.arange(rows, dtype=np.int32),
+            np.zeros(rows, np.int32),
+            greedy,
+        )
         return np.asarray(actions), state
 
 
@@ -82,8 +90,10 @@ def load_policy(run_or_ckpt_dir: str | Path) -> Policy:
             params = checkpointer.restore_items(step, {"params": params})["params"]
         else:
             opt_state = jax.eval_shape(make_optimizer(config.ppo, 1).init, params)
-            target = abstract_like({"train": {"params": params, "opt_state": opt_state},
-                                    "rng": jax.random.key_data(jax.random.key(0))}, device)
+            target = abstract_like(
+                {"train": {"params": params, "opt_state": opt_state}, "rng": jax.random.key_data(jax.random.key(0))},
+                device,
+            )
             params = checkpointer.restore_items(step, {"state": target})["state"]["train"]["params"]
         return Policy(config, meta, params, graphdef, model.state_size)
 

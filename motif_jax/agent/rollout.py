@@ -60,7 +60,7 @@ class SegmentBuilder:
 
     def _rollover(self, ids) -> None:
         for k, v in self.buf.items():
-            for arr in (v.values() if k == "obs" else (v,)):
+            for arr in v.values() if k == "obs" else (v,):
                 arr[ids, 0] = arr[ids, self.rollout]
         self.t[ids] = 0
 

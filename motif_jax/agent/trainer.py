@@ -79,8 +79,17 @@ def make_actor_pools(config: TrainConfig, keys) -> list:
     pools = []
     try:
         for i in range(c.actor.threads):
-            pools.append(make_env_pool(c.task, n, pool_batch_size(c), c.seed + first_env(c, i), workers, keys,
-                                       cpu_offset=i * max(workers, 1)))
+            pools.append(
+                make_env_pool(
+                    c.task,
+                    n,
+                    pool_batch_size(c),
+                    c.seed + first_env(c, i),
+                    workers,
+                    keys,
+                    cpu_offset=i * max(workers, 1),
+                )
+            )
     except BaseException:
         for pool in pools:
             pool.close()
@@ -96,16 +105,19 @@ def policy_obs_keys(config: TrainConfig, space) -> list[str]:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, run_dir: str | Path, resume: bool = False, devices=None,
-                 console: bool = True):
+    def __init__(
+        self, config: TrainConfig, run_dir: str | Path, resume: bool = False, devices=None, console: bool = True
+    ):
         parallel.maybe_initialize_distributed()
         self.config, self.run_dir = config, Path(run_dir)
         self.mesh = parallel.role_mesh(config.learner.devices) if devices is None else parallel.make_mesh(devices)
         self.actor_devices = parallel.local_devices_at(config.actor.devices or [0], "actor")
         global_rows = config.env.num_envs * jax.process_count()
         if global_rows % self.mesh.devices.size:
-            raise MotifError(f"env.num_envs × processes = {global_rows} segments per batch cannot be split over "
-                             f"{self.mesh.devices.size} learner devices; use a multiple of the device count")
+            raise MotifError(
+                f"env.num_envs × processes = {global_rows} segments per batch cannot be split over "
+                f"{self.mesh.devices.size} learner devices; use a multiple of the device count"
+            )
         self.is_main = jax.process_index() == 0
         if self.is_main:
             make_dir(self.run_dir, "run directory")
@@ -142,10 +154,14 @@ class Trainer:
         self.progress = Progress()
         self.timeline: list[tuple[float, int]] = []  # (time, env_steps) after each update, for benchmarks
         self._max_seconds: float | None = None
-        self.meta_static = {"config": to_dict(c), "obs_keys": self.policy_keys, "num_actions": num_actions,
-                            "obs_spec": {k: [list(s), np.dtype(d).name] for k, (s, d) in policy_spec.items()},
-                            "reward_path": str(Path(c.reward.path).absolute()) if c.reward.path else None,
-                            "task": c.task}
+        self.meta_static = {
+            "config": to_dict(c),
+            "obs_keys": self.policy_keys,
+            "num_actions": num_actions,
+            "obs_spec": {k: [list(s), np.dtype(d).name] for k, (s, d) in policy_spec.items()},
+            "reward_path": str(Path(c.reward.path).absolute()) if c.reward.path else None,
+            "task": c.task,
+        }
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", max_to_keep=c.run.keep)
         if resume:
             self._restore()
@@ -160,9 +176,20 @@ class Trainer:
         self.stores = [ParamStore(d) for d in self.actor_devices]
         treedef = jax.tree.structure(self.train_state["params"])
         self.workers = [
-            RolloutWorker(pool, self.learner.graphdef, treedef, self.stores[i % len(self.stores)], c.ppo.rollout,
-                          self.obs_spec, self.policy_keys, model.state_size, c.seed + 7919, first_env(c, i))
-            for i, pool in enumerate(self.pools)]
+            RolloutWorker(
+                pool,
+                self.learner.graphdef,
+                treedef,
+                self.stores[i % len(self.stores)],
+                c.ppo.rollout,
+                self.obs_spec,
+                self.policy_keys,
+                model.state_size,
+                c.seed + 7919,
+                first_env(c, i),
+            )
+            for i, pool in enumerate(self.pools)
+        ]
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _ckpt_items(self) -> dict:
@@ -190,12 +217,17 @@ class Trainer:
             if ckpt.has_item(step, "params"):
                 return ckpt.restore_items(step, target)
             # Written before the parameters were an item of their own: {"train": {params, opt_state}, rng}.
-            old = {"train": {"params": target["params"], "opt_state": target["state"]["opt_state"]},
-                   "rng": target["state"]["rng"]}
+            old = {
+                "train": {"params": target["params"], "opt_state": target["state"]["opt_state"]},
+                "rng": target["state"]["rng"],
+            }
             out = ckpt.restore_items(step, {"state": old})
             train = out["state"]["train"]
-            return {"params": train["params"], "state": {"opt_state": train["opt_state"], "rng": out["state"]["rng"]},
-                    "meta": out["meta"]}
+            return {
+                "params": train["params"],
+                "state": {"opt_state": train["opt_state"], "rng": out["state"]["rng"]},
+                "meta": out["meta"],
+            }
 
         try:
             out, step = ckpt.restore_newest(load, set_aside=True)
@@ -258,9 +290,11 @@ class Trainer:
             metrics = jax.device_get(metrics)
             if not metrics.pop("finite"):
                 last = self.checkpointer.latest_step()
-                raise MotifError(f"non-finite loss or parameters at update {p.updates + 1} (env step "
-                                 f"{p.env_steps}); stopped without saving; last good checkpoint: "
-                                 f"{'none' if last is None else f'step {last}'} in {self.run_dir / 'checkpoints'}")
+                raise MotifError(
+                    f"non-finite loss or parameters at update {p.updates + 1} (env step "
+                    f"{p.env_steps}); stopped without saving; last good checkpoint: "
+                    f"{'none' if last is None else f'step {last}'} in {self.run_dir / 'checkpoints'}"
+                )
             self.train_state = new_state
             window["lag"].append([p.updates - v for v in versions])
             p.updates += 1
@@ -280,22 +314,33 @@ class Trainer:
                 window = self._new_window()
 
     def _new_window(self) -> dict:
-        return {"t": time.perf_counter(), "steps": self.progress.env_steps, "learn_s": 0.0, "wait_s": 0.0,
-                "lag": [], "metrics": []}
+        return {
+            "t": time.perf_counter(),
+            "steps": self.progress.env_steps,
+            "learn_s": 0.0,
+            "wait_s": 0.0,
+            "lag": [],
+            "metrics": [],
+        }
 
     def _log(self, window: dict) -> None:
         p = self.progress
         elapsed = max(time.perf_counter() - window["t"], 1e-9)
         actor = sum((w.drain_stats() for w in self.workers[1:]), self.workers[0].drain_stats())
         updates = len(window["metrics"])
-        record = {"env_steps": p.env_steps, "updates": p.updates,
-                  "sps": (p.env_steps - window["steps"]) / elapsed,
-                  "sps_learner": updates * self.segment_steps / max(window["learn_s"], 1e-9),
-                  "sps_actor": actor.env_steps / max(actor.inference_s + actor.env_wait_s, 1e-9),
-                  "learner_wait_s": window["wait_s"], "actor_queue_wait_s": actor.queue_wait_s,
-                  "actor_env_wait_s": actor.env_wait_s, "actor_inference_s": actor.inference_s,
-                  "actor_host_us_per_step": 1e6 * actor.host_s / max(actor.env_steps, 1),
-                  "policy_lag": float(np.mean(window["lag"])) if window["lag"] else 0.0}
+        record = {
+            "env_steps": p.env_steps,
+            "updates": p.updates,
+            "sps": (p.env_steps - window["steps"]) / elapsed,
+            "sps_learner": updates * self.segment_steps / max(window["learn_s"], 1e-9),
+            "sps_actor": actor.env_steps / max(actor.inference_s + actor.env_wait_s, 1e-9),
+            "learner_wait_s": window["wait_s"],
+            "actor_queue_wait_s": actor.queue_wait_s,
+            "actor_env_wait_s": actor.env_wait_s,
+            "actor_inference_s": actor.inference_s,
+            "actor_host_us_per_step": 1e6 * actor.host_s / max(actor.env_steps, 1),
+            "policy_lag": float(np.mean(window["lag"])) if window["lag"] else 0.0,
+        }
         if len(self.workers) > 1 and window["lag"]:
             for i, lag in enumerate(np.mean(window["lag"], axis=0)):
                 record[f"policy_lag_thread{i}"] = float(lag)

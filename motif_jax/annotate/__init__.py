@@ -6,5 +6,13 @@ from motif_jax.annotate.prompts import PromptTemplate, load_template, parse_temp
 from motif_jax.annotate.runner import RunOptions, RunStats, annotate
 from motif_jax.annotate.verdict import parse_verdict
 
-__all__ = ["Asker", "PromptTemplate", "load_template", "parse_template", "RunOptions", "RunStats",
-           "annotate", "parse_verdict"]
+__all__ = [
+    "Asker",
+    "PromptTemplate",
+    "load_template",
+    "parse_template",
+    "RunOptions",
+    "RunStats",
+    "annotate",
+    "parse_verdict",
+]

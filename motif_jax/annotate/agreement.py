@@ -24,10 +24,14 @@ def agreement(labels_a, labels_b) -> dict:
     both = decided_a & decided_b
     agree = int(np.sum(a[both] == b[both]))
     n = int(both.sum())
-    return {"pairs": int(a.size), "both_decided": n, "agree": agree,
-            "rate": agree / n if n else float("nan"),
-            "only_a_decided": int(np.sum(decided_a & (b == Label.TIE))),
-            "only_b_decided": int(np.sum(decided_b & (a == Label.TIE)))}
+    return {
+        "pairs": int(a.size),
+        "both_decided": n,
+        "agree": agree,
+        "rate": agree / n if n else float("nan"),
+        "only_a_decided": int(np.sum(decided_a & (b == Label.TIE))),
+        "only_b_decided": int(np.sum(decided_b & (a == Label.TIE))),
+    }
 
 
 def annotator_backend(ds, name: str) -> str | None:
@@ -57,5 +61,7 @@ def judge_comparisons(ds, name: str) -> list[tuple[str, str, dict]]:
 
 def describe(llm: str, judge: str, result: dict) -> str:
     rate = "n/a" if result["both_decided"] == 0 else f"{result['rate']:.1%}"
-    return (f"agreement {llm} vs {judge}: {rate} of {result['both_decided']} pairs both decided "
-            f"({result['only_a_decided']} decided only by {llm}, {result['only_b_decided']} only by {judge})")
+    return (
+        f"agreement {llm} vs {judge}: {rate} of {result['both_decided']} pairs both decided "
+        f"({result['only_a_decided']} decided only by {llm}, {result['only_b_decided']} only by {judge})"
+    )

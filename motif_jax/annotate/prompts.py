@@ -21,12 +21,19 @@ from motif_jax.resources import builtin_configs
 
 GOALS = ("defaultgoal", "zeroknowledge", "combat", "gold", "stairs")
 WORDINGS = ("default", "reworded")
-REQUIRED_FIELDS = ("system", "user", "goals", "verdict_format", "verdict_regex", "retry",
-                   "logprob_instruction", "answer_prefix")
+REQUIRED_FIELDS = (
+    "system",
+    "user",
+    "goals",
+    "verdict_format",
+    "verdict_regex",
+    "retry",
+    "logprob_instruction",
+    "answer_prefix",
+)
 OPTIONAL_FIELDS = ("name", "guided_regex")
 
-_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
-                            autoescape=False)
+_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -68,19 +75,23 @@ class PromptTemplate:
         instruction and an assistant message holds the answer prefix to continue from."""
         user = self._render(self.user, caption1=caption1, caption2=caption2)
         if mode == "generate":
-            return [{"role": "system", "content": self._render(self.system)},
-                    {"role": "user", "content": user}]
+            return [{"role": "system", "content": self._render(self.system)}, {"role": "user", "content": user}]
         if mode == "logprob":
             user = f"{user}\n\n{self._render(self.logprob_instruction)}"
-            return [{"role": "system", "content": self._render(self.system)},
-                    {"role": "user", "content": user},
-                    {"role": "assistant", "content": self.answer_prefix}]
+            return [
+                {"role": "system", "content": self._render(self.system)},
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": self.answer_prefix},
+            ]
         raise MotifError(f"unknown mode {mode!r}; expected generate or logprob")
 
     def retry_turn(self, conversation: Conversation, reply: str) -> Conversation:
         """The same conversation continued with the model's reply and our request for a verdict."""
-        return [*conversation, {"role": "assistant", "content": reply},
-                {"role": "user", "content": self._render(self.retry)}]
+        return [
+            *conversation,
+            {"role": "assistant", "content": reply},
+            {"role": "user", "content": self._render(self.retry)},
+        ]
 
 
 def _check_jinja(source: str, field: str, where: str, required: tuple[str, ...] = ()) -> None:
@@ -91,8 +102,10 @@ def _check_jinja(source: str, field: str, where: str, required: tuple[str, ...] 
     allowed = {"goal", "verdict_format", "caption1", "caption2"}
     unknown = sorted(variables - allowed)
     if unknown:
-        raise MotifError(f"{where}: field {field!r} uses unknown variable(s) {', '.join(unknown)}; "
-                         f"available: {', '.join(sorted(allowed))}")
+        raise MotifError(
+            f"{where}: field {field!r} uses unknown variable(s) {', '.join(unknown)}; "
+            f"available: {', '.join(sorted(allowed))}"
+        )
     missing = [v for v in required if v not in variables]
     if missing:
         raise MotifError(f"{where}: field {field!r} must use {{{{ {missing[0]} }}}}")
@@ -132,11 +145,19 @@ def parse_template(data: dict, goal: str, where: str) -> PromptTemplate:
     if data.get("guided_regex"):
         _check_regex(data["guided_regex"], "guided_regex", where, groups=0)
     name = data.get("name") or Path(where).stem
-    return PromptTemplate(name=name, goal=goal, goal_text=goals[goal].strip(), system=data["system"],
-                          user=data["user"], verdict_format=data["verdict_format"],
-                          verdict_regex=data["verdict_regex"], retry=data["retry"],
-                          logprob_instruction=data["logprob_instruction"],
-                          answer_prefix=data["answer_prefix"], guided_regex=data.get("guided_regex"))
+    return PromptTemplate(
+        name=name,
+        goal=goal,
+        goal_text=goals[goal].strip(),
+        system=data["system"],
+        user=data["user"],
+        verdict_format=data["verdict_format"],
+        verdict_regex=data["verdict_regex"],
+        retry=data["retry"],
+        logprob_instruction=data["logprob_instruction"],
+        answer_prefix=data["answer_prefix"],
+        guided_regex=data.get("guided_regex"),
+    )
 
 
 def load_template(prompt: str | Path, goal: str) -> PromptTemplate:
@@ -145,8 +166,9 @@ def load_template(prompt: str | Path, goal: str) -> PromptTemplate:
     if not path.suffix and str(prompt) in WORDINGS:
         path = builtin_prompt_dir() / f"{prompt}.yaml"
     if not path.is_file():
-        raise MotifError(f"prompt template {prompt} not found: give one of {', '.join(WORDINGS)} "
-                         "or a path to a YAML file")
+        raise MotifError(
+            f"prompt template {prompt} not found: give one of {', '.join(WORDINGS)} or a path to a YAML file"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

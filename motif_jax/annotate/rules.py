@@ -95,8 +95,13 @@ def parse_table(section, goal: str, where: str) -> Table:
         raise MotifError(f"{where}: unknown key(s) {', '.join(unknown)}; expected rules, unmatched, about")
     rules = []
     for i, item in enumerate(section["rules"]):
-        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (int, float))
-                and not isinstance(item[0], bool) and isinstance(item[1], str)):
+        if not (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], (int, float))
+            and not isinstance(item[0], bool)
+            and isinstance(item[1], str)
+        ):
             raise MotifError(f"{where}.rules[{i}]: expected [utility, regex], got {item!r}")
         try:
             pattern = re.compile(item[1])

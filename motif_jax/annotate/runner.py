@@ -31,7 +31,7 @@ class RunOptions:
     num_chunks: int = 1
     chunk: int = 0
     overwrite: bool = False
-    batch_size: int = 64          # pairs per block (one flush per block)
+    batch_size: int = 64  # pairs per block (one flush per block)
     log_dir: str | Path | None = None
     progress: bool = True
 
@@ -39,15 +39,15 @@ class RunOptions:
 @dataclasses.dataclass
 class RunStats:
     name: str
-    chunk_pairs: int = 0          # pairs this chunk owns
-    already_done: int = 0         # labelled before this run started
-    annotated: int = 0            # labelled by this run
-    identical: int = 0            # ties because both captions were the same (no LLM call)
-    cache_hits: int = 0           # answered from the cache (earlier run, other chunk, same block)
-    asked: int = 0                # unique pairs sent to the LLM
-    requests: int = 0             # LLM requests including retries and swapped orders
-    retried: int = 0              # asked pairs whose first reply had no verdict
-    failed: int = 0               # asked pairs still without a verdict (label 3)
+    chunk_pairs: int = 0  # pairs this chunk owns
+    already_done: int = 0  # labelled before this run started
+    annotated: int = 0  # labelled by this run
+    identical: int = 0  # ties because both captions were the same (no LLM call)
+    cache_hits: int = 0  # answered from the cache (earlier run, other chunk, same block)
+    asked: int = 0  # unique pairs sent to the LLM
+    requests: int = 0  # LLM requests including retries and swapped orders
+    retried: int = 0  # asked pairs whose first reply had no verdict
+    failed: int = 0  # asked pairs still without a verdict (label 3)
     seconds: float = 0.0
     label_counts: dict = dataclasses.field(default_factory=dict)
 
@@ -65,8 +65,12 @@ class RunStats:
         return self.failed / self.asked if self.asked else 0.0
 
     def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "pairs_per_second": self.pairs_per_second,
-                "calls_saved": self.calls_saved, "failure_rate": self.failure_rate}
+        return {
+            **dataclasses.asdict(self),
+            "pairs_per_second": self.pairs_per_second,
+            "calls_saved": self.calls_saved,
+            "failure_rate": self.failure_rate,
+        }
 
 
 def pair_captions(ds, rows: np.ndarray) -> list[tuple[str, str]]:
@@ -87,8 +91,10 @@ def check_settings(path: Path, settings: dict, overwrite: bool) -> None:
         changed = sorted(k for k in settings if old.get(k) != settings[k])
         if changed:
             labels = path.parent.parent / "preference" / (path.name[: -len(".json")] + ".npy")
-            raise MotifError(f"{labels} was written with other settings ({', '.join(changed)} "
-                             "differ): pass --overwrite to start over or --name for a new annotator")
+            raise MotifError(
+                f"{labels} was written with other settings ({', '.join(changed)} "
+                "differ): pass --overwrite to start over or --name for a new annotator"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # whole or not at all: a rerun compares it
     tmp.write_text(json.dumps(settings, indent=2) + "\n")
@@ -105,16 +111,15 @@ class BlockAnnotator:
     """Labels one block of rows: identical captions tie, the cache answers repeats, the rest is
     asked once per unordered caption pair."""
 
-    def __init__(self, asker: Asker, cache: AnswerCache, model: str, stats: RunStats,
-                 log_dir: Path | None = None):
+    def __init__(self, asker: Asker, cache: AnswerCache, model: str, stats: RunStats, log_dir: Path | None = None):
         self.asker, self.cache, self.model, self.stats, self.log_dir = asker, cache, model, stats, log_dir
         self.template_hash = asker.template.hash
 
     def label(self, rows: np.ndarray, captions: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
         labels = np.full(len(rows), Label.UNKNOWN, dtype=np.int8)
         soft = np.full(len(rows), np.nan, dtype=np.float32)
-        waiting: dict[str, list[int]] = {}      # key -> positions in this block
-        questions: list[tuple[str, str]] = []   # first occurrence of each key, in dataset order
+        waiting: dict[str, list[int]] = {}  # key -> positions in this block
+        questions: list[tuple[str, str]] = []  # first occurrence of each key, in dataset order
         keys: list[str] = []
         for pos, (c1, c2) in enumerate(captions):
             if normalise(c1) == normalise(c2):
@@ -128,8 +133,9 @@ class BlockAnnotator:
                 questions.append((c1, c2))
                 keys.append(key)
             waiting.setdefault(key, []).append(pos)
-        for key, (c1, c2), answer, row in zip(keys, questions, self.asker.ask(questions),
-                                             (rows[waiting[k][0]] for k in keys)):
+        for key, (c1, c2), answer, row in zip(
+            keys, questions, self.asker.ask(questions), (rows[waiting[k][0]] for k in keys)
+        ):
             self.cache.put(key, *orient(answer.label, answer.p_first, canonical_order(c1, c2)[2]))
             self.stats.asked += 1
             self.stats.requests += answer.requests
@@ -160,37 +166,39 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
     if whole_file and cache_path.exists():
         cache_path.unlink()
     if options.overwrite and not whole_file:
-        labels[rows_all.start:rows_all.stop] = Label.UNKNOWN
+        labels[rows_all.start : rows_all.stop] = Label.UNKNOWN
         if soft is not None:
-            soft[rows_all.start:rows_all.stop] = np.nan
+            soft[rows_all.start : rows_all.stop] = np.nan
     cache = AnswerCache(cache_path, ignore_existing=options.overwrite)
     log_dir = Path(options.log_dir) / name if options.log_dir else None
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
 
-    chunk_labels = np.asarray(labels[rows_all.start:rows_all.stop])
+    chunk_labels = np.asarray(labels[rows_all.start : rows_all.stop])
     pending = np.arange(rows_all.start, rows_all.stop)[chunk_labels == Label.UNKNOWN]
     stats = RunStats(name=name, chunk_pairs=len(rows_all), already_done=len(rows_all) - len(pending))
     block = BlockAnnotator(asker, cache, asker.backend.model_id, stats, log_dir)
     start = time.perf_counter()
     with ProgressBar(f"annotate {name}", len(pending), "pairs", enabled=options.progress) as bar:
         for begin in range(0, len(pending), max(1, options.batch_size)):
-            rows = pending[begin:begin + options.batch_size]
+            rows = pending[begin : begin + options.batch_size]
             cache.reload()
             try:
                 new_labels, new_soft = block.label(rows, pair_captions(ds, rows))
-                cache.flush()                    # answers first: a crash after this re-labels for free
-                labels[rows] = new_labels        # the label files are fully allocated: this cannot run out
+                cache.flush()  # answers first: a crash after this re-labels for free
+                labels[rows] = new_labels  # the label files are fully allocated: this cannot run out
                 if soft is not None:
                     soft[rows] = new_soft
                     soft.flush()
                 labels.flush()
             except OSError as e:  # e.g. a transcript in --log-dir on a full disk
-                raise MotifError(f"{disk_problem(e) or e} while annotating; the labels flushed before this "
-                                 "block are kept; fix it and rerun to resume") from e
+                raise MotifError(
+                    f"{disk_problem(e) or e} while annotating; the labels flushed before this "
+                    "block are kept; fix it and rerun to resume"
+                ) from e
             stats.annotated += len(rows)
             bar.advance(len(rows))
     stats.seconds = time.perf_counter() - start
-    final = np.asarray(labels[rows_all.start:rows_all.stop])
+    final = np.asarray(labels[rows_all.start : rows_all.stop])
     stats.label_counts = {int(k): int(v) for k, v in sorted(Counter(final.tolist()).items())}
     return stats

@@ -43,15 +43,26 @@ def serve_prefix(model: str) -> list[str]:
         return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
 
 
-def vllm_serve_command(model: str, port: int, max_model_len: int = 2048, seed: int = 0,
-                       served_name: str = SERVED_NAME) -> list[str]:
+def vllm_serve_command(
+    model: str, port: int, max_model_len: int = 2048, seed: int = 0, served_name: str = SERVED_NAME
+) -> list[str]:
     """`vllm serve` for one model with the same engine settings as the in-process vllm backend."""
     from motif_jax.annotate.backends.base import Sampling
     from motif_jax.annotate.backends.vllm import engine_kwargs
 
-    command = serve_prefix(model) + ["--host", "127.0.0.1", "--port", str(port), "--served-model-name",
-                                     served_name, "--max-model-len", str(max_model_len), "--seed", str(seed),
-                                     "--disable-log-stats"]
+    command = serve_prefix(model) + [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--served-model-name",
+        served_name,
+        "--max-model-len",
+        str(max_model_len),
+        "--seed",
+        str(seed),
+        "--disable-log-stats",
+    ]
     try:
         from vllm.platforms import current_platform
 
@@ -83,8 +94,13 @@ def vllm_server(model: str, log_path: Path, max_model_len: int = 2048, timeout_s
     port = free_port()
     log = open(log_path, "ab")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
-    proc = subprocess.Popen(vllm_serve_command(model, port, max_model_len), stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        vllm_serve_command(model, port, max_model_len),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + timeout_s

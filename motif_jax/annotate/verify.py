@@ -46,7 +46,7 @@ def unlabelled_per_chunk(labels: np.ndarray, num_chunks: int) -> list[tuple[int,
     out = []
     for chunk in range(num_chunks):
         rows = chunk_range(len(labels), num_chunks, chunk)
-        out.append((chunk, rows, int((np.asarray(labels[rows.start:rows.stop]) == Label.UNKNOWN).sum())))
+        out.append((chunk, rows, int((np.asarray(labels[rows.start : rows.stop]) == Label.UNKNOWN).sum())))
     return out
 
 
@@ -65,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset")
     parser.add_argument("--annotator", required=True, help="preference/<NAME>.npy to check")
     parser.add_argument("--num-chunks", type=int, default=1, help="report per chunk, as the run was split")
-    parser.add_argument("--merge", nargs="*", default=[], metavar="FILE",
-                        help="label files (.npy) of the same annotator from other hosts to fold in first")
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="label files (.npy) of the same annotator from other hosts to fold in first",
+    )
     args = parser.parse_args(argv)
     try:
         return _verify(args)
@@ -106,8 +111,10 @@ def _verify(args: argparse.Namespace) -> int:
         missing += unknown
     console.print(table)
     counts = np.bincount(labels.astype(np.int64), minlength=len(Label))
-    console.print(f"{len(labels)} pairs: first {counts[Label.FIRST]}, second {counts[Label.SECOND]}, "
-                  f"tie {counts[Label.TIE]}, unlabelled {counts[Label.UNKNOWN]}")
+    console.print(
+        f"{len(labels)} pairs: first {counts[Label.FIRST]}, second {counts[Label.SECOND]}, "
+        f"tie {counts[Label.TIE]}, unlabelled {counts[Label.UNKNOWN]}"
+    )
     if missing:
         console.print(f"[red]{missing} pairs still unlabelled[/red]: rerun the chunks listed above (they resume)")
         return 1

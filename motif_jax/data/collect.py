@@ -198,8 +198,9 @@ def task_character() -> str:
     return str(inspect.signature(NLE.__init__).parameters["character"].default)
 
 
-def last_step_info(blstats: np.ndarray, elapsed_step: int, episode_id: int,
-                   character: str = "") -> dict[str, int | str]:
+def last_step_info(
+    blstats: np.ndarray, elapsed_step: int, episode_id: int, character: str = ""
+) -> dict[str, int | str]:
     """Info of a subsequence from the blstats of its last step (named NLE indices, never raw numbers)."""
     from nle import nethack
 
@@ -246,12 +247,15 @@ def _load_progress(out: Path, settings: CollectSettings) -> tuple[dict[str, Any]
         # no slots file: killed between the first two saves, before any slot was done
         states = np.load(slots_npy) if slots_npy.exists() else np.zeros(2 * settings.pairs, np.uint8)
     except (OSError, ValueError):
-        raise MotifError(f"{out / PROGRESS_DIR}: progress of the unfinished collection is unreadable; "
-                         "use --overwrite") from None
+        raise MotifError(
+            f"{out / PROGRESS_DIR}: progress of the unfinished collection is unreadable; use --overwrite"
+        ) from None
     if counters.get("settings") != settings.as_dict():
         difference = _describe_difference(counters.get("settings"), settings)
-        raise MotifError(f"{out}: holds an unfinished collection with other settings ({difference}); "
-                         "use --overwrite or another --out")
+        raise MotifError(
+            f"{out}: holds an unfinished collection with other settings ({difference}); "
+            "use --overwrite or another --out"
+        )
     if states.shape != (2 * settings.pairs,):
         raise MotifError(f"{slots_npy}: wrong shape {states.shape}; use --overwrite")
     return counters, states
@@ -307,19 +311,27 @@ def collect(
         return _already_complete(out, settings)
     make_dir(out)  # before the actors start: a bad --out fails at once
     try:
-        return _collect(settings, out, state, show_progress, pool_factory, checkpoint_seconds, max_env_steps,
-                        policy)
+        return _collect(settings, out, state, show_progress, pool_factory, checkpoint_seconds, max_env_steps, policy)
     except OSError as e:
         if disk_problem(e) is None:
             raise
-        raise MotifError(f"{out}: {disk_problem(e)} while collecting; the progress saved before stays valid: "
-                         "fix it and rerun the same command to resume") from e
+        raise MotifError(
+            f"{out}: {disk_problem(e)} while collecting; the progress saved before stays valid: "
+            "fix it and rerun the same command to resume"
+        ) from e
 
 
 def _collect(settings, out, state, show_progress, pool_factory, checkpoint_seconds, max_env_steps, policy):
 
-    counters: dict[str, Any] = {"settings": settings.as_dict(), "attempt": 0, "env_steps": 0, "episodes": 0,
-                                "next_episode_id": 0, "seconds": 0.0, "created": _now()}
+    counters: dict[str, Any] = {
+        "settings": settings.as_dict(),
+        "attempt": 0,
+        "env_steps": 0,
+        "episodes": 0,
+        "next_episode_id": 0,
+        "seconds": 0.0,
+        "created": _now(),
+    }
     states = None
     if state == "incomplete":
         saved = _load_progress(out, settings)
@@ -332,7 +344,9 @@ def _collect(settings, out, state, show_progress, pool_factory, checkpoint_secon
     rng = np.random.default_rng([settings.seed, 1, attempt])
     wanted = set(settings.keys) | {"blstats"} | set(getattr(policy, "obs_keys", ()))
     pool = (pool_factory or _default_pool_factory)(
-        settings.task, settings.num_envs, settings.seed + attempt * _ATTEMPT_SEED_STRIDE,
+        settings.task,
+        settings.num_envs,
+        settings.seed + attempt * _ATTEMPT_SEED_STRIDE,
         tuple(sorted(wanted - {"message_count"})),
     )
     writer = None
@@ -343,14 +357,34 @@ def _collect(settings, out, state, show_progress, pool_factory, checkpoint_secon
         batch = sorted_by_env_id(pool.recv())
         missing = [k for k in settings.keys if k not in batch[0]]
         if missing:
-            raise MotifError(f"keys: the {settings.task} env has no observation {missing} "
-                             f"(it has {', '.join(sorted(batch[0]))})")
+            raise MotifError(
+                f"keys: the {settings.task} env has no observation {missing} (it has {', '.join(sorted(batch[0]))})"
+            )
         (out / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)  # marks DIR unfinished before any data exists
-        writer = DatasetWriter(out, settings.pairs, settings.seq_len, _data_specs(batch[0], settings.keys),
-                               INFO_DTYPES, resume=states is not None)
+        writer = DatasetWriter(
+            out,
+            settings.pairs,
+            settings.seq_len,
+            _data_specs(batch[0], settings.keys),
+            INFO_DTYPES,
+            resume=states is not None,
+        )
         _save_progress(out, writer, book, counters)
-        _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, show_progress,
-                  checkpoint_seconds, max_env_steps, started)
+        _run_loop(
+            pool,
+            policy,
+            batch,
+            rng,
+            settings,
+            book,
+            writer,
+            counters,
+            out,
+            show_progress,
+            checkpoint_seconds,
+            max_env_steps,
+            started,
+        )
     except BaseException as error:
         if writer is not None:  # what is done stays done; the rest is redone on resume
             counters["seconds"] += time.monotonic() - started
@@ -373,8 +407,21 @@ def _data_specs(obs: dict[str, np.ndarray], keys: tuple[str, ...]) -> dict[str, 
     return specs
 
 
-def _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, show_progress,
-              checkpoint_seconds, max_env_steps, started):
+def _run_loop(
+    pool,
+    policy,
+    batch,
+    rng,
+    settings,
+    book,
+    writer,
+    counters,
+    out,
+    show_progress,
+    checkpoint_seconds,
+    max_env_steps,
+    started,
+):
     recorder = SubsequenceRecorder(settings.num_envs, settings.seq_len)
     first_id = counters["next_episode_id"]
     episode_ids = np.arange(first_id, first_id + settings.num_envs)
@@ -383,8 +430,9 @@ def _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, s
     character = task_character()
     last_checkpoint = time.monotonic()
     steps_this_run = 0
-    with ProgressBar("collect", 2 * settings.pairs, "subsequences", completed=book.num_done,
-                     enabled=show_progress) as bar:
+    with ProgressBar(
+        "collect", 2 * settings.pairs, "subsequences", completed=book.num_done, enabled=show_progress
+    ) as bar:
         while True:
             obs, rew, term, trunc, info = batch
             env_ids = info["env_id"].astype(np.int64)
@@ -399,8 +447,7 @@ def _run_loop(pool, policy, batch, rng, settings, book, writer, counters, out, s
                 window = recorder.observe(env, step, bool(starts[i]), bool(ended[i]))
                 slot = book.claim(env, episode_ids[env]) if window is not None and book.accepting else None
                 if slot is not None:
-                    info_row = last_step_info(obs["blstats"][i], info["elapsed_step"][i], episode_ids[env],
-                                              character)
+                    info_row = last_step_info(obs["blstats"][i], info["elapsed_step"][i], episode_ids[env], character)
                     writer.write(slot, window, info_row)
             for i in np.flatnonzero(ended):
                 env = int(env_ids[i])
@@ -463,8 +510,10 @@ def _already_complete(out: Path, settings: CollectSettings) -> CollectResult:
     except (OSError, json.JSONDecodeError) as e:
         raise MotifError(f"{out / META_FILE}: unreadable ({e}); use --overwrite to collect again") from None
     if meta.get("settings") != settings.as_dict():
-        raise MotifError(f"{out}: already holds a complete dataset with other settings "
-                         f"({_describe_difference(meta.get('settings'), settings)}); use --overwrite or another --out")
+        raise MotifError(
+            f"{out}: already holds a complete dataset with other settings "
+            f"({_describe_difference(meta.get('settings'), settings)}); use --overwrite or another --out"
+        )
     return CollectResult(out, meta, already_complete=True)
 
 

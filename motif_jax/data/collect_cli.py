@@ -24,22 +24,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", type=int, help=f"number of pairs (default {d.pairs})")
     parser.add_argument("--seed", type=int, help=f"seed of envs, policy and sampling (default {d.seed})")
     parser.add_argument("--seq-len", type=int, help=f"steps per pair member, L (default {d.seq_len})")
-    parser.add_argument("--keys", help=f"comma-separated observation keys to keep (default {','.join(d.keys)}; "
-                                       "message is always kept)")
+    parser.add_argument(
+        "--keys", help=f"comma-separated observation keys to keep (default {','.join(d.keys)}; message is always kept)"
+    )
     parser.add_argument("--glyphs", action="store_true", help="also keep glyphs")
     parser.add_argument("--num-envs", type=int, help=f"parallel envs (default {d.num_envs})")
     parser.add_argument("--policy", help="'random' (default) or a run/checkpoint directory of a trained agent")
-    parser.add_argument("--sample-prob", type=float,
-                        help=f"probability that a step starts a subsequence (default {d.sample_prob})")
+    parser.add_argument(
+        "--sample-prob", type=float, help=f"probability that a step starts a subsequence (default {d.sample_prob})"
+    )
     parser.add_argument("--overwrite", action="store_true", help="delete an existing dataset in --out first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--config", help="YAML file with settings (task, pairs, seed, seq_len, keys, ...)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (listed below), e.g. --set keys=[blstats]")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (listed below), e.g. --set keys=[blstats]",
+    )
 
 
-def resolve_config(file: str | None = None, overrides: list[str] | None = None,
-                   flags: dict | None = None) -> CollectSettings:
+def resolve_config(
+    file: str | None = None, overrides: list[str] | None = None, flags: dict | None = None
+) -> CollectSettings:
     return merge(CollectSettings, stage_layers(file, overrides, flags))
 
 
@@ -70,25 +78,31 @@ def run(args: argparse.Namespace) -> int:
         policy = StatefulPolicy(settings.policy, settings.num_envs, settings.seed)
     console = Console()
     try:
-        result = collect(settings, args.out, overwrite=args.overwrite, show_progress=not args.no_progress,
-                         policy=policy)
+        result = collect(
+            settings, args.out, overwrite=args.overwrite, show_progress=not args.no_progress, policy=policy
+        )
     except KeyboardInterrupt:
         console.print(f"progress saved in {args.out}; rerun the same command to resume")
         raise
 
     counts = result.meta.get("counts", {})
     if result.already_complete:
-        console.print(f"{args.out}: dataset already complete ({counts.get('pairs')} pairs, task "
-                      f"{result.meta.get('task')}, seed {result.meta.get('seed')}); nothing to do "
-                      "(--overwrite to collect again)")
+        console.print(
+            f"{args.out}: dataset already complete ({counts.get('pairs')} pairs, task "
+            f"{result.meta.get('task')}, seed {result.meta.get('seed')}); nothing to do "
+            "(--overwrite to collect again)"
+        )
         return 0
     table = Table(title=f"collected {args.out}", show_header=False)
     captions = result.meta["captions"]
     for name, value in [
-        ("pairs", counts["pairs"]), ("episodes ended", counts["episodes"]), ("env steps", counts["env_steps"]),
+        ("pairs", counts["pairs"]),
+        ("episodes ended", counts["episodes"]),
+        ("env steps", counts["env_steps"]),
         ("seconds", result.meta["collection_seconds"]),
         ("steps/s", f"{counts['env_steps'] / max(result.meta['collection_seconds'], 1e-9):,.0f}"),
-        ("unique captions", captions["unique"]), ("empty captions", f"{captions['fraction_empty']:.1%}"),
+        ("unique captions", captions["unique"]),
+        ("empty captions", f"{captions['fraction_empty']:.1%}"),
     ] + [(f"top {i + 1}", f"{c['caption']!r} x{c['count']}") for i, c in enumerate(captions["top"][:5])]:
         table.add_row(name, str(value))
     console.print(table)

@@ -104,8 +104,9 @@ def new_memmap(path: Path, shape: tuple[int, ...], dtype) -> np.memmap:
     except OSError as e:
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
         Path(path).unlink(missing_ok=True)
-        raise MotifError(f"{path}: cannot create a {size / 2**20:.1f} MiB file "
-                         f"({disk_problem(e) or e.strerror or e})") from e
+        raise MotifError(
+            f"{path}: cannot create a {size / 2**20:.1f} MiB file ({disk_problem(e) or e.strerror or e})"
+        ) from e
     return array
 
 
@@ -254,32 +255,39 @@ class PairsDataset:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise MotifError(f"{meta_path}: not valid JSON ({e})") from None
         if not isinstance(meta, dict) or meta.get("complete") is not True:
-            raise MotifError(f"{meta_path}: dataset is not marked complete (\"complete\": true)")
+            raise MotifError(f'{meta_path}: dataset is not marked complete ("complete": true)')
         version = meta.get("schema_version")
         if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise MotifError(f"{meta_path}: schema_version {version!r} is not supported (this version reads <= "
-                             f"{SCHEMA_VERSION})")
+            raise MotifError(
+                f"{meta_path}: schema_version {version!r} is not supported (this version reads <= {SCHEMA_VERSION})"
+            )
         return meta
 
     def _check_data(self, key: str) -> None:
         array = self.data(key)
         where = self._data_files[key][0]
         if tuple(array.shape[:3]) != (self.num_pairs, 2, self.seq_len):
-            raise MotifError(f"{where}: expected leading shape (N, 2, L) = ({self.num_pairs}, 2, {self.seq_len}), "
-                             f"got {tuple(array.shape)}")
+            raise MotifError(
+                f"{where}: expected leading shape (N, 2, L) = ({self.num_pairs}, 2, {self.seq_len}), "
+                f"got {tuple(array.shape)}"
+            )
         described = self.meta.get("data", {})
         expected = described.get(key) or (described.get(OLD_REWARD_KEY) if key == REWARD_KEY else None)
         if expected and (list(array.shape[3:]) != list(expected["shape"]) or str(array.dtype) != expected["dtype"]):
-            raise MotifError(f"{where}: meta.json says {expected['dtype']} (N, 2, L, *{expected['shape']}), "
-                             f"file has {array.dtype} {tuple(array.shape)}")
+            raise MotifError(
+                f"{where}: meta.json says {expected['dtype']} (N, 2, L, *{expected['shape']}), "
+                f"file has {array.dtype} {tuple(array.shape)}"
+            )
         if key == REWARD_KEY and not np.issubdtype(array.dtype, np.floating):
             raise MotifError(f"{where}: expected a float array, got {array.dtype}")
 
     def _check_info(self, key: str) -> None:
         array = self.info(key)
         if tuple(array.shape[:2]) != (self.num_pairs, 2):
-            raise MotifError(f"{self.path / 'info' / (key + '.npy')}: expected shape (N, 2) = "
-                             f"({self.num_pairs}, 2), got {tuple(array.shape)}")
+            raise MotifError(
+                f"{self.path / 'info' / (key + '.npy')}: expected shape (N, 2) = "
+                f"({self.num_pairs}, 2), got {tuple(array.shape)}"
+            )
 
     # -- arrays ----------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -352,8 +360,9 @@ class PairsDataset:
 
     def _check_label_file(self, path: Path, array: np.ndarray, dtype: type) -> None:
         if array.dtype != dtype or array.shape != (self.num_pairs,):
-            raise MotifError(f"{path}: expected {np.dtype(dtype).name} ({self.num_pairs},), "
-                             f"got {array.dtype} {array.shape}")
+            raise MotifError(
+                f"{path}: expected {np.dtype(dtype).name} ({self.num_pairs},), got {array.dtype} {array.shape}"
+            )
 
     def labels(self, name: str) -> np.ndarray:
         """Read-only int8 (N,) labels of one annotator: 0 first, 1 second, 2 tie, 3 unknown."""
@@ -414,8 +423,9 @@ class PairsDataset:
 
     def open_soft_labels(self, name: str, overwrite: bool = False) -> np.memmap:
         """Writable float32 (N,) P(first preferred); created filled with NaN (not yet annotated)."""
-        return self._open_writable(self.sidecar_path(name, SOFT_SUFFIX + ".npy", for_writing=True), np.float32,
-                                   np.nan, overwrite)
+        return self._open_writable(
+            self.sidecar_path(name, SOFT_SUFFIX + ".npy", for_writing=True), np.float32, np.nan, overwrite
+        )
 
 
 def open_dataset(path: str | os.PathLike) -> PairsDataset:
@@ -490,8 +500,10 @@ class DatasetWriter:
         except (ValueError, OSError) as e:
             raise MotifError(f"{path}: cannot resume, file unreadable ({e}); use --overwrite") from None
         if array.shape != shape or array.dtype != np.dtype(dtype):
-            raise MotifError(f"{path}: cannot resume, has {array.dtype} {array.shape}, expected "
-                             f"{np.dtype(dtype)} {shape}; use --overwrite")
+            raise MotifError(
+                f"{path}: cannot resume, has {array.dtype} {array.shape}, expected "
+                f"{np.dtype(dtype)} {shape}; use --overwrite"
+            )
         return array
 
     def write(self, slot: int, steps: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> None:

@@ -53,20 +53,29 @@ def run(args: argparse.Namespace) -> int:
         raise MotifError(f"--seconds must be positive, got {args.seconds}")
     num_envs, batch_size, num_workers = check_sizes(args.num_envs, args.batch_size, args.num_workers)
     console = Console()
-    config = dict(task=args.task, num_envs=num_envs, batch_size=batch_size, num_workers=num_workers,
-                  seconds=args.seconds, seed=args.seed, obs_keys=list(tasks.DEFAULT_OBS_KEYS),
-                  worker_cpus=worker_cpus(num_workers))
+    config = dict(
+        task=args.task,
+        num_envs=num_envs,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seconds=args.seconds,
+        seed=args.seed,
+        obs_keys=list(tasks.DEFAULT_OBS_KEYS),
+        worker_cpus=worker_cpus(num_workers),
+    )
     result: dict = {}
     cpu: dict = {}
     with console.status("raw: bare NLE, one env per process") as status:
         result["raw_sps"], cpu["raw"] = measure_raw(num_workers, args.seconds, 1, None)
         status.update("raw round-robin: task envs interleaved in each process")
         per_worker = -(-num_envs // num_workers)
-        result["raw_round_robin_sps"], cpu["raw_round_robin"] = measure_raw(num_workers, args.seconds, per_worker,
-                                                                           args.task)
+        result["raw_round_robin_sps"], cpu["raw_round_robin"] = measure_raw(
+            num_workers, args.seconds, per_worker, args.task
+        )
         status.update("pool")
-        result["pool_sps"], cpu["pool"] = measure_pool(args.task, num_envs, batch_size, num_workers, args.seconds,
-                                                       args.seed)
+        result["pool_sps"], cpu["pool"] = measure_pool(
+            args.task, num_envs, batch_size, num_workers, args.seconds, args.seed
+        )
         result["gymnasium_sps"] = None
         if args.skip_gymnasium:
             result["gymnasium_note"] = "skipped (--skip-gymnasium)"
@@ -91,40 +100,57 @@ def run(args: argparse.Namespace) -> int:
 def ratios(result: dict) -> dict:
     """The pool over each baseline, and the round-robin ceiling over raw: the most any pool that steps
     num_envs/num_workers envs per process in turn can reach (None where a side is missing)."""
+
     def over(top, bottom):
         a, b = result.get(top), result.get(bottom)
         return round(a / b, 3) if a and b else None
 
-    return {"pool_over_raw": over("pool_sps", "raw_sps"),
-            "pool_over_raw_round_robin": over("pool_sps", "raw_round_robin_sps"),
-            "pool_over_gymnasium": over("pool_sps", "gymnasium_sps"),
-            "raw_round_robin_over_raw": over("raw_round_robin_sps", "raw_sps")}
+    return {
+        "pool_over_raw": over("pool_sps", "raw_sps"),
+        "pool_over_raw_round_robin": over("pool_sps", "raw_round_robin_sps"),
+        "pool_over_gymnasium": over("pool_sps", "gymnasium_sps"),
+        "raw_round_robin_over_raw": over("raw_round_robin_sps", "raw_sps"),
+    }
 
 
 def machine_info() -> dict:
-    return {"cpus_usable": len(os.sched_getaffinity(0)), "cpus_total": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "load_average": list(os.getloadavg())}
+    return {
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpus_total": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "load_average": list(os.getloadavg()),
+    }
 
 
 def results_table(result: dict):
     from rich.table import Table
 
-    table = Table(title=f"motif benchmark env ({result['config']['task']}, {result['config']['num_envs']} envs, "
-                        f"batch {result['config']['batch_size']}, {result['config']['num_workers']} workers)")
+    table = Table(
+        title=f"motif benchmark env ({result['config']['task']}, {result['config']['num_envs']} envs, "
+        f"batch {result['config']['batch_size']}, {result['config']['num_workers']} workers)"
+    )
     table.add_column("measurement")
     table.add_column("steps/s", justify="right")
     table.add_column("pool / this", justify="right")
-    rows = [("actor pool", "pool_sps", None), ("raw: bare NLE, 1 env/process", "raw_sps", "pool_over_raw"),
-            ("raw: task envs round-robin", "raw_round_robin_sps", "pool_over_raw_round_robin"),
-            ("gymnasium AsyncVectorEnv", "gymnasium_sps", "pool_over_gymnasium")]
+    rows = [
+        ("actor pool", "pool_sps", None),
+        ("raw: bare NLE, 1 env/process", "raw_sps", "pool_over_raw"),
+        ("raw: task envs round-robin", "raw_round_robin_sps", "pool_over_raw_round_robin"),
+        ("gymnasium AsyncVectorEnv", "gymnasium_sps", "pool_over_gymnasium"),
+    ]
     for label, key, ratio in rows:
         value = result.get(key)
-        table.add_row(label, f"{value:,.0f}" if value else result.get("gymnasium_note", "-"),
-                      f"{result[ratio]:.2f}" if ratio and result.get(ratio) else "")
+        table.add_row(
+            label,
+            f"{value:,.0f}" if value else result.get("gymnasium_note", "-"),
+            f"{result[ratio]:.2f}" if ratio and result.get(ratio) else "",
+        )
     if result.get("raw_round_robin_over_raw"):
-        table.caption = (f"round-robin / raw = {result['raw_round_robin_over_raw']:.2f}: the most a pool stepping "
-                         "its envs in turn can reach on these cores")
+        table.caption = (
+            f"round-robin / raw = {result['raw_round_robin_over_raw']:.2f}: the most a pool stepping "
+            "its envs in turn can reach on these cores"
+        )
     return table
 
 
@@ -173,8 +199,10 @@ def measure_raw(num_processes, seconds, envs_per_process, task, seed=0, pin=True
 
     ctx = mp.get_context("forkserver")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_raw_loop, args=(task, envs_per_process, seconds, seed + i, cpu, out), daemon=True)
-             for i, cpu in enumerate(worker_cpus(num_processes) if pin else [None] * num_processes)]
+    procs = [
+        ctx.Process(target=_raw_loop, args=(task, envs_per_process, seconds, seed + i, cpu, out), daemon=True)
+        for i, cpu in enumerate(worker_cpus(num_processes) if pin else [None] * num_processes)
+    ]
     for p in procs:
         p.start()
     reports = [out.get(timeout=seconds + 120) for _ in procs]
@@ -220,8 +248,7 @@ def measure_gymnasium(task: str, num_envs: int, seconds: float, seed: int) -> fl
 
     from motif_jax.envs.tasks import make_task_env
 
-    envs = AsyncVectorEnv([functools.partial(make_task_env, task)] * num_envs, shared_memory=True,
-                          context="forkserver")
+    envs = AsyncVectorEnv([functools.partial(make_task_env, task)] * num_envs, shared_memory=True, context="forkserver")
     try:
         envs.reset(seed=seed)
         actions = np.random.default_rng(seed).integers(0, envs.single_action_space.n, (1024, num_envs))

@@ -78,13 +78,31 @@ def make_pool(
         if task_or_factory not in tasks.TASKS:
             raise MotifError(f"unknown task {task_or_factory!r}; choose from {', '.join(tasks.TASKS)}")
         keys = tuple(obs_keys) if obs_keys is not None else None
-        return ActorPool(TaskEnvFactory(task_or_factory, keys), num_envs, batch_size, num_workers, seed,
-                         obs_keys=None, end_reasons=tuple(tasks.END_REASONS), pin_workers=pin_workers,
-                         cpu_offset=cpu_offset, step_timeout_s=step_timeout_s)
+        return ActorPool(
+            TaskEnvFactory(task_or_factory, keys),
+            num_envs,
+            batch_size,
+            num_workers,
+            seed,
+            obs_keys=None,
+            end_reasons=tuple(tasks.END_REASONS),
+            pin_workers=pin_workers,
+            cpu_offset=cpu_offset,
+            step_timeout_s=step_timeout_s,
+        )
     if not callable(task_or_factory):
         raise MotifError(f"make_pool: expected a task name or an env factory, got {type(task_or_factory).__name__}")
-    return ActorPool(task_or_factory, num_envs, batch_size, num_workers, seed, obs_keys=obs_keys,
-                     pin_workers=pin_workers, cpu_offset=cpu_offset, step_timeout_s=step_timeout_s)
+    return ActorPool(
+        task_or_factory,
+        num_envs,
+        batch_size,
+        num_workers,
+        seed,
+        obs_keys=obs_keys,
+        pin_workers=pin_workers,
+        cpu_offset=cpu_offset,
+        step_timeout_s=step_timeout_s,
+    )
 
 
 def default_num_workers() -> int:
@@ -121,8 +139,10 @@ def check_sizes(num_envs, batch_size, num_workers) -> tuple[int, int, int]:
 
 
 def _array_spec(space: gymnasium.Space, what: str) -> ArraySpec:
-    if isinstance(space, (gymnasium.spaces.Box, gymnasium.spaces.Discrete, gymnasium.spaces.MultiBinary,
-                          gymnasium.spaces.MultiDiscrete)):
+    if isinstance(
+        space,
+        (gymnasium.spaces.Box, gymnasium.spaces.Discrete, gymnasium.spaces.MultiBinary, gymnasium.spaces.MultiDiscrete),
+    ):
         return ArraySpec(tuple(space.shape), np.dtype(space.dtype).str)
     raise MotifError(f"{what}: the pool supports Box/Discrete/Multi* spaces, got {type(space).__name__}")
 
@@ -155,8 +175,19 @@ class _Worker:
 class ActorPool:
     """Worker processes stepping `num_envs` envs; envpool's send/recv contract (see module doc)."""
 
-    def __init__(self, factory, num_envs, batch_size=None, num_workers=None, seed=0, obs_keys=None,
-                 end_reasons=(), pin_workers=True, cpu_offset=0, step_timeout_s=DEFAULT_STEP_TIMEOUT_S):
+    def __init__(
+        self,
+        factory,
+        num_envs,
+        batch_size=None,
+        num_workers=None,
+        seed=0,
+        obs_keys=None,
+        end_reasons=(),
+        pin_workers=True,
+        cpu_offset=0,
+        step_timeout_s=DEFAULT_STEP_TIMEOUT_S,
+    ):
         self.num_envs, self.batch_size, self.num_workers = check_sizes(num_envs, batch_size, num_workers)
         if step_timeout_s is not None and not step_timeout_s > 0:
             raise MotifError(f"step_timeout_s must be positive or None, got {step_timeout_s!r}")
@@ -176,8 +207,15 @@ class ActorPool:
         views = layout.views(self._block)
         self._obs = [(k[len("obs/") :], v) for k, v in views.items() if k.startswith("obs/")]
         self._actions, self._ints, self._flags = views["action"], views["ints"], views["flags"]
-        self._spec = dict(factory=factory, seed=self.seed, layout=layout, dict_obs=dict_obs,
-                          discrete_action=self._discrete, end_reasons=tuple(end_reasons), owner_pid=os.getpid())
+        self._spec = dict(
+            factory=factory,
+            seed=self.seed,
+            layout=layout,
+            dict_obs=dict_obs,
+            discrete_action=self._discrete,
+            end_reasons=tuple(end_reasons),
+            owner_pid=os.getpid(),
+        )
         self._nle_stats = bool(end_reasons)
         self._cpus = worker_cpus(self.num_workers, cpu_offset) if pin_workers else [None] * self.num_workers
 
@@ -231,8 +269,10 @@ class ActorPool:
         if self._in_flight < size:
             if np.all(self._state == _UNSTARTED):
                 raise MotifError("recv() before async_reset(): call pool.async_reset() first")
-            raise MotifError(f"recv() would wait forever: only {self._in_flight} envs are stepping but "
-                             f"batch_size is {size}; send actions for the envs returned earlier")
+            raise MotifError(
+                f"recv() would wait forever: only {self._in_flight} envs are stepping but "
+                f"batch_size is {size}; send actions for the envs returned earlier"
+            )
         data = self._take(size)
         self._in_flight -= size
         first = int.from_bytes(data[:4], "little")
@@ -318,8 +358,10 @@ class ActorPool:
         if not waiting.all():
             if np.all(self._state == _UNSTARTED):
                 raise MotifError("send() before async_reset(): call pool.async_reset() first")
-            raise MotifError(f"envs {ids[~waiting].tolist()} are not awaiting an action "
-                             "(send only to envs returned by recv(), once each)")
+            raise MotifError(
+                f"envs {ids[~waiting].tolist()} are not awaiting an action "
+                "(send only to envs returned by recv(), once each)"
+            )
         return ids.astype(np.int32)
 
     def _check_actions(self, actions, count: int) -> np.ndarray:
@@ -334,8 +376,9 @@ class ActorPool:
             if count and (min(values) < 0 or max(values) >= n):
                 raise MotifError(f"actions must lie in [0, {n}), got {values}")
         elif not np.can_cast(actions.dtype, self._actions.dtype, "same_kind"):
-            raise MotifError(f"actions of dtype {actions.dtype} do not fit the action space dtype "
-                             f"{self._actions.dtype}")
+            raise MotifError(
+                f"actions of dtype {actions.dtype} do not fit the action space dtype {self._actions.dtype}"
+            )
         return actions
 
     def _dispatch(self, ids) -> None:
@@ -389,8 +432,12 @@ class ActorPool:
         owing = {int(w) for w in self._worker_of[self._state == _RUNNING]}
         for index in sorted(owing):
             process = self._workers[index].process
-            warnings.warn(f"actor worker {process.name} (pid {process.pid}) sent no result for "
-                          f"{self._timeout_ms / 1000:g} s: killing and restarting it", RuntimeWarning, stacklevel=4)
+            warnings.warn(
+                f"actor worker {process.name} (pid {process.pid}) sent no result for "
+                f"{self._timeout_ms / 1000:g} s: killing and restarting it",
+                RuntimeWarning,
+                stacklevel=4,
+            )
             process.kill()
 
     def _watch(self, index: int, worker: _Worker) -> None:
@@ -406,8 +453,10 @@ class ActorPool:
         now = time.monotonic()
         self._recent_crashes = [t for t in self._recent_crashes if now - t < _CRASH_WINDOW_S] + [now]
         if len(self._recent_crashes) > _MAX_CRASHES:
-            raise MotifError(f"actor workers crashed {len(self._recent_crashes)} times in {_CRASH_WINDOW_S} s "
-                             f"(last exit code {dead.process.exitcode}); see the worker traceback above")
+            raise MotifError(
+                f"actor workers crashed {len(self._recent_crashes)} times in {_CRASH_WINDOW_S} s "
+                f"(last exit code {dead.process.exitcode}); see the worker traceback above"
+            )
         dead.commands.close()
         # The dead worker can write no more: every result it published is in the pipe now.
         while True:
@@ -424,8 +473,9 @@ class ActorPool:
         self.restarts += 1
 
     def _start_worker(self, index, env_ids, wait, restarted=False, abort_now=()) -> _Worker:
-        spec = WorkerSpec(index=index, env_ids=env_ids, restarted=restarted, abort_now=abort_now,
-                          cpu=self._cpus[index], **self._spec)
+        spec = WorkerSpec(
+            index=index, env_ids=env_ids, restarted=restarted, abort_now=abort_now, cpu=self._cpus[index], **self._spec
+        )
         commands_r, commands_w = self._ctx.Pipe(duplex=False)
         status_r, status_w = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
@@ -450,8 +500,9 @@ class ActorPool:
         finally:
             worker.status.close()
         if kind != "ok":
-            raise MotifError(f"actor worker {worker.process.name} failed to start its envs: "
-                             f"{detail.strip().splitlines()[-1]}")
+            raise MotifError(
+                f"actor worker {worker.process.name} failed to start its envs: {detail.strip().splitlines()[-1]}"
+            )
 
 
 def _shutdown(workers: list[_Worker], connections) -> None:

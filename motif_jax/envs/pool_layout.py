@@ -87,8 +87,14 @@ class PoolLayout:
         return out
 
 
-NLE_INFO = ("episode_score", "episode_max_dlvl", "episode_xlvl", "episode_gold", "episode_success",
-            "episode_end_reason")
+NLE_INFO = (
+    "episode_score",
+    "episode_max_dlvl",
+    "episode_xlvl",
+    "episode_gold",
+    "episode_success",
+    "episode_end_reason",
+)
 _INT_INFO = [(n, i, n in FLOAT_COLUMNS) for i, n in enumerate(INT_COLUMNS) if n not in ("reward", "episode_index")]
 _FLAG_INFO = [(n, i, n in BOOL_COLUMNS) for i, n in enumerate(FLAG_COLUMNS) if n not in ("terminated", "truncated")]
 
@@ -117,5 +123,10 @@ def sorted_by_env_id(reply: tuple) -> tuple:
     order = np.argsort(info["env_id"], kind="stable")
     if (order[1:] > order[:-1]).all():
         return reply
-    return ({k: v[order] for k, v in obs.items()}, reward[order], terminated[order], truncated[order],
-            {k: np.asarray(v)[order] for k, v in info.items()})
+    return (
+        {k: v[order] for k, v in obs.items()},
+        reward[order],
+        terminated[order],
+        truncated[order],
+        {k: np.asarray(v)[order] for k, v in info.items()},
+    )

@@ -137,9 +137,7 @@ class _Actor:
         self.int_stride, self.flag_stride = self.ints.strides[0], self.flags.strides[0]
         obs_views = {k[len("obs/") :]: v for k, v in views.items() if k.startswith("obs/")}
         self.gids = list(spec.env_ids)
-        self.dests = [
-            [(obs_views[k][g, ...], k if spec.dict_obs else None) for k in obs_views] for g in self.gids
-        ]
+        self.dests = [[(obs_views[k][g, ...], k if spec.dict_obs else None) for k in obs_views] for g in self.gids]
         self.aborted_reason = spec.end_reasons.index("aborted") if "aborted" in spec.end_reasons else 0
         self.envs = [spec.factory() for _ in self.gids]
         n = len(self.gids)
@@ -183,16 +181,29 @@ class _Actor:
                 self.modes[local] = _RESET
                 self.write_end(local, reward, bool(terminated), bool(truncated), ret, length, info)
             else:
-                INT_ROW.pack_into(self.ints_mv, gid * self.int_stride, gid, reward, length, ret, length,
-                                  0, 0, 0, 0, self.episodes[local])
+                INT_ROW.pack_into(
+                    self.ints_mv,
+                    gid * self.int_stride,
+                    gid,
+                    reward,
+                    length,
+                    ret,
+                    length,
+                    0,
+                    0,
+                    0,
+                    0,
+                    self.episodes[local],
+                )
                 FLAG_ROW.pack_into(self.flags_mv, gid * self.flag_stride, False, False, False, 0)
             return gid
         if mode == _ABORT:
             ret, length = self.returns[local], self.lengths[local]
             self.reset(local)
             self.modes[local] = _FRESH
-            INT_ROW.pack_into(self.ints_mv, gid * self.int_stride, gid, 0.0, length, ret, length,
-                              0, 0, 0, 0, self.episodes[local])
+            INT_ROW.pack_into(
+                self.ints_mv, gid * self.int_stride, gid, 0.0, length, ret, length, 0, 0, 0, 0, self.episodes[local]
+            )
             FLAG_ROW.pack_into(self.flags_mv, gid * self.flag_stride, False, True, False, self.aborted_reason)
             return gid
         if mode == _RESET:
@@ -226,6 +237,7 @@ class _Actor:
             success = bool(episode.get("success", False))
             name = episode.get("end_reason")
             reason = self.spec.end_reasons.index(name) if name in self.spec.end_reasons else 0
-        INT_ROW.pack_into(self.ints_mv, gid * self.int_stride, gid, reward, length, ret, length,
-                          *stats, self.episodes[local])
+        INT_ROW.pack_into(
+            self.ints_mv, gid * self.int_stride, gid, reward, length, ret, length, *stats, self.episodes[local]
+        )
         FLAG_ROW.pack_into(self.flags_mv, gid * self.flag_stride, terminated, truncated, success, reason)

@@ -271,9 +271,7 @@ def make_task_env(
     **nle_kwargs,
 ) -> MotifNetHackTask:
     """Build one Motif task env. `seed` seeds the first reset; `nle_kwargs` go to NLE (e.g. character)."""
-    return MotifNetHackTask(
-        task, seed=seed, obs_keys=obs_keys, max_episode_steps=max_episode_steps, **nle_kwargs
-    )
+    return MotifNetHackTask(task, seed=seed, obs_keys=obs_keys, max_episode_steps=max_episode_steps, **nle_kwargs)
 
 
 def register_tasks() -> None:

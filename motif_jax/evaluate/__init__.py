@@ -1,1 +1,2 @@
-"""Evaluation and reporting: `motif evaluate` (episodes → JSON + table, ttyrec → GIF) and `motif plot` (learning curves)."""
+"""Evaluation and reporting: `motif evaluate` (episodes → JSON + table, ttyrec → GIF) and `motif plot`
+(learning curves)."""

@@ -1,8 +1,8 @@
 """`motif evaluate RUN/checkpoints`: play N episodes with a trained agent, print a table, write JSON.
 
-    motif evaluate runs/score/checkpoints --task score --episodes 20 --seed 0 --json eval.json
-    motif evaluate --policy random --task score --episodes 20      # the baseline to beat
-    motif evaluate runs/score --record replays --record-episodes 2  # ttyrecs + an animated GIF
+motif evaluate runs/score/checkpoints --task score --episodes 20 --seed 0 --json eval.json
+motif evaluate --policy random --task score --episodes 20      # the baseline to beat
+motif evaluate runs/score --record replays --record-episodes 2  # ttyrecs + an animated GIF
 """
 
 from __future__ import annotations
@@ -18,21 +18,36 @@ from motif_jax.evaluate.stats import json_safe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", nargs="?", help="RUN/checkpoints or RUN (latest checkpoint is used)")
-    parser.add_argument("--policy", choices=("checkpoint", "random"), default="checkpoint",
-                        help="'random' evaluates uniformly random actions (no checkpoint needed)")
+    parser.add_argument(
+        "--policy",
+        choices=("checkpoint", "random"),
+        default="checkpoint",
+        help="'random' evaluates uniformly random actions (no checkpoint needed)",
+    )
     parser.add_argument("--task", help="task to play (default: the task the agent was trained on)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes to count (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seeds every episode and the action sampling")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--greedy", dest="greedy", action="store_true", help="take the most likely action")
-    mode.add_argument("--sample", dest="greedy", action="store_false",
-                      help="sample actions from the policy (default: the agent was trained stochastic)")
+    mode.add_argument(
+        "--sample",
+        dest="greedy",
+        action="store_false",
+        help="sample actions from the policy (default: the agent was trained stochastic)",
+    )
     parser.set_defaults(greedy=False)
-    parser.add_argument("--num-envs", type=int, default=4, help="envs played in parallel (default 4); episode seeds depend on it, so keep it to reproduce a report")
+    parser.add_argument(
+        "--num-envs",
+        type=int,
+        default=4,
+        help="envs played in parallel (default 4); episode seeds depend on it, so keep it to reproduce a report",
+    )
     parser.add_argument("--num-workers", type=int, default=None, help="actor processes (default: pool's choice)")
     parser.add_argument("--max-episode-steps", type=int, default=5000, help="episode cap (default 5000, NLE's)")
     parser.add_argument("--json", metavar="FILE", help="write the report here")
-    parser.add_argument("--record", metavar="DIR", help="keep NLE ttyrecs and render the first one to DIR/episode-0.gif")
+    parser.add_argument(
+        "--record", metavar="DIR", help="keep NLE ttyrecs and render the first one to DIR/episode-0.gif"
+    )
     parser.add_argument("--record-episodes", type=int, default=1, help="how many episodes to keep with --record")
     parser.add_argument("--gif-max-frames", type=int, default=400, help="longer recordings are subsampled")
     parser.add_argument("--top-captions", type=int, default=10, help="most frequent captions to list")
@@ -57,9 +72,16 @@ def run(args: argparse.Namespace) -> int:
 
         policy, source = load_policy(args.checkpoint), str(args.checkpoint)
     settings = EvalSettings(
-        task=args.task or policy.task, episodes=args.episodes, seed=args.seed, greedy=args.greedy,
-        num_envs=args.num_envs, num_workers=args.num_workers, max_episode_steps=args.max_episode_steps,
-        record_dir=args.record, record_episodes=args.record_episodes, top_captions=args.top_captions,
+        task=args.task or policy.task,
+        episodes=args.episodes,
+        seed=args.seed,
+        greedy=args.greedy,
+        num_envs=args.num_envs,
+        num_workers=args.num_workers,
+        max_episode_steps=args.max_episode_steps,
+        record_dir=args.record,
+        record_episodes=args.record_episodes,
+        top_captions=args.top_captions,
     )
     with ProgressBar("evaluate", settings.episodes, "episodes", transient=True, console=console) as bar:
         report = evaluate(policy, settings, on_episode=lambda _: bar.advance())
@@ -69,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
         from motif_jax.evaluate.ttyrec import read_ttyrec
 
         first = Path(report["recordings"][0])
-        gif = write_gif(read_ttyrec(first), first.with_name(first.name.split(".")[0] + ".gif"),
-                        max_frames=args.gif_max_frames)
+        gif = write_gif(
+            read_ttyrec(first), first.with_name(first.name.split(".")[0] + ".gif"), max_frames=args.gif_max_frames
+        )
         report["gif"] = str(gif)
     Console().print(report_table(report))
     if args.json:
@@ -97,8 +120,10 @@ def report_table(report: dict):
     from rich.table import Table
 
     mode = "greedy" if report["greedy"] else "sampled"
-    metrics = Table(title=f"{report['checkpoint']} on {report['task']}: {report['episodes']} episodes, "
-                          f"seed {report['seed']}, {mode} actions")
+    metrics = Table(
+        title=f"{report['checkpoint']} on {report['task']}: {report['episodes']} episodes, "
+        f"seed {report['seed']}, {mode} actions"
+    )
     for column in ("metric", "mean", "± 95% CI", "min", "max"):
         metrics.add_column(column, justify="left" if column == "metric" else "right")
     for field, d in report["details"].items():

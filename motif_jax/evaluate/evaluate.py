@@ -200,12 +200,24 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
         factory = RecordingTaskFactory(settings.task, settings.record_dir, obs_keys, settings.max_episode_steps)
     else:
         factory = TaskEnvFactory(settings.task, obs_keys, settings.max_episode_steps)
-    pool = ActorPool(factory, num_envs, batch_size=num_envs, num_workers=settings.num_workers, seed=settings.seed,
-                     end_reasons=END_REASONS)
+    pool = ActorPool(
+        factory,
+        num_envs,
+        batch_size=num_envs,
+        num_workers=settings.num_workers,
+        seed=settings.seed,
+        end_reasons=END_REASONS,
+    )
     try:
         episodes, captions = run_episodes(
-            pool, policy, quotas, greedy=settings.greedy, key=jax.random.key(settings.seed),
-            end_reasons=END_REASONS, decode=decode_message, on_episode=on_episode,
+            pool,
+            policy,
+            quotas,
+            greedy=settings.greedy,
+            key=jax.random.key(settings.seed),
+            end_reasons=END_REASONS,
+            decode=decode_message,
+            on_episode=on_episode,
         )
         if settings.record_dir:
             # one more step resets the envs whose last counted episode just ended, which closes its ttyrec
@@ -215,8 +227,10 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     report = {"task": settings.task, "seed": settings.seed, "greedy": settings.greedy, "num_envs": num_envs}
     report.update(summarize(episodes, captions, END_REASONS, settings.top_captions))
     if settings.record_dir:
-        wanted = [(e.index, episode_seed(settings.seed, e.env_id, (e.index - e.env_id) // num_envs))
-                  for e in episodes[: settings.record_episodes]]
+        wanted = [
+            (e.index, episode_seed(settings.seed, e.env_id, (e.index - e.env_id) // num_envs))
+            for e in episodes[: settings.record_episodes]
+        ]
         report["recordings"] = [str(p) for p in collect_recordings(settings.record_dir, wanted)]
     return report
 

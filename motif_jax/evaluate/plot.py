@@ -32,7 +32,9 @@ SEED_KEYS = frozenset({"seed", "out", "out_dir", "run_dir", "output", "output_di
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories holding metrics.jsonl")
-    parser.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/plots for one run, else plots)")
+    parser.add_argument(
+        "--out", default=None, help="folder for the PNGs (default: RUN_DIR/plots for one run, else plots)"
+    )
     parser.add_argument("--x", default="env_steps", help="metric on the x axis (default env_steps)")
     parser.add_argument("--smooth", type=int, default=1, help="moving-average window in log points (default 1 = raw)")
 
@@ -61,11 +63,7 @@ def load_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 def series(rows: list[dict[str, Any]], x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) over the rows that log both keys as finite numbers, sorted by x."""
-    points = [
-        (float(r[x_key]), float(r[y_key]))
-        for r in rows
-        if _is_number(r.get(x_key)) and _is_number(r.get(y_key))
-    ]
+    points = [(float(r[x_key]), float(r[y_key])) for r in rows if _is_number(r.get(x_key)) and _is_number(r.get(y_key))]
     if not points:
         return np.zeros((0,)), np.zeros((0,))
     xy = np.asarray(sorted(points))

@@ -54,8 +54,11 @@ class RecordingTaskFactory:
 
         savedir = Path(self.root) / f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
         env = make_task_env(
-            self.task, obs_keys=self.obs_keys, max_episode_steps=self.max_episode_steps,
-            save_ttyrec_every=1, savedir=str(savedir),
+            self.task,
+            obs_keys=self.obs_keys,
+            max_episode_steps=self.max_episode_steps,
+            save_ttyrec_every=1,
+            savedir=str(savedir),
         )
         return SeedLoggingRecorder(env, savedir)
 

@@ -17,10 +17,22 @@ from motif_jax.evaluate.ttyrec import TtyFrames
 
 # NetHack's colour indices (CLR_BLACK .. CLR_WHITE) as RGB; 0 (black) is drawn dark grey so it stays visible.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (85, 85, 85), (205, 49, 49), (13, 188, 121), (229, 229, 16),
-    (36, 114, 200), (188, 63, 188), (17, 168, 205), (204, 204, 204),
-    (204, 204, 204), (255, 140, 0), (35, 209, 139), (245, 245, 67),
-    (59, 142, 234), (214, 112, 214), (41, 184, 219), (255, 255, 255),
+    (85, 85, 85),
+    (205, 49, 49),
+    (13, 188, 121),
+    (229, 229, 16),
+    (36, 114, 200),
+    (188, 63, 188),
+    (17, 168, 205),
+    (204, 204, 204),
+    (204, 204, 204),
+    (255, 140, 0),
+    (35, 209, 139),
+    (245, 245, 67),
+    (59, 142, 234),
+    (214, 112, 214),
+    (41, 184, 219),
+    (255, 255, 255),
 )
 BACKGROUND = (0, 0, 0)
 _BACKGROUND_INDEX = 16
@@ -78,8 +90,9 @@ def frame_indices(num_frames: int, max_frames: int) -> np.ndarray:
     return np.unique(np.linspace(0, num_frames - 1, max_frames).round().astype(np.int64))
 
 
-def write_gif(frames: TtyFrames, path: str | Path, max_frames: int = 400, frame_ms: int = 120,
-              font_size: int = 14) -> Path:
+def write_gif(
+    frames: TtyFrames, path: str | Path, max_frames: int = 400, frame_ms: int = 120, font_size: int = 14
+) -> Path:
     """Animate ``frames`` into ``path``; long episodes are subsampled to ``max_frames``, the last frame lingers."""
     if len(frames) == 0:
         raise MotifError(f"cannot write {path}: the recording has no frames")

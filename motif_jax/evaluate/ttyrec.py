@@ -54,8 +54,12 @@ def read_ttyrec(path: str | Path) -> TtyFrames:
             "timestamps": np.zeros((_CHUNK,), np.int64),
         }
         remaining = converter.convert(
-            chunk["chars"], chunk["colors"], chunk["cursors"], chunk["timestamps"],
-            np.zeros((_CHUNK,), np.uint8), np.zeros((_CHUNK,), np.int32),
+            chunk["chars"],
+            chunk["colors"],
+            chunk["cursors"],
+            chunk["timestamps"],
+            np.zeros((_CHUNK,), np.uint8),
+            np.zeros((_CHUNK,), np.int32),
         )
         filled = _CHUNK - remaining
         parts.append({k: v[:filled] for k, v in chunk.items()})

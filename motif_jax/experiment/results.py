@@ -13,8 +13,14 @@ import numpy as np
 from motif_jax.evaluate import stats
 
 FIELDS = ("score", "return", "max_dlvl", "xlvl", "gold", "length")
-TABLE_COLUMNS = (("score", "score"), ("return", "return"), ("max_dlvl", "max depth"), ("xlvl", "exp. level"),
-                 ("gold", "gold"), ("length", "episode length"))
+TABLE_COLUMNS = (
+    ("score", "score"),
+    ("return", "return"),
+    ("max_dlvl", "max depth"),
+    ("xlvl", "exp. level"),
+    ("gold", "gold"),
+    ("length", "episode length"),
+)
 
 
 def episode_values(report: dict, field: str) -> list[float]:
@@ -38,9 +44,10 @@ def aggregate(reports_by_seed: dict[int, dict]) -> dict:
     if success:
         row["success_rate"] = sum(success) / len(success)
     # spread of the per-seed means: how much the training seed matters
-    row["per_seed"] = {str(seed): {f"{f}_mean": float(np.mean(episode_values(r, f)))
-                                   for f in FIELDS if episode_values(r, f)}
-                       for seed, r in sorted(reports_by_seed.items())}
+    row["per_seed"] = {
+        str(seed): {f"{f}_mean": float(np.mean(episode_values(r, f))) for f in FIELDS if episode_values(r, f)}
+        for seed, r in sorted(reports_by_seed.items())
+    }
     return row
 
 
@@ -67,7 +74,10 @@ def markdown_table(rows: dict[str, dict], labels: dict[str, str] | None = None) 
     head = ["condition", *[title for _, title in TABLE_COLUMNS], "episodes (seeds)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in rows.items():
-        cells = [labels.get(name, name), *[_cell(row, f) for f, _ in TABLE_COLUMNS],
-                 f"{row['n_episodes']} ({row['n_seeds']})"]
+        cells = [
+            labels.get(name, name),
+            *[_cell(row, f) for f, _ in TABLE_COLUMNS],
+            f"{row['n_episodes']} ({row['n_seeds']})",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

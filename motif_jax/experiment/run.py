@@ -114,8 +114,20 @@ def shared_steps(exp: Experiment, out: Path) -> list[Step]:
         if name not in used:
             continue
         folder = out / "shared" / "datasets" / name
-        argv = ["collect", "--task", d.task, "--pairs", str(d.pairs), "--seed", str(d.seed),
-                "--num-envs", str(d.num_envs), "--out", str(folder), "--no-progress"]
+        argv = [
+            "collect",
+            "--task",
+            d.task,
+            "--pairs",
+            str(d.pairs),
+            "--seed",
+            str(d.seed),
+            "--num-envs",
+            str(d.num_envs),
+            "--out",
+            str(folder),
+            "--no-progress",
+        ]
         if d.policy != "random":
             argv += ["--policy", d.policy]
         steps.append(Step(f"dataset {name}", argv, out / "shared" / "logs" / f"dataset-{name}.log"))
@@ -124,15 +136,46 @@ def shared_steps(exp: Experiment, out: Path) -> list[Step]:
             continue
         dataset = out / "shared" / "datasets" / r.dataset
         annotator = annotator_name(exp, name)
-        steps.append(Step(f"annotate {name}",
-                          ["annotate", str(dataset), "--backend", "rules", "--judge", judge_argument(exp, r.judge),
-                           "--goal", r.goal, "--name", annotator, "--no-progress"],
-                          out / "shared" / "logs" / f"annotate-{name}.log"))
-        steps.append(Step(f"reward {name}",
-                          ["train-reward", str(dataset), "--annotator", annotator, "--preset", r.preset,
-                           "--epochs", str(r.epochs), "--seed", str(r.seed), "--out", str(reward_dir(out, name)),
-                           "--no-progress"],
-                          out / "shared" / "logs" / f"reward-{name}.log"))
+        steps.append(
+            Step(
+                f"annotate {name}",
+                [
+                    "annotate",
+                    str(dataset),
+                    "--backend",
+                    "rules",
+                    "--judge",
+                    judge_argument(exp, r.judge),
+                    "--goal",
+                    r.goal,
+                    "--name",
+                    annotator,
+                    "--no-progress",
+                ],
+                out / "shared" / "logs" / f"annotate-{name}.log",
+            )
+        )
+        steps.append(
+            Step(
+                f"reward {name}",
+                [
+                    "train-reward",
+                    str(dataset),
+                    "--annotator",
+                    annotator,
+                    "--preset",
+                    r.preset,
+                    "--epochs",
+                    str(r.epochs),
+                    "--seed",
+                    str(r.seed),
+                    "--out",
+                    str(reward_dir(out, name)),
+                    "--no-progress",
+                ],
+                out / "shared" / "logs" / f"reward-{name}.log",
+            )
+        )
     return steps
 
 
@@ -149,9 +192,21 @@ def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
         for seed in exp.seeds:
             folder = out / "cells" / f"{condition}_s{seed}"
             eval_json = folder / "evaluation.partial.json"
-            evaluate = ["evaluate", "--task", task, "--episodes", str(e.episodes), "--seed", str(e.seed + seed),
-                        "--num-envs", str(e.num_envs), "--max-episode-steps", str(e.max_episode_steps),
-                        "--json", str(eval_json)]
+            evaluate = [
+                "evaluate",
+                "--task",
+                task,
+                "--episodes",
+                str(e.episodes),
+                "--seed",
+                str(e.seed + seed),
+                "--num-envs",
+                str(e.num_envs),
+                "--max-episode-steps",
+                str(e.max_episode_steps),
+                "--json",
+                str(eval_json),
+            ]
             steps = []
             resumable = None
             if c.policy == "random":
@@ -169,8 +224,9 @@ def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
                     argv += ["--llm-coef", str(c.llm_coef)]
                 for item in [*exp.train.set, *c.set]:
                     argv += ["--set", str(item)]
-                steps.append(Step("train", argv, folder / "train.log", units=train_steps,
-                                  metrics=folder / METRICS_FILE))
+                steps.append(
+                    Step("train", argv, folder / "train.log", units=train_steps, metrics=folder / METRICS_FILE)
+                )
                 evaluate.insert(1, str(folder / "checkpoints"))
                 resumable = folder / "checkpoints"
             steps.append(Step("evaluate", evaluate, folder / "evaluate.log", units=e.episodes * EVAL_UNITS_PER_EPISODE))
@@ -200,8 +256,14 @@ def run_motif(argv: list[str], log: Path, on_poll=None, poll_s: float = 2.0) -> 
     with open(log, "a") as f:
         f.write(f"$ motif {' '.join(argv)}\n")
         f.flush()
-        child = subprocess.Popen([sys.executable, "-m", "motif_jax.cli", *argv], stdout=f, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "motif_jax.cli", *argv],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
         try:
             while True:
                 try:
@@ -232,8 +294,10 @@ def run_shared(steps: list[Step], out: Path, say) -> None:
             saved = json.loads(marker.read_text())
             if saved["argv"] == step.argv:
                 continue
-            raise MotifError(f"shared step {step.name!r} changed since {out} was made; use a new --out "
-                             f"or delete {marker} and what it made")
+            raise MotifError(
+                f"shared step {step.name!r} changed since {out} was made; use a new --out "
+                f"or delete {marker} and what it made"
+            )
         if step.argv[0] == "train-reward":
             target = Path(step.argv[step.argv.index("--out") + 1])
             if target.exists():
@@ -252,8 +316,10 @@ def cell_is_done(cell: Cell) -> bool:
     except json.JSONDecodeError:
         return False
     if saved.get("digest") != digest(cell.settings()):
-        raise MotifError(f"cell {cell.name}: its settings changed since {cell.result} was written; "
-                         f"use a new --out or delete {cell.folder}")
+        raise MotifError(
+            f"cell {cell.name}: its settings changed since {cell.result} was written; "
+            f"use a new --out or delete {cell.folder}"
+        )
     return True
 
 
@@ -277,8 +343,15 @@ def run_cell(cell: Cell, advance) -> dict:
         run_motif(argv, step.log, on_poll=poll)
         advance(step.units - counted)
     report = json.loads(cell.eval_json.read_text())
-    result = {"cell": cell.name, "condition": cell.condition, "seed": cell.seed, "digest": digest(cell.settings()),
-              "settings": cell.settings(), "seconds": time.perf_counter() - started, "report": report}
+    result = {
+        "cell": cell.name,
+        "condition": cell.condition,
+        "seed": cell.seed,
+        "digest": digest(cell.settings()),
+        "settings": cell.settings(),
+        "seconds": time.perf_counter() - started,
+        "report": report,
+    }
     write_json_atomic(cell.result, result)
     cell.eval_json.unlink(missing_ok=True)
     return result
@@ -296,8 +369,10 @@ def run_experiment(exp: Experiment, out: Path, progress: bool = True) -> dict:
     cells = plan_cells(exp, out)
     todo = [c for c in cells if not cell_is_done(c)]
     total = sum(c.units for c in todo)
-    console.print(f"experiment {exp.name}: {len(cells)} cells ({len(exp.conditions)} conditions × "
-                  f"{len(exp.seeds)} seeds), {len(cells) - len(todo)} done before, {len(todo)} to run")
+    console.print(
+        f"experiment {exp.name}: {len(cells)} cells ({len(exp.conditions)} conditions × "
+        f"{len(exp.seeds)} seeds), {len(cells) - len(todo)} done before, {len(todo)} to run"
+    )
     run_shared(shared_steps(exp, out), out, console.print)
     started = time.perf_counter()
     with ProgressBar(exp.name, max(total, 1), "steps", enabled=progress, transient=True, console=console) as bar:
@@ -308,8 +383,10 @@ def run_experiment(exp: Experiment, out: Path, progress: bool = True) -> dict:
             bar.update(info=f"{i + 1}/{len(todo)} cells")
             elapsed = time.perf_counter() - started
             eta = elapsed / max(bar.done, 1) * (total - bar.done)
-            console.print(f"cell {cell.name} done ({i + 1}/{len(todo)}); elapsed {elapsed / 60:.1f} min, "
-                          f"ETA {eta / 60:.1f} min", highlight=False)
+            console.print(
+                f"cell {cell.name} done ({i + 1}/{len(todo)}); elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min",
+                highlight=False,
+            )
     return write_outputs(exp, out, cells, console)
 
 
@@ -322,14 +399,24 @@ def write_outputs(exp: Experiment, out: Path, cells: list[Cell], console=None) -
     rows = {name: results_mod.aggregate(reports[name]) for name in exp.conditions if name in reports}
     labels = {name: c.label or name for name, c in exp.conditions.items()}
     e = exp.evaluate
-    summary = {"experiment": exp.name, "file": Path(exp.path).name, "task": exp.task, "seeds": exp.seeds,
-               "train_steps": {n: (c.steps or exp.train.steps) if c.policy == "agent" else 0
-                               for n, c in exp.conditions.items()},
-               "evaluate": dataclasses.asdict(e), "labels": labels, "conditions": rows}
+    summary = {
+        "experiment": exp.name,
+        "file": Path(exp.path).name,
+        "task": exp.task,
+        "seeds": exp.seeds,
+        "train_steps": {
+            n: (c.steps or exp.train.steps) if c.policy == "agent" else 0 for n, c in exp.conditions.items()
+        },
+        "evaluate": dataclasses.asdict(e),
+        "labels": labels,
+        "conditions": rows,
+    }
     write_json_atomic(out / "results.json", json_safe(summary))
-    header = (f"# {exp.name}\n\nTask `{exp.task}`; {len(exp.seeds)} training seeds × {e.episodes} evaluation "
-              f"episodes per condition (the cell of seed k plays the episodes of evaluation seed {e.seed} + k, "
-              f"so conditions meet the same dungeons); mean ± 95% CI (Student's t) over all episodes.\n\n")
+    header = (
+        f"# {exp.name}\n\nTask `{exp.task}`; {len(exp.seeds)} training seeds × {e.episodes} evaluation "
+        f"episodes per condition (the cell of seed k plays the episodes of evaluation seed {e.seed} + k, "
+        f"so conditions meet the same dungeons); mean ± 95% CI (Student's t) over all episodes.\n\n"
+    )
     (out / "table.md").write_text(header + results_mod.markdown_table(rows, labels))
     trained = [c.folder for c in cells if c.resumable is not None and c.result.is_file()]  # finished cells only
     if trained:

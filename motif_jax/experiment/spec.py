@@ -125,14 +125,18 @@ def validate(exp: Experiment) -> None:
         raise MotifError(f"{where}: train.steps must be >= 1")
     for name, r in exp.rewards.items():
         if r.dataset not in exp.datasets:
-            raise MotifError(f"{where}: rewards.{name}.dataset {r.dataset!r} is not in datasets "
-                             f"({', '.join(exp.datasets) or 'none declared'})")
+            raise MotifError(
+                f"{where}: rewards.{name}.dataset {r.dataset!r} is not in datasets "
+                f"({', '.join(exp.datasets) or 'none declared'})"
+            )
     for name, c in exp.conditions.items():
         if c.policy not in ("agent", "random"):
             raise MotifError(f"{where}: conditions.{name}.policy must be agent or random, got {c.policy!r}")
         if c.reward is not None and c.reward not in exp.rewards:
-            raise MotifError(f"{where}: conditions.{name}.reward {c.reward!r} is not in rewards "
-                             f"({', '.join(exp.rewards) or 'none declared'})")
+            raise MotifError(
+                f"{where}: conditions.{name}.reward {c.reward!r} is not in rewards "
+                f"({', '.join(exp.rewards) or 'none declared'})"
+            )
         if c.policy == "agent" and (c.llm_coef or 0) > 0 and c.reward is None:
             raise MotifError(f"{where}: conditions.{name}: llm_coef > 0 needs reward: <a rewards entry>")
     if exp.train.config:

@@ -1,8 +1,8 @@
 """The Motif reward model: train it from preferences, load it, score captions, compute intrinsic rewards.
 
-    rm = load(run_dir)                      # restores onto the current devices, whatever count trained it
-    raw, normalised = rm.score(messages)    # (B, 256) uint8 -> two (B,) numpy arrays
-    r_int = rm.intrinsic(rm.params, messages, counts, eps_quantile=0.5, beta=3.0)   # pure, jittable
+rm = load(run_dir)                      # restores onto the current devices, whatever count trained it
+raw, normalised = rm.score(messages)    # (B, 256) uint8 -> two (B,) numpy arrays
+r_int = rm.intrinsic(rm.params, messages, counts, eps_quantile=0.5, beta=3.0)   # pure, jittable
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ class RewardModel:
         return raw, ((raw - np.float32(stats.mean)) / np.float32(stats.std)).astype(np.float32)
 
     @staticmethod
-    def intrinsic(params: RewardParams, messages: jax.Array, counts: jax.Array, eps_quantile=0.5, beta=3.0) -> jax.Array:
+    def intrinsic(
+        params: RewardParams, messages: jax.Array, counts: jax.Array, eps_quantile=0.5, beta=3.0
+    ) -> jax.Array:
         """1[r_hat(m) > q_eps] * r_hat(m) / counts**beta; pure, so callers jit it with params as an argument."""
         return intrinsic_from_params(params, messages, counts, eps_quantile, beta)
 

@@ -56,11 +56,14 @@ def measure(preset: str, batch_size: int, seq_len: int, score_batch: int, second
     model = config.model_config()
     rng = np.random.default_rng(0)
     holder = {"state": parallel.replicate(train_state(init_weights(model, 0), config.lr), mesh)}
-    batch = parallel.shard_batch({
-        "messages": _random_captions(rng, (batch_size, 2, seq_len))[parallel.local_rows(batch_size)],
-        "target": rng.random(batch_size).astype(np.float32)[parallel.local_rows(batch_size)],
-        "weight": np.ones(batch_size, np.float32)[parallel.local_rows(batch_size)],
-    }, mesh)
+    batch = parallel.shard_batch(
+        {
+            "messages": _random_captions(rng, (batch_size, 2, seq_len))[parallel.local_rows(batch_size)],
+            "target": rng.random(batch_size).astype(np.float32)[parallel.local_rows(batch_size)],
+            "weight": np.ones(batch_size, np.float32)[parallel.local_rows(batch_size)],
+        },
+        mesh,
+    )
     train_step = make_train_step(model, config.lr, mesh)
 
     def train_call():

@@ -82,7 +82,9 @@ class MeshScorer:
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
-def pair_rewards_from_unique(messages, captions: np.ndarray, rewards: np.ndarray, chunk_pairs: int = 4096) -> np.ndarray:
+def pair_rewards_from_unique(
+    messages, captions: np.ndarray, rewards: np.ndarray, chunk_pairs: int = 4096
+) -> np.ndarray:
     """(N, 2) reward of every pair member (mean over its L steps) of a (N, 2, L, 256) array-like, looked
     up in ``rewards`` of the byte-sorted unique ``captions`` (as returned by :func:`unique_captions`)."""
     keys = _as_rows(captions)

@@ -33,8 +33,9 @@ def checkpoint_dir(path: str | Path) -> Path:
 
 def check_format(path: str | Path, meta: dict[str, Any]) -> None:
     if meta.get("format") != META_FORMAT:
-        raise MotifError(f"{path}: not a reward-model checkpoint "
-                         f"(format {meta.get('format')!r}, expected {META_FORMAT!r})")
+        raise MotifError(
+            f"{path}: not a reward-model checkpoint (format {meta.get('format')!r}, expected {META_FORMAT!r})"
+        )
 
 
 def restore_inference(path: str | Path, mesh, step: int | None = None) -> Restored:

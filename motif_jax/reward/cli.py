@@ -20,8 +20,16 @@ from motif_jax.reward.model import ModelConfig
 from motif_jax.reward.train import PRESET_TRAINING, TrainConfig, train_reward
 
 # flag dest -> TrainConfig field
-FLAG_FIELDS = {"preset": "preset", "epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "seed": "seed",
-               "val_fraction": "val_fraction", "keep": "keep", "tensorboard": "tensorboard"}
+FLAG_FIELDS = {
+    "preset": "preset",
+    "epochs": "epochs",
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "seed": "seed",
+    "val_fraction": "val_fraction",
+    "keep": "keep",
+    "tensorboard": "tensorboard",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="pairs dataset directory (from `motif collect`, or the original Motif layout)")
     parser.add_argument("--annotator", required=True, help="labels to learn: preference/<NAME>.npy")
     parser.add_argument("--out", required=True, help="run directory: checkpoints/, metrics.jsonl")
-    parser.add_argument("--preset", choices=sorted(PRESET_TRAINING),
-                        help="model size and training defaults (config: preset; default: default)")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESET_TRAINING),
+        help="model size and training defaults (config: preset; default: default)",
+    )
     parser.add_argument("--epochs", type=int, help="default: 10 (tiny: 3)")
     parser.add_argument("--lr", type=float, help="Adam learning rate; default 1e-5 (tiny: 1e-3)")
     parser.add_argument("--batch-size", type=int, help="pairs per global batch; default 1024 (tiny: 128)")
@@ -38,15 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, help="held-out share of the labelled pairs (default 0.2)")
     parser.add_argument("--keep", type=int, help="checkpoints to keep (default 3)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    parser.add_argument("--tensorboard", action="store_true", default=None,
-                        help="also write TensorBoard scalars to OUT/tensorboard")
+    parser.add_argument(
+        "--tensorboard", action="store_true", default=None, help="also write TensorBoard scalars to OUT/tensorboard"
+    )
     parser.add_argument("--config", help="YAML file with the keys listed below (preset, model, lr, batch_size, ...)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def resolve_config(file: str | None = None, overrides: list[str] | None = None,
-                   flags: dict | None = None) -> TrainConfig:
+def resolve_config(
+    file: str | None = None, overrides: list[str] | None = None, flags: dict | None = None
+) -> TrainConfig:
     """Defaults < the preset's training settings < file < ``--set`` < flags; the preset is the one the
     highest of those names."""
     layers = stage_layers(file, overrides, flags)
@@ -72,8 +85,14 @@ def show_config(file: str | None, preset: str | None, overrides: list[str]) -> T
 def run(args: argparse.Namespace) -> int:
     parallel.maybe_initialize_distributed()
     config = build_config(args)
-    history = train_reward(args.dataset, args.annotator, args.out, config, resume=args.resume,
-                           progress=not args.no_progress and sys.stderr.isatty())
+    history = train_reward(
+        args.dataset,
+        args.annotator,
+        args.out,
+        config,
+        resume=args.resume,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
     if jax.process_index() != 0:  # the other processes of a multi-host job stay quiet
         return 0
     if history:

@@ -26,7 +26,9 @@ def preference_targets(labels: np.ndarray, soft: np.ndarray | None = None) -> tu
     labels = np.asarray(labels)
     bad = (labels < Label.FIRST) | (labels > Label.UNKNOWN)
     if bad.any():
-        raise MotifError(f"preference labels must be 0, 1, 2 or 3; found {int(labels[bad][0])} at pair {int(np.argmax(bad))}")
+        raise MotifError(
+            f"preference labels must be 0, 1, 2 or 3; found {int(labels[bad][0])} at pair {int(np.argmax(bad))}"
+        )
     target = _HARD_TARGET[labels.astype(np.int64)]
     if soft is not None:
         soft = np.asarray(soft, np.float32)

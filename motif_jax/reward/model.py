@@ -41,12 +41,15 @@ class ModelConfig:
         object.__setattr__(self, "mlp", tuple(int(m) for m in self.mlp))
         if len(self.kernels) != len(self.pool_after):
             raise MotifError(
-                f"model.kernels ({len(self.kernels)} entries) and model.pool_after ({len(self.pool_after)}) must have the same length"
+                f"model.kernels ({len(self.kernels)} entries) and model.pool_after ({len(self.pool_after)}) "
+                "must have the same length"
             )
         if not 1 <= self.max_len <= MESSAGE_BYTES:
             raise MotifError(f"model.max_len must be in 1..{MESSAGE_BYTES}, got {self.max_len}")
         if self.conv_output_length() < 1:
-            raise MotifError(f"model: max_len {self.max_len} is too short for kernels {self.kernels} and pooling {self.pool}")
+            raise MotifError(
+                f"model: max_len {self.max_len} is too short for kernels {self.kernels} and pooling {self.pool}"
+            )
 
     def conv_output_length(self) -> int:
         """Sequence length left after the conv stack ('valid' convolutions, floor pooling)."""
@@ -105,7 +108,7 @@ class CaptionEncoder(nnx.Module):
         return self.head(x)[:, 0].reshape(batch_shape)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _graphdef(config: ModelConfig):
     graphdef, _ = nnx.split(nnx.eval_shape(lambda: CaptionEncoder(config, nnx.Rngs(0))))
     return graphdef
@@ -131,7 +134,9 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     names = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise MotifError(f"model config: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}")
+        raise MotifError(
+            f"model config: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}"
+        )
     return ModelConfig(**data)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -31,7 +31,8 @@ def load_preferences(ds, annotator: str) -> Preferences:
         raise MotifError(f"{ds.path}: the dataset holds no pairs")
     if annotator not in ds.annotators:
         raise MotifError(
-            f"{ds.path}: no labels for annotator {annotator!r} (have: {', '.join(ds.annotators) or 'none'}); run `motif annotate` first"
+            f"{ds.path}: no labels for annotator {annotator!r} (have: {', '.join(ds.annotators) or 'none'}); "
+            "run `motif annotate` first"
         )
     target, weight = losses.preference_targets(np.asarray(ds.labels(annotator)), _soft(ds, annotator))
     if not weight.any():
@@ -88,7 +89,9 @@ class BatchReader:
         if self.with_agreement:
             has = self.prefs.agree_target is not None
             batch["agree_target"] = self.prefs.agree_target[safe] if has else np.full(len(rows), 0.5, np.float32)
-            batch["agree_weight"] = (self.prefs.agree_weight[safe] * real if has else np.zeros(len(rows))).astype(np.float32)
+            batch["agree_weight"] = (self.prefs.agree_weight[safe] * real if has else np.zeros(len(rows))).astype(
+                np.float32
+            )
         return parallel.shard_batch(batch, self.mesh)
 
 

@@ -15,8 +15,9 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,9 +35,15 @@ from motif_jax.reward import losses
 from motif_jax.reward.captions import MeshScorer, unique_captions
 from motif_jax.reward.model import PRESETS, ModelConfig, NetParams, init_weights
 from motif_jax.reward.normalise import NormStats, compute_stats, stats_to_json
-from motif_jax.reward.pairs import BatchReader, dataset_fingerprint, epoch_batches, load_preferences, prefetched, split_pairs
+from motif_jax.reward.pairs import (
+    BatchReader,
+    dataset_fingerprint,
+    epoch_batches,
+    load_preferences,
+    prefetched,
+    split_pairs,
+)
 from motif_jax.reward.state import CHECKPOINT_DIR, META_FORMAT, make_optimizer, train_state
-
 
 
 @dataclasses.dataclass
@@ -55,8 +62,12 @@ class TrainConfig:
         """The preset's network with ``model`` on top, type-checked like every other key."""
         if self.preset not in PRESETS:
             raise MotifError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
-        return from_dict(ModelConfig, {**dataclasses.asdict(PRESETS[self.preset]), **(self.model or {})},
-                         where="train-reward config", prefix="model.")
+        return from_dict(
+            ModelConfig,
+            {**dataclasses.asdict(PRESETS[self.preset]), **(self.model or {})},
+            where="train-reward config",
+            prefix="model.",
+        )
 
     def validate(self) -> None:
         if self.lr <= 0 or not math.isfinite(self.lr):
@@ -102,7 +113,11 @@ def make_train_step(model: ModelConfig, lr: float, mesh) -> Callable:
 
         (_, rewards), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["weights"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["weights"])
-        new_state = {"weights": optax.apply_updates(state["weights"], updates), "opt_state": opt_state, "step": state["step"] + 1}
+        new_state = {
+            "weights": optax.apply_updates(state["weights"], updates),
+            "opt_state": opt_state,
+            "step": state["step"] + 1,
+        }
         return new_state, losses.preference_sums(rewards, batch["target"], batch["weight"])
 
     replicated = parallel.replicated(mesh)
@@ -145,8 +160,17 @@ def open_metrics(out_dir: Path, epoch: int, tensorboard: bool, last: dict[str, A
     return MetricsWriter(out_dir, "epoch", tensorboard)
 
 
-def checkpoint_meta(config: TrainConfig, model: ModelConfig, stats: NormStats, *, ds, annotator: str,
-                    fingerprint: str, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
+def checkpoint_meta(
+    config: TrainConfig,
+    model: ModelConfig,
+    stats: NormStats,
+    *,
+    ds,
+    annotator: str,
+    fingerprint: str,
+    epoch: int,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "format": META_FORMAT,
         "config": dataclasses.asdict(config),
@@ -196,10 +220,14 @@ def train_reward(
     prefs = load_preferences(ds, annotator)
     train_rows, val_rows = split_pairs(prefs.weight, config.val_fraction, config.seed)
     if len(train_rows) == 0:
-        raise MotifError(f"{ds.path}: only {int(prefs.weight.sum())} usable pair(s); none left for training after the split")
+        raise MotifError(
+            f"{ds.path}: only {int(prefs.weight.sum())} usable pair(s); none left for training after the split"
+        )
     mesh = parallel.make_mesh(devices)
     if config.batch_size % mesh.devices.size:
-        raise MotifError(f"batch_size {config.batch_size} must be divisible by the {mesh.devices.size} devices of the mesh")
+        raise MotifError(
+            f"batch_size {config.batch_size} must be divisible by the {mesh.devices.size} devices of the mesh"
+        )
     fingerprint = dataset_fingerprint(ds, annotator)
 
     out_dir = Path(out_dir)
@@ -211,17 +239,23 @@ def train_reward(
         resumed = None
         if ckpt.latest_step() is not None:
             if not resume:
-                raise MotifError(f"{out_dir} already holds reward checkpoints; pass --resume to continue, or choose another --out")
+                raise MotifError(
+                    f"{out_dir} already holds reward checkpoints; pass --resume to continue, or choose another --out"
+                )
             target = abstract_like(state, parallel.replicated(mesh))
 
             def load(step: int) -> dict[str, Any]:
                 meta = ckpt.restore_meta(step)
                 if meta.get("dataset_fingerprint") != fingerprint or meta.get("annotator") != annotator:
-                    raise MotifError(f"{out_dir}: the checkpoint was trained on other data or labels; cannot resume "
-                                     f"on {ds.path} / {annotator!r}")
+                    raise MotifError(
+                        f"{out_dir}: the checkpoint was trained on other data or labels; cannot resume "
+                        f"on {ds.path} / {annotator!r}"
+                    )
                 if _comparable(meta["config"]) != _comparable(dataclasses.asdict(config)):
-                    raise MotifError(f"{out_dir}: the checkpoint used other settings "
-                                     f"({_comparable(meta['config'])}); resume with the same ones")
+                    raise MotifError(
+                        f"{out_dir}: the checkpoint used other settings "
+                        f"({_comparable(meta['config'])}); resume with the same ones"
+                    )
                 return ckpt.restore_items(step, {"state": target})
 
             resumed, _ = ckpt.restore_newest(load, set_aside=True)
@@ -229,11 +263,27 @@ def train_reward(
             start_epoch = int(meta["epoch"])
             if log:
                 log(f"resuming from epoch {start_epoch} (step {int(state['step'])})")
-        metrics_log = open_metrics(out_dir, start_epoch, config.tensorboard,
-                                   resumed["meta"].get("metrics") if resumed else None)
+        metrics_log = open_metrics(
+            out_dir, start_epoch, config.tensorboard, resumed["meta"].get("metrics") if resumed else None
+        )
         try:
-            return _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_rows, val_rows,
-                               start_epoch, annotator=annotator, fingerprint=fingerprint, progress=progress, log=log)
+            return _run_epochs(
+                ds,
+                prefs,
+                model,
+                config,
+                mesh,
+                state,
+                ckpt,
+                metrics_log,
+                train_rows,
+                val_rows,
+                start_epoch,
+                annotator=annotator,
+                fingerprint=fingerprint,
+                progress=progress,
+                log=log,
+            )
         finally:
             if metrics_log is not None:
                 metrics_log.close()
@@ -273,8 +323,16 @@ def _evaluate(weights, eval_step, data: _EpochData) -> dict[str, float]:
     return {k: float(v) for k, v in totals.items()}
 
 
-def _epoch_record(epoch: int, step: int, train: dict, val: dict, stats: NormStats, data: _EpochData,
-                  train_seconds: float, epoch_seconds: float) -> dict[str, Any]:
+def _epoch_record(
+    epoch: int,
+    step: int,
+    train: dict,
+    val: dict,
+    stats: NormStats,
+    data: _EpochData,
+    train_seconds: float,
+    epoch_seconds: float,
+) -> dict[str, Any]:
     return {
         "epoch": epoch,
         "step": step,
@@ -293,15 +351,34 @@ def _epoch_record(epoch: int, step: int, train: dict, val: dict, stats: NormStat
     }
 
 
-def _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_rows, val_rows, start_epoch,
-                *, annotator, fingerprint, progress, log) -> list[dict[str, Any]]:
+def _run_epochs(
+    ds,
+    prefs,
+    model,
+    config,
+    mesh,
+    state,
+    ckpt,
+    metrics_log,
+    train_rows,
+    val_rows,
+    start_epoch,
+    *,
+    annotator,
+    fingerprint,
+    progress,
+    log,
+) -> list[dict[str, Any]]:
     messages = ds.data("message")
     train_step = make_train_step(model, config.lr, mesh)
     eval_step = make_eval_step(model, mesh)
     val_batches = epoch_batches(val_rows, config.batch_size, None, 0)[: -(-len(val_rows) // config.batch_size)]
     data = _EpochData(
-        BatchReader(messages, prefs, mesh, with_agreement=False), BatchReader(messages, prefs, mesh, with_agreement=True),
-        train_rows, val_batches, *unique_captions(messages, train_rows),
+        BatchReader(messages, prefs, mesh, with_agreement=False),
+        BatchReader(messages, prefs, mesh, with_agreement=True),
+        train_rows,
+        val_batches,
+        *unique_captions(messages, train_rows),
     )
     scorer = MeshScorer(mesh)
     history = []
@@ -317,10 +394,12 @@ def _run_epochs(ds, prefs, model, config, mesh, state, ckpt, metrics_log, train_
                 )
             val = _evaluate(state["weights"], eval_step, data)
             stats = compute_stats(scorer(NetParams(state["weights"], model), data.captions), data.counts)
-            record = _epoch_record(epoch, int(state["step"]), train, val, stats, data, train_seconds,
-                                   time.perf_counter() - started)
-            meta = checkpoint_meta(config, model, stats, ds=ds, annotator=annotator, fingerprint=fingerprint,
-                                   epoch=epoch, metrics=record)
+            record = _epoch_record(
+                epoch, int(state["step"]), train, val, stats, data, train_seconds, time.perf_counter() - started
+            )
+            meta = checkpoint_meta(
+                config, model, stats, ds=ds, annotator=annotator, fingerprint=fingerprint, epoch=epoch, metrics=record
+            )
             ckpt.save(record["step"], {"state": state}, meta)
             if metrics_log is not None:
                 metrics_log.write(record)
@@ -335,6 +414,8 @@ def _summary_line(record: dict[str, Any], epochs: int) -> str:
         value = record.get(key)
         return "-" if value is None else f"{value:.4f}"
 
-    return (f"epoch {record['epoch']}/{epochs}  train_loss {fmt('train_loss')}  train_acc {fmt('train_acc')}  "
-            f"val_loss {fmt('val_loss')}  val_acc {fmt('val_acc')}  score_agreement {fmt('score_agreement')}  "
-            f"{record['pairs_per_s']:.0f} pairs/s")
+    return (
+        f"epoch {record['epoch']}/{epochs}  train_loss {fmt('train_loss')}  train_acc {fmt('train_acc')}  "
+        f"val_loss {fmt('val_loss')}  val_acc {fmt('val_acc')}  score_agreement {fmt('score_agreement')}  "
+        f"{record['pairs_per_s']:.0f} pairs/s"
+    )

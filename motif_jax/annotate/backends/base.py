@@ -27,8 +27,8 @@ class Sampling:
 class Backend(Protocol):
     """One interface for every engine; `verdict_probs` is optional (``supports_logprob``)."""
 
-    model_name: str        # short, for annotator names
-    model_id: str          # exact (file name with quantisation, or model@server), for cache keys
+    model_name: str  # short, for annotator names
+    model_id: str  # exact (file name with quantisation, or model@server), for cache keys
     supports_logprob: bool
     batch_size: int
 

