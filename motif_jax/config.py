@@ -296,6 +296,11 @@ def no_preset(stage: str, preset: str | None) -> None:
         raise MotifError(f"{stage} has no presets (--preset is for train and train-reward)")
 
 
+def add_set_argument(parser: argparse.ArgumentParser, help: str = "override a config key (repeatable)") -> None:
+    """The repeatable ``--set KEY=VALUE`` of every command, collected into ``args.overrides``."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def add_keys_help(parser: argparse.ArgumentParser, schema: type, stage: str, *more: str) -> None:
     """List the stage's keys (and ``more`` lines) at the bottom of its ``--help``."""
     parser.epilog = "\n".join([help_epilog(schema, stage), *more])
@@ -319,9 +324,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["show"])
     parser.add_argument("stage", nargs="?", choices=sorted(STAGES), default="train", help="default: train")
     parser.add_argument("--config", help="YAML config file of that stage")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key (repeatable)"
-    )
+    add_set_argument(parser)
     parser.add_argument("--preset", help="the stage's preset (train, train-reward)")
     parser.add_argument("--help-keys", action="store_true", help="list the stage's keys: type, default, doc")
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from motif_jax.config import add_keys_help, merge, no_preset, stage_layers
+from motif_jax.config import add_keys_help, add_set_argument, merge, no_preset, stage_layers
 from motif_jax.errors import MotifError
 from motif_jax.metrics import METRICS_FILE, read_metrics
 from motif_jax.resources import config_file
@@ -99,14 +99,7 @@ class Stage:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_keys_help(parser, QuickstartConfig, "quickstart")
     parser.add_argument("--config", default="configs/quickstart.yaml", help="quick start settings (YAML)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (listed below), e.g. --set train.steps=20000",
-    )
+    add_set_argument(parser, "override a config key (listed below), e.g. --set train.steps=20000")
     parser.add_argument("--out", help="output folder (config: out; default runs/quickstart)")
     parser.add_argument("--fresh", action="store_true", help="delete the output folder first and redo every stage")
 

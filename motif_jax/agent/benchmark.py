@@ -24,6 +24,7 @@ from motif_jax.agent.benchmark_learner import learner_report, time_updates
 from motif_jax.agent.config import PRESETS, resolve_config, to_dict
 from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.trainer import Trainer, pool_batch_size
+from motif_jax.config import add_set_argument
 from motif_jax.errors import MotifError
 
 
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--env", default="score", help="task name or envpool:<EnvName>")
     parser.add_argument("--config", help="optional YAML config (as for motif train)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_argument(parser)
     parser.add_argument(
         "--seconds",
         type=float,

@@ -25,13 +25,14 @@ from motif_jax.agent.config import PRESETS, resolve_config
 from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
 from motif_jax.agent.trainer import policy_obs_keys, pool_batch_size
+from motif_jax.config import add_set_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--env", default="score", help="task name or envpool:<EnvName>")
     parser.add_argument("--config", help="optional YAML config (as for motif train)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_argument(parser)
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--json", help="write the result here")
 

@@ -23,12 +23,13 @@ from motif_jax import parallel
 from motif_jax.agent.config import PRESETS, TrainConfig, resolve_config
 from motif_jax.agent.learner import Learner
 from motif_jax.agent.networks import make_policy
+from motif_jax.config import add_set_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
     parser.add_argument("--config", help="optional YAML config (as for motif train)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_argument(parser)
     parser.add_argument("--seconds", type=float, default=20.0, help="time spent repeating the update")
     parser.add_argument("--json", help="write the result here")
 

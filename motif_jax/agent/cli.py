@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from motif_jax.agent.config import PRESETS, TrainConfig, resolve_config, validate
-from motif_jax.config import add_keys_help, load_yaml
+from motif_jax.config import add_keys_help, add_set_argument, load_yaml
 from motif_jax.errors import MotifError
 
 # flag dest -> config key
@@ -33,14 +33,7 @@ FLAG_KEYS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_keys_help(parser, TrainConfig, "train")
     parser.add_argument("--config", help="YAML config (may `extends:` another), e.g. configs/score.yaml")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any config key (listed below), e.g. --set ppo.lr=3e-4 (repeatable)",
-    )
+    add_set_argument(parser, "override any config key (listed below), e.g. --set ppo.lr=3e-4 (repeatable)")
     parser.add_argument("--env", help="task name or envpool:<EnvName> (config: task)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="network + sizing preset (config: preset)")
     parser.add_argument("--steps", type=int, help="total env steps (config: steps)")

@@ -9,18 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from motif_jax.config import add_set_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="experiment YAML, e.g. configs/experiments/motif-cpu.yaml")
     parser.add_argument("--out", required=True, help="output folder: cells/, shared/, results.json, table.md, plots/")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a value of the experiment file, e.g. --set train.steps=200000",
-    )
+    add_set_argument(parser, "override a value of the experiment file, e.g. --set train.steps=200000")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the outputs from finished cells")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
