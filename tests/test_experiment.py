@@ -204,3 +204,26 @@ def test_shipped_experiment_runs_end_to_end_at_toy_size(tmp_path):
     assert (out / "plots" / "learning_curves.png").is_file()
     labels = np.load(out / "shared" / "datasets" / "play" / "preference" / "rules-nethack_defaultgoal.npy")
     assert len(labels) == 300 and not (labels == 3).any()
+
+
+def test_cells_and_shared_steps_are_known_by_contents_not_by_where_they_live(tmp_path):
+    """Moving the checkout or the output folder keeps finished work; editing a config or judge redoes it."""
+    for place in ("a", "b"):
+        (tmp_path / place).mkdir()
+        write_experiment(tmp_path / place)
+        (tmp_path / place / "judge.yaml").write_text("goals: {gold: {rules: [[1, gold]]}}\n")
+
+    def fingerprints(place, out):
+        exp = load_experiment(
+            tmp_path / place / "exp.yaml", ["rewards.judge.judge=" + str(tmp_path / place / "judge.yaml")]
+        )
+        cells = [run.digest(c.settings()) for c in run.plan_cells(exp, tmp_path / out)]
+        return cells, [run.fingerprint(s.argv, tmp_path / out) for s in run.shared_steps(exp, tmp_path / out)]
+
+    assert fingerprints("a", "out1") == fingerprints("b", "out2")
+    cells, shared = fingerprints("a", "out1")
+    (tmp_path / "a" / "cfg.yaml").write_text("preset: tiny\nppo: {lr: 1.0e-3}\n")
+    (tmp_path / "a" / "judge.yaml").write_text("goals: {gold: {rules: [[2, gold]]}}\n")
+    edited_cells, edited_shared = fingerprints("a", "out1")
+    assert edited_cells[0] == cells[0]  # random: no training config
+    assert edited_cells[2:] != cells[2:] and edited_shared != shared

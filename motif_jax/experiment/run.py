@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from motif_jax.annotate.rules import resolve_judge_path
+from motif_jax.config import file_layers, load_yaml
 from motif_jax.errors import MotifError
 from motif_jax.evaluate.stats import json_safe
 from motif_jax.experiment import results as results_mod
@@ -54,6 +56,7 @@ class Cell:
     folder: Path
     steps: list[Step]
     eval_json: Path
+    out: Path  # the experiment's output folder
     resumable: Path | None = None  # checkpoints folder: present -> train with --resume
 
     @property
@@ -69,7 +72,30 @@ class Cell:
         return sum(s.units for s in self.steps)
 
     def settings(self) -> dict:
-        return {"condition": self.condition, "seed": self.seed, "argv": [s.argv for s in self.steps]}
+        return {
+            "condition": self.condition,
+            "seed": self.seed,
+            "argv": [fingerprint(s.argv, self.out) for s in self.steps],
+        }
+
+
+def fingerprint(argv: list[str], out: Path) -> list:
+    """A `motif` invocation as what decides its result, wherever the checkout and the output live:
+    paths under ``out`` are relative to it, and config and judge files count by their contents (a
+    config with its `extends:` chain). Editing cpu.yaml or a judge redoes what depends on it; moving
+    the checkout or the output folder redoes nothing."""
+    prefix = str(out) + os.sep
+    parts: list = []
+    for flag, arg in zip([None, *argv], argv):
+        if flag == "--config":
+            parts.append([data for _, data in file_layers(arg)])
+        elif flag == "--judge":
+            parts.append(load_yaml(resolve_judge_path(arg)))
+        elif arg.startswith(prefix):
+            parts.append("OUT/" + arg[len(prefix) :])
+        else:
+            parts.append(arg)
+    return parts
 
 
 def write_json_atomic(path: Path, value) -> None:
@@ -230,7 +256,7 @@ def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
                 evaluate.insert(1, str(folder / "checkpoints"))
                 resumable = folder / "checkpoints"
             steps.append(Step("evaluate", evaluate, folder / "evaluate.log", units=e.episodes * EVAL_UNITS_PER_EPISODE))
-            cells.append(Cell(condition, seed, folder, steps, eval_json, resumable))
+            cells.append(Cell(condition, seed, folder, steps, eval_json, out, resumable))
     if exp.order == "seed":  # a grid stopped early then has every condition at the first seeds
         cells.sort(key=lambda c: exp.seeds.index(c.seed))
     return cells
@@ -292,7 +318,7 @@ def run_shared(steps: list[Step], out: Path, say) -> None:
         marker = done_dir / f"{step.name.replace(' ', '-')}.json"
         if marker.is_file():
             saved = json.loads(marker.read_text())
-            if saved["argv"] == step.argv:
+            if saved.get("fingerprint") == fingerprint(step.argv, out):
                 continue
             raise MotifError(
                 f"shared step {step.name!r} changed since {out} was made; use a new --out "
@@ -305,7 +331,10 @@ def run_shared(steps: list[Step], out: Path, say) -> None:
         say(f"{step.name}: motif {step.argv[0]} (log {step.log})")
         started = time.perf_counter()
         run_motif(step.argv, step.log)
-        write_json_atomic(marker, {"argv": step.argv, "seconds": time.perf_counter() - started})
+        write_json_atomic(
+            marker,
+            {"argv": step.argv, "fingerprint": fingerprint(step.argv, out), "seconds": time.perf_counter() - started},
+        )
 
 
 def cell_is_done(cell: Cell) -> bool:
