@@ -38,6 +38,7 @@ class AnnotateSection:
     goal: str = "defaultgoal"  # goal in the prompt
     mode: str = "logprob"  # generate | logprob
     name: str = "smollm2_defaultgoal_logprob"  # annotator name (preference/<name>.npy)
+    num_chunks: int = 1  # the LLM labels the first of this many chunks of the pairs; the judge labels all
     extra: list[str] = dataclasses.field(default_factory=list)  # more `motif annotate` flags
 
 
@@ -199,6 +200,10 @@ def build_stages(c: QuickstartConfig) -> list[Stage]:
                 c.annotate.mode,
                 "--name",
                 c.annotate.name,
+                "--num-chunks",
+                str(c.annotate.num_chunks),
+                "--chunk",
+                "0",
                 *c.annotate.extra,
             ],
         ),
@@ -385,7 +390,8 @@ def _dataset_lines(dataset: Path, c: QuickstartConfig) -> list[str]:
         "",
         f"{len(ds)} caption pairs.",
         "",
-        f"- LLM `{c.annotate.name}`: {_label_counts(ds.labels(c.annotate.name))}.",
+        f"- LLM `{c.annotate.name}`: {_label_counts(ds.labels(c.annotate.name))}"
+        + (f" (it labels the first of {c.annotate.num_chunks} chunks)." if c.annotate.num_chunks > 1 else "."),
     ]
     if c.judge.name in ds.annotators:
         lines.append(f"- rules judge `{c.judge.name}`: {_label_counts(ds.labels(c.judge.name))}.")

@@ -21,7 +21,10 @@ def test_shipped_config_wires_each_stage_to_the_previous_output(tmp_path):
     assert stages["collect"].argv[-1] == dataset and stages["annotate"].argv[1] == dataset
     reward_argv = stages["train-reward"].argv
     assert reward_argv[1] == dataset and reward_argv[reward_argv.index("--annotator") + 1] == config.judge.name
+    llm_chunk = stages["annotate"].argv
+    assert llm_chunk[llm_chunk.index("--num-chunks") + 1] == str(config.annotate.num_chunks) != "1"
     judge_argv = stages["judge"].argv
+    assert "--num-chunks" not in judge_argv  # the judge labels every pair
     assert judge_argv[:4] == ["annotate", dataset, "--backend", "rules"]
     llm = load_config(str(ROOT / "configs" / "quickstart.yaml"), ["reward.annotator=llm"])
     llm_argv = {s.name: s for s in build_stages(llm)}["train-reward"].argv
