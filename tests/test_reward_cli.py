@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from motif_jax.cli import main
@@ -44,6 +45,34 @@ def test_inspect_reward_writes_json_and_png(contract_run, tmp_path):
     assert report["accuracy"]["score"]["acc"] > 0.8
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and report["histogram"] == str(png)
+
+
+def test_inspect_reward_counts_the_judges_captions_that_pay(contract_run, tmp_path, capsys):
+    _, _, rdir = contract_run
+    out = tmp_path / "inspect.json"
+    args = ["inspect-reward", str(rdir), "--judge", "nethack", "--goal", "gold", "--json", str(out)]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    paid = report["judge"]["paid"]
+    assert list(paid) == ["0.50", "0.80", "0.90", "0.95"]
+    for row in paid.values():
+        assert sum(row[kind][1] for kind in ("good", "neutral", "bad")) == report["unique_captions"]
+    # the model learned gold: most "You see here N gold pieces." (good for the gold judge) pay at
+    # the median, no kill or wall (bad for it) does, and a higher threshold never pays more
+    good, bad = paid["0.50"]["good"], paid["0.50"]["bad"]
+    assert good[0] / good[1] > 0.5 and bad[0] == 0 < bad[1]
+    assert paid["0.95"]["neutral"][0] <= paid["0.50"]["neutral"][0]
+    assert "unique captions that pay" in capsys.readouterr().out
+
+
+def test_paid_by_utility_counts_strictly_above_the_threshold():
+    from motif_jax.reward.inspect import paid_by_utility
+
+    rewards = np.array([2.0, 1.0, 0.5, 0.5, -1.0])
+    utilities = np.array([3, 0, 0, -1, -2])
+    paid = paid_by_utility(rewards, utilities, {0.5: 0.5, 0.9: 1.0})
+    assert paid["0.50"] == {"threshold": 0.5, "good": [1, 1], "neutral": [1, 2], "bad": [0, 2]}
+    assert paid["0.90"] == {"threshold": 1.0, "good": [1, 1], "neutral": [0, 2], "bad": [0, 2]}
 
 
 def test_inspect_table_prints_brackets_as_text(capsys):

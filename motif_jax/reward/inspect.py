@@ -2,7 +2,10 @@
 
 Shows the best and worst captions by normalised reward with how often each occurs in the
 dataset, writes a histogram of rewards over unique captions (PNG), and the model's accuracy
-on every label set of the dataset (non-tie pairs).
+on every label set of the dataset (non-tie pairs). With ``--judge`` it also shows, for the
+thresholds an agent may train with (``reward.eps_quantile``), how many of the captions the rules
+judge rates good, neutral and bad would pay: a goal drowns when its few good captions pay next to
+hundreds of neutral ones.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from motif_jax.reward import losses
 from motif_jax.reward.captions import pair_rewards_from_unique, unique_captions
 
 HISTOGRAM_FILE = "reward_histogram.png"
+PAY_LEVELS = (0.5, 0.8, 0.9, 0.95)  # eps_quantile values the judge report shows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=20, help="how many best and worst captions to list")
     parser.add_argument("--json", help="write the report as JSON here; the histogram goes beside it (.png)")
     parser.add_argument("--png", help="histogram path (default: beside --json, else RUN/reward_histogram.png)")
+    parser.add_argument("--judge", help="rules judge (file or name in configs/judges/): which of its captions pay")
+    parser.add_argument("--goal", default="defaultgoal", help="the judge's goal (default: defaultgoal)")
 
 
 def resolve_dataset(explicit: str | None, meta: dict[str, Any]) -> Path:
@@ -53,6 +59,21 @@ def label_accuracy(pair_rewards: np.ndarray, labels: np.ndarray) -> dict[str, An
     return {"acc": losses.ratio(np.sum(weight * correct), n), "pairs": int(n)}
 
 
+def paid_by_utility(normalised: np.ndarray, utilities: np.ndarray, thresholds: dict[float, float]) -> dict:
+    """Per eps_quantile level: the threshold, and [paid, total] unique captions the judge rates good
+    (utility > 0), neutral (= 0) and bad (< 0). A caption pays when its reward exceeds the threshold,
+    as in the intrinsic reward."""
+    normalised, utilities = np.asarray(normalised), np.asarray(utilities)
+    kinds = {"good": utilities > 0, "neutral": utilities == 0, "bad": utilities < 0}
+    out = {}
+    for level, threshold in thresholds.items():
+        paid = normalised > threshold
+        out[f"{level:.2f}"] = {"threshold": float(threshold)} | {
+            kind: [int(np.sum(paid & mask)), int(np.sum(mask))] for kind, mask in kinds.items()
+        }
+    return out
+
+
 def write_histogram(path: Path, rewards: np.ndarray, quantiles: dict[float, float], title: str) -> None:
     import matplotlib
 
@@ -74,7 +95,9 @@ def write_histogram(path: Path, rewards: np.ndarray, quantiles: dict[float, floa
     plt.close(fig)
 
 
-def inspect_run(run_dir: str | Path, dataset: str | None = None, top: int = 20) -> tuple[dict[str, Any], np.ndarray]:
+def inspect_run(
+    run_dir: str | Path, dataset: str | None = None, top: int = 20, judge: str | None = None, goal: str = "defaultgoal"
+) -> tuple[dict[str, Any], np.ndarray]:
     """The report dict and the normalised reward of every unique caption (for the histogram)."""
     from motif_jax.data import decode_message, open_dataset
     from motif_jax.reward import load
@@ -104,6 +127,13 @@ def inspect_run(run_dir: str | Path, dataset: str | None = None, top: int = 20) 
         "std": float(rm.params.stats.std),
         "quantiles": {f"{level:.2f}": q for level, q in rm.quantiles.items()},
     }
+    if judge is not None:
+        from motif_jax.annotate.rules import load_table
+
+        table = load_table(judge, goal)
+        utilities = np.array([table.utility(t) for t in texts])
+        levels = {level: rm.quantiles[level] for level in PAY_LEVELS if level in rm.quantiles}
+        report["judge"] = {"judge": str(judge), "goal": goal, "paid": paid_by_utility(normalised, utilities, levels)}
     return report, normalised
 
 
@@ -124,10 +154,19 @@ def print_report(report: dict[str, Any]) -> None:
     for name, acc in report["accuracy"].items():
         value = "-" if acc["acc"] is None else f"{acc['acc']:.3f}"
         console.print(f"accuracy vs {name}: {value} on {acc['pairs']} non-tie pairs")
+    if "judge" in report:
+        j = report["judge"]
+        table = Table(title=f"unique captions that pay, by the {j['judge']} judge's {j['goal']} rating (paid/all)")
+        for column in ("eps_quantile", "threshold", "good", "neutral", "bad"):
+            table.add_column(column, justify="right")
+        for level, row in j["paid"].items():
+            kinds = [f"{row[k][0]}/{row[k][1]}" for k in ("good", "neutral", "bad")]
+            table.add_row(level, f"{row['threshold']:+.3f}", *kinds)
+        console.print(table)
 
 
 def run(args: argparse.Namespace) -> int:
-    report, normalised = inspect_run(args.run, args.dataset, args.top)
+    report, normalised = inspect_run(args.run, args.dataset, args.top, args.judge, args.goal)
     if args.png:
         png = Path(args.png)
     elif args.json:
