@@ -1,8 +1,9 @@
 """`motif quickstart`: the whole Motif pipeline at small scale, driven by configs/quickstart.yaml.
 
-collect → annotate (SmolLM2 through llama.cpp) → judge (the rules judge labels the same pairs, and
-SmolLM2's agreement with it is measured) → train-reward (on the judge's labels by default: SmolLM2 is
-too weak to teach anything) → train (tiny agent, intrinsic reward only) → evaluate (agent and a
+collect → annotate (SmolLM2 through llama.cpp, on the first chunk of the pairs) → judge (the rules
+judge labels every pair, and SmolLM2's agreement with it is measured) → train-reward (on the judge's
+labels by default: SmolLM2 is too weak to teach anything) → train (tiny agent, the game's reward plus
+the intrinsic one) → evaluate (agent and a
 random baseline on the same seeded episodes) → plot, then OUT/summary.md. Every stage is the ordinary
 `motif` subcommand writing its own folder under OUT, so a user can stop anywhere and inspect. A
 stage that finished before (same arguments) is skipped, so an interrupted quick start resumes.
