@@ -85,8 +85,11 @@ def test_shipped_judge_prefers_what_each_goal_wants():
     assert tables["stairs"].utility("There is a staircase down here.") > tables["stairs"].utility(kill)
     assert tables["stairs"].utility(down) > tables["stairs"].utility(gold)
     meal, faint = "You finish eating the food ration.", "You faint from lack of food.  You regain consciousness."
-    for goal, table in tables.items():  # every goal wants the agent fed and not choking
-        assert table.utility(meal) > table.utility("") > table.utility(faint), goal
+    assert tables["defaultgoal"].utility(meal) > tables["defaultgoal"].utility("")  # the score wants it fed
+    for goal in ("combat", "gold", "stairs"):  # a steering goal pays only for itself
+        assert tables[goal].utility(meal) == tables[goal].utility(""), goal
+    for goal, table in tables.items():  # no goal wants it fainting or choking
+        assert table.utility("") > table.utility(faint), goal
         assert table.utility("You're having a hard time getting all of it down.") < 0, goal
 
 
