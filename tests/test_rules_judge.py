@@ -86,8 +86,11 @@ def test_shipped_judge_prefers_what_each_goal_wants():
     assert tables["stairs"].utility(down) > tables["stairs"].utility(gold)
     meal, faint = "You finish eating the food ration.", "You faint from lack of food.  You regain consciousness."
     assert tables["defaultgoal"].utility(meal) > tables["defaultgoal"].utility("")  # the score wants it fed
-    for goal in ("combat", "gold", "stairs"):  # a steering goal pays only for itself
+    cant_down = "You can't go down here."
+    for goal in ("combat", "gold", "stairs"):  # a steering goal keeps the score's exploring, not its meals
         assert tables[goal].utility(meal) == tables[goal].utility(""), goal
+        assert tables[goal].utility("The door opens.") == 1 and tables[goal].utility("It's a wall.") == -1, goal
+    assert tables["stairs"].utility(cant_down) == 0 > tables["gold"].utility(cant_down)  # `>` is its goal's key
     for goal, table in tables.items():  # no goal wants it fainting or choking
         assert table.utility("") > table.utility(faint), goal
         assert table.utility("You're having a hard time getting all of it down.") < 0, goal
@@ -113,8 +116,8 @@ def test_annotate_rules_labels_every_pair_and_reports_agreement(tmp_path, capsys
     assert main(["annotate", str(ds_path), "--backend", "rules", "--goal", "gold", "--no-progress"]) == 0
     labels = np.asarray(open_dataset(ds_path).labels("rules-nethack_gold"))
     assert sorted(p.name for p in (ds_path / "preference").iterdir()) == ["rules-nethack_gold.npy"]
-    # gold judge: kill -1 vs wall -1 tie; gold wins; identical tie; wall -1 vs dart 0
-    np.testing.assert_array_equal(labels, [2, 1, 2, 1])
+    # gold judge: kill 0 beats wall -1; gold wins; identical tie; wall -1 vs dart 0
+    np.testing.assert_array_equal(labels, [0, 1, 2, 1])
     # fake LLM labels next to them: agreement is reported against the judge
     assert main(["annotate", str(ds_path), "--backend", "rules", "--goal", "defaultgoal", "--no-progress"]) == 0
     ds = open_dataset(ds_path)
