@@ -134,6 +134,8 @@ def test_rerun_skips_finished_cells_and_resumes_the_killed_one(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         run.run_experiment(exp, out, progress=False)
     assert (out / "cells" / "random_s1" / "result.json").is_file()
+    run.write_outputs(exp, out, run.plan_cells(exp, out))
+    assert "(2 of 4 cells finished so far)" in (out / "table.md").read_text()
     assert not (out / "cells" / "intrinsic_s0" / "result.json").exists()
     (out / "cells" / "intrinsic_s0" / "checkpoints").mkdir(parents=True)  # the killed run had saved one
     fake = FakeMotif()

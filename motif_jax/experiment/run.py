@@ -441,10 +441,13 @@ def write_outputs(exp: Experiment, out: Path, cells: list[Cell], console=None) -
         "conditions": rows,
     }
     write_json_atomic(out / "results.json", json_safe(summary))
+    done = sum(len(seeds) for seeds in reports.values())
+    partial = f" ({done} of {len(cells)} cells finished so far)" if done < len(cells) else ""
     header = (
         f"# {exp.name}\n\nTask `{exp.task}`; {len(exp.seeds)} training seeds × {e.episodes} evaluation "
-        f"episodes per condition (the cell of seed k plays the episodes of evaluation seed {e.seed} + k, "
-        f"so conditions meet the same dungeons); mean ± 95% CI (Student's t) over all episodes.\n\n"
+        f"episodes per condition{partial} (the cell of seed k plays the episodes of evaluation seed "
+        f"{e.seed} + k, so conditions meet the same dungeons); mean ± 95% CI (Student's t) over all "
+        f"episodes.\n\n"
     )
     (out / "table.md").write_text(header + results_mod.markdown_table(rows, labels))
     trained = [c.folder for c in cells if c.resumable is not None and c.result.is_file()]  # finished cells only
