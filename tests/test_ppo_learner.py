@@ -99,3 +99,19 @@ def test_batch_contract_names_the_wrong_field():
             check_batch({**fake_batch(4), key: value})
     assert bool(all_finite({"a": jnp.ones(2), "n": jnp.arange(2)}))
     assert not bool(all_finite({"a": jnp.array([1.0, jnp.nan])}))
+
+
+def test_learner_benchmark_uses_the_config_files_preset(tmp_path):
+    """`motif benchmark learner --config cpu.yaml` measures the tiny network the file names, not the paper's."""
+    import json
+    from pathlib import Path
+
+    from motif_jax.cli import main
+
+    config = Path(__file__).parent.parent / "configs" / "cpu.yaml"
+    out = tmp_path / "learner.json"
+    small = ["--set", "env.num_envs=4", "--set", "ppo.rollout=4", "--set", "learner.devices=[0]"]
+    small += ["--seconds", "0.1", "--json", str(out)]
+    assert main(["benchmark", "learner", "--config", str(config), *small]) == 0
+    result = json.loads(out.read_text())
+    assert result["preset"] == "tiny" and result["params"] < 500_000

@@ -29,7 +29,7 @@ from motif_jax.config import add_set_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="default: the --config file's preset, else tiny")
     parser.add_argument("--env", default="score", help="task name or envpool:<EnvName>")
     parser.add_argument("--config", help="optional YAML config (as for motif train)")
     add_set_argument(parser)

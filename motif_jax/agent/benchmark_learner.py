@@ -27,7 +27,9 @@ from motif_jax.config import add_set_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="default: the --config file's preset; paper without --config"
+    )
     parser.add_argument("--config", help="optional YAML config (as for motif train)")
     add_set_argument(parser)
     parser.add_argument("--seconds", type=float, default=20.0, help="time spent repeating the update")
@@ -172,7 +174,8 @@ def learner_report(config: TrainConfig, learner: Learner, params, spec: dict, st
 
 
 def run(args: argparse.Namespace) -> int:
-    config = resolve_config(args.config, args.preset, args.overrides, {"reward.llm_coef": 0})
+    preset = args.preset or (None if args.config else "paper")
+    config = resolve_config(args.config, preset, args.overrides, {"reward.llm_coef": 0})
     if config.model.kind == "nethack":
         from nle.env.tasks import TASK_ACTIONS
 
