@@ -1,5 +1,8 @@
 """The jitted learner: one update on 8 fake devices equals the same update on 1 device."""
 
+import json
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +12,7 @@ from motif_jax import parallel
 from motif_jax.agent.config import ModelConfig, PPOConfig, RewardConfig
 from motif_jax.agent.learner import Learner, total_rewards
 from motif_jax.agent.networks import make_policy
+from motif_jax.cli import main
 from motif_jax.errors import MotifError
 
 SPEC = {"obs": ((3,), np.float32)}
@@ -103,11 +107,6 @@ def test_batch_contract_names_the_wrong_field():
 
 def test_learner_benchmark_uses_the_config_files_preset(tmp_path):
     """`motif benchmark learner --config cpu.yaml` measures the tiny network the file names, not the paper's."""
-    import json
-    from pathlib import Path
-
-    from motif_jax.cli import main
-
     config = Path(__file__).parent.parent / "configs" / "cpu.yaml"
     out = tmp_path / "learner.json"
     small = ["--set", "env.num_envs=4", "--set", "ppo.rollout=4", "--set", "learner.devices=[0]"]
