@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from motif_jax.errors import MotifError
+from motif_jax.files import write_atomic
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -82,9 +83,7 @@ def keep_metrics(
     path = Path(path)
     records = [r for r in read_metrics(path) if keep(r)] if path.exists() else []
     records += extra(records) if extra else []
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def last_value(path: str | Path, key: str, default: Any = None) -> Any:

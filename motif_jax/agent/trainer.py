@@ -28,6 +28,7 @@ from motif_jax.agent.networks import make_policy, obs_spec_from_space
 from motif_jax.agent.rollout import concat_rows
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.errors import MotifError, make_dir
+from motif_jax.files import write_atomic
 
 
 @dataclass
@@ -167,10 +168,8 @@ class Trainer:
             self._restore()
         elif self.checkpointer.latest_step() is not None:
             raise MotifError(f"{self.run_dir} already holds checkpoints; pass --resume or choose another --out")
-        if self.is_main:  # through a temporary file: `motif train --resume` reads it back
-            tmp = self.run_dir / "config.yaml.tmp"
-            tmp.write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
-            os.replace(tmp, self.run_dir / "config.yaml")
+        if self.is_main:  # whole or not at all: `motif train --resume` reads it back
+            write_atomic(self.run_dir / "config.yaml", yaml.safe_dump(to_dict(c), sort_keys=False))
         self.logger = MetricsLogger(self.run_dir, c.run.tensorboard, console, enabled=self.is_main)
         # One parameter copy per actor device; thread i acts on actor device i mod len(devices).
         self.stores = [ParamStore(d) for d in self.actor_devices]

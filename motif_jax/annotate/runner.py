@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +22,7 @@ from motif_jax.annotate.pairs import canonical_order, chunk_range, normalise, pa
 from motif_jax.annotate.verdict import swap_label
 from motif_jax.data.dataset import Label
 from motif_jax.errors import MotifError, disk_problem
+from motif_jax.files import write_json_atomic
 from motif_jax.progress import ProgressBar
 
 
@@ -95,10 +95,7 @@ def check_settings(path: Path, settings: dict, overwrite: bool) -> None:
                 f"{labels} was written with other settings ({', '.join(changed)} "
                 "differ): pass --overwrite to start over or --name for a new annotator"
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # whole or not at all: a rerun compares it
-    tmp.write_text(json.dumps(settings, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, settings)  # whole or not at all: a rerun compares it
 
 
 def orient(label: int, p_first: float, swapped: bool) -> tuple[int, float]:

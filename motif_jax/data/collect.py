@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import io
 import json
 import os
 import time
@@ -35,10 +36,10 @@ from motif_jax.data.dataset import (
     caption_distribution,
     output_dir_state,
     remove_dataset,
-    write_json_atomic,
 )
 from motif_jax.envs.pool_layout import sorted_by_env_id
 from motif_jax.errors import MotifError, disk_problem, make_dir
+from motif_jax.files import write_atomic, write_json_atomic
 from motif_jax.progress import ProgressBar
 
 DEFAULT_KEYS = ("message", "blstats", "tty_chars", "tty_colors")
@@ -232,9 +233,9 @@ def _save_progress(out: Path, writer: DatasetWriter | None, book: SlotBook, coun
         writer.flush()
     progress_json, slots_npy = _progress_paths(out)
     write_json_atomic(progress_json, counters)
-    tmp = slots_npy.with_name("slots.tmp.npy")
-    np.save(tmp, book.states)
-    os.replace(tmp, slots_npy)
+    buffer = io.BytesIO()
+    np.save(buffer, book.states)
+    write_atomic(slots_npy, buffer.getvalue())
 
 
 def _load_progress(out: Path, settings: CollectSettings) -> tuple[dict[str, Any], np.ndarray] | None:

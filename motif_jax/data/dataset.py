@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from motif_jax.errors import MotifError, disk_problem
+from motif_jax.files import write_json_atomic
 
 
 class Label(enum.IntEnum):
@@ -74,17 +75,6 @@ def decode_message(message: np.ndarray) -> str | np.ndarray:
     for i, row in enumerate(flat):
         out[i] = row.tobytes().split(b"\0", 1)[0].decode("latin-1").strip()
     return out.reshape(message.shape[:-1])
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file + rename so readers never see a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def new_memmap(path: Path, shape: tuple[int, ...], dtype) -> np.memmap:
@@ -455,8 +445,8 @@ def remove_dataset(path: Path) -> None:
     state = output_dir_state(path)
     if state == "foreign":
         raise MotifError(f"{path}: not a motif dataset; refusing to delete it (choose another --out)")
-    for name in (META_FILE, META_FILE + ".tmp", CAPTIONS_FILE):
-        (path / name).unlink(missing_ok=True)
+    for file in (path / META_FILE, path / CAPTIONS_FILE, *path.glob("*.tmp")):
+        file.unlink(missing_ok=True)
     for name in ("data", "info", "preference", ANNOTATIONS_DIR, PROGRESS_DIR):
         shutil.rmtree(path / name, ignore_errors=True)
 
