@@ -56,10 +56,13 @@ install-llm: $(LLM_STAMP) $(LLM_MODEL)/config.json
 quickstart: $(STAMP)
 	$(BIN)/motif quickstart --config configs/quickstart.yaml
 
+# `$(call timed,PHASE,COMMAND)`: run COMMAND (shown first), then print `ci: PHASE took N s`, keeping its exit status.
+timed = echo '$(2)'; t0=$$(date +%s); $(2); rc=$$?; echo "ci: $(1) took $$(($$(date +%s) - t0)) s"; exit $$rc
+
+# Lint, then the fast suite, each timed (CI's log shows where the time goes; see .ci/run).
 test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	@$(call timed,lint,$(BIN)/ruff check . && $(BIN)/ruff format --check .)
+	@$(call timed,tests,$(BIN)/python -m pytest)
 
 test-llm: install-llm
 	MOTIF_VLLM_MODEL=$(abspath $(LLM_MODEL)) PATH=$(abspath $(LLM_BIN)):$$PATH $(LLM_BIN)/python -m pytest -m llm
