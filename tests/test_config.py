@@ -106,7 +106,7 @@ def test_train_reward_takes_the_preset_its_file_names(tmp_path):
     assert _reward_args("--config", str(path), "--epochs", "2").epochs == 2  # a flag over the file
     assert _reward_args().lr == 1e-5  # the default preset
     with pytest.raises(MotifError, match=r"^config: model.embed_dim='wide' is not an int"):
-        _reward_args("--set", "model.embed_dim=wide").model_config()
+        _reward_args("--set", "model.embed_dim=wide")
 
 
 def test_docs_come_from_the_field_comments():

@@ -9,7 +9,9 @@ from motif_jax.agent import ppo
 from motif_jax.agent.config import RewardConfig, resolve_config
 from motif_jax.agent.learner import total_rewards
 from motif_jax.errors import MotifError
-from motif_jax.reward.model import PRESETS, ModelConfig, config_from_dict, init_weights
+from motif_jax.reward.checkpoints import saved_model
+from motif_jax.reward.model import ModelConfig, init_weights
+from motif_jax.reward.train import preset_config
 
 
 def caption_batch():
@@ -58,7 +60,7 @@ def count(weights):
 
 
 def test_default_reward_model_is_the_original_size():
-    weights = init_weights(PRESETS["default"], 0)
+    weights = init_weights(preset_config("default").model, 0)
     dims = [w["kernel"].shape for w in weights["mlp"].values()] + [weights["head"]["kernel"].shape]
     assert dims == [(320, 128), (128, 256), (256, 512), (512, 1)] and "bias" in weights["head"]
     assert count(weights) == 306_945  # ≈ 307k, as the original
@@ -75,6 +77,6 @@ def test_checkpoint_configs_without_head_bias_keep_their_old_shape():
         "pool": 3,
         "mlp": [128, 128],
     }
-    config = config_from_dict(old)
+    config = saved_model({"model": old})
     assert config == ModelConfig(mlp=(128, 128), head_bias=False)
     assert count(init_weights(config, 0)) == 158_464

@@ -138,5 +138,5 @@ def test_settings_precedence_preset_then_file_then_set_then_flags(tmp_path):
     )
     config = build_config(args)
     assert (config.lr, config.batch_size, config.epochs) == (0.002, 32, 3)
-    model = config.model_config()
+    model = config.model
     assert (model.channels, model.mlp, model.embed_dim) == (16, (8,), 16)

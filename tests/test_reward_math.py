@@ -11,9 +11,12 @@ import pytest
 from motif_jax.errors import MotifError
 from motif_jax.reward import intrinsic_reward, losses
 from motif_jax.reward.intrinsic import thresholded_count_reward
-from motif_jax.reward.model import PRESETS, NetParams, init_weights
+from motif_jax.reward.model import NetParams, init_weights
 from motif_jax.reward.normalise import QUANTILE_LEVELS, NormStats, compute_stats, quantile_threshold
 from motif_jax.reward.pairs import epoch_batches, split_pairs
+from motif_jax.reward.train import preset_config
+
+TINY = preset_config("tiny").model
 
 LN3 = math.log(3.0)
 
@@ -97,11 +100,11 @@ def test_thresholded_count_reward_by_hand():
 def _constant_net(value: float) -> NetParams:
     """A real network whose output is ``value`` for every caption: all weights zero except the last
     hidden layer's bias (1) and the head's weights (value / width)."""
-    weights = jax.tree.map(jnp.zeros_like, init_weights(PRESETS["tiny"], 0))
-    width = PRESETS["tiny"].mlp[-1]
-    weights["mlp"][len(PRESETS["tiny"].mlp) - 1]["bias"] = jnp.ones((width,), jnp.float32)
+    weights = jax.tree.map(jnp.zeros_like, init_weights(TINY, 0))
+    width = TINY.mlp[-1]
+    weights["mlp"][len(TINY.mlp) - 1]["bias"] = jnp.ones((width,), jnp.float32)
     weights["head"]["kernel"] = jnp.full((width, 1), value / width, jnp.float32)
-    return NetParams(weights, PRESETS["tiny"])
+    return NetParams(weights, TINY)
 
 
 def test_intrinsic_reward_end_to_end_by_hand():
@@ -122,7 +125,7 @@ def test_intrinsic_reward_end_to_end_by_hand():
 
 
 def test_model_shapes_padding_and_truncation():
-    config = PRESETS["tiny"]
+    config = TINY
     net = jax.jit(NetParams.__call__)
     params = NetParams(init_weights(config, 0), config)
     messages = np.zeros((4, 2, 3, 256), np.uint8)

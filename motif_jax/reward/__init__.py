@@ -14,6 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from motif_jax import parallel
+from motif_jax.reward.captions import MeshScorer
+from motif_jax.reward.checkpoints import restore_inference
 from motif_jax.reward.intrinsic import RewardParams, intrinsic_from_params, intrinsic_reward
 from motif_jax.reward.model import NetParams
 from motif_jax.reward.normalise import QUANTILE_LEVELS, NormStats
@@ -25,8 +28,6 @@ class RewardModel:
     """A trained reward model restored for inference; ``params`` is a pytree of jax arrays."""
 
     def __init__(self, params: RewardParams, meta: dict[str, Any], step: int, mesh):
-        from motif_jax.reward.captions import MeshScorer
-
         self.params = params
         self.meta = meta
         self.step = step
@@ -60,9 +61,6 @@ class RewardModel:
 def load(ckpt_dir: str | Path, step: int | None = None, devices=None) -> RewardModel:
     """Restore a reward run (its directory or its ``checkpoints/`` folder), replicated on ``devices``
     (default: all), so a model trained on 8 devices loads on 1 and vice versa."""
-    from motif_jax import parallel
-    from motif_jax.reward.checkpoints import restore_inference
-
     mesh = parallel.make_mesh(devices)
     restored = restore_inference(ckpt_dir, mesh, step)
     params = RewardParams(NetParams(restored.weights, restored.model), restored.stats)

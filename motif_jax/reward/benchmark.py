@@ -15,9 +15,9 @@ import jax
 import numpy as np
 
 from motif_jax import parallel
-from motif_jax.reward.model import PRESETS, NetParams, init_weights
+from motif_jax.reward.model import NetParams, init_weights
 from motif_jax.reward.state import train_state
-from motif_jax.reward.train import make_train_step, preset_config
+from motif_jax.reward.train import PRESETS, make_train_step, preset_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def _time_calls(call, seconds: float) -> tuple[int, float]:
 def measure(preset: str, batch_size: int, seq_len: int, score_batch: int, seconds: float) -> dict:
     mesh = parallel.make_mesh()
     config = preset_config(preset, batch_size=batch_size)
-    model = config.model_config()
+    model = config.model
     rng = np.random.default_rng(0)
     holder = {"state": parallel.replicate(train_state(init_weights(model, 0), config.lr), mesh)}
     batch = parallel.shard_batch(

@@ -8,8 +8,9 @@ from typing import Any
 
 from motif_jax import parallel
 from motif_jax.checkpoint import Checkpointer
+from motif_jax.config import from_dict
 from motif_jax.errors import MotifError
-from motif_jax.reward.model import ModelConfig, config_from_dict
+from motif_jax.reward.model import ModelConfig
 from motif_jax.reward.normalise import NormStats, stats_from_json
 from motif_jax.reward.state import CHECKPOINT_DIR, META_FORMAT, abstract_train_state
 
@@ -38,6 +39,11 @@ def check_format(path: str | Path, meta: dict[str, Any]) -> None:
         )
 
 
+def saved_model(meta: dict[str, Any]) -> ModelConfig:
+    """The network a checkpoint's metadata describes (keys added since default to their old behaviour)."""
+    return from_dict(ModelConfig, meta["model"], where="checkpoint metadata", prefix="model.")
+
+
 def restore_inference(path: str | Path, mesh, step: int | None = None) -> Restored:
     """The newest readable step (or ``step``) on ``mesh``; a damaged newer step is skipped with a warning."""
     directory = checkpoint_dir(path)
@@ -46,7 +52,7 @@ def restore_inference(path: str | Path, mesh, step: int | None = None) -> Restor
         def load(step: int) -> Restored:
             meta = ckpt.restore_meta(step)
             check_format(path, meta)
-            model = config_from_dict(meta["model"])
+            model = saved_model(meta)
             target = abstract_train_state(model, parallel.replicated(mesh))
             state = ckpt.restore_items(step, {"state": target})["state"]
             return Restored(state["weights"], stats_from_json(meta["normalisation"]), model, meta, int(step))

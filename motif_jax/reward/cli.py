@@ -8,16 +8,13 @@ its own values still win), --set key=value, then flags.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 import jax
 
 from motif_jax import parallel
-from motif_jax.config import add_keys_help, describe_keys, layer_value, merge, stage_layers
-from motif_jax.errors import MotifError
-from motif_jax.reward.model import ModelConfig
-from motif_jax.reward.train import PRESET_TRAINING, TrainConfig, train_reward
+from motif_jax.config import add_keys_help, add_set_argument, stage_layers
+from motif_jax.reward.train import PRESETS, TrainConfig, resolve_config, train_reward
 
 # flag dest -> TrainConfig field
 FLAG_FIELDS = {
@@ -33,13 +30,13 @@ FLAG_FIELDS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_keys_help(parser, TrainConfig, "train-reward", *describe_keys(ModelConfig, "model."))
+    add_keys_help(parser, TrainConfig, "train-reward")
     parser.add_argument("dataset", help="pairs dataset directory (from `motif collect`, or the original Motif layout)")
     parser.add_argument("--annotator", required=True, help="labels to learn: preference/<NAME>.npy")
     parser.add_argument("--out", required=True, help="run directory: checkpoints/, metrics.jsonl")
     parser.add_argument(
         "--preset",
-        choices=sorted(PRESET_TRAINING),
+        choices=sorted(PRESETS),
         help="model size and training defaults (config: preset; default: default)",
     )
     parser.add_argument("--epochs", type=int, help="default: 10 (tiny: 3)")
@@ -53,33 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tensorboard", action="store_true", default=None, help="also write TensorBoard scalars to OUT/tensorboard"
     )
     parser.add_argument("--config", help="YAML file with the keys listed below (preset, model, lr, batch_size, ...)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    add_set_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def resolve_config(
-    file: str | None = None, overrides: list[str] | None = None, flags: dict | None = None
-) -> TrainConfig:
-    """Defaults < the preset's training settings < file < ``--set`` < flags; the preset is the one the
-    highest of those names."""
-    layers = stage_layers(file, overrides, flags)
-    name = layer_value(layers, "preset", TrainConfig.preset)
-    if not isinstance(name, str) or name not in PRESET_TRAINING:
-        raise MotifError(f"preset {name!r} unknown; choose from {', '.join(PRESET_TRAINING)}")
-    config = merge(TrainConfig, [(f"preset {name}", PRESET_TRAINING[name]), *layers])
-    config.validate()
-    return config
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     flags = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items()}
-    return resolve_config(args.config, args.set, flags)
+    return resolve_config(stage_layers(args.config, args.overrides, flags))
 
 
 def show_config(file: str | None, preset: str | None, overrides: list[str]) -> TrainConfig:
-    """`motif config show train-reward`: the settings, with the whole resolved network under ``model``."""
-    config = resolve_config(file, overrides, {"preset": preset})
-    return dataclasses.replace(config, model=dataclasses.asdict(config.model_config()))
+    """`motif config show train-reward`: the resolved settings, network included."""
+    return resolve_config(stage_layers(file, overrides, {"preset": preset}))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,9 +21,10 @@ MESSAGE_BYTES = 256  # NLE's message observation
 PAD_BYTE = 0
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(unsafe_hash=True)
 class ModelConfig:
-    """Sizes of the caption encoder. Frozen (hashable) so it can ride along a pytree as static data."""
+    """Sizes of the caption encoder. Hashable, so it rides along a pytree as static data (never mutated);
+    not frozen, so it can sit in a config that layers are merged onto."""
 
     max_len: int = 256  # captions are cut to their first max_len bytes
     embed_dim: int = 32
@@ -59,20 +60,6 @@ class ModelConfig:
             if pooled:
                 length //= self.pool
         return length
-
-
-# `default` mirrors the original Motif reward model: embedding 32, 64 channels, kernels 7-7-3-3-3-3,
-# max-pool 3 after conv 1, 2 and 6 (320 features), then 320→128→256→512→1 with biases: ≈307k parameters.
-# This project's earlier head was 320→128→128→1 without an output bias (≈159k parameters;
-# `--set model.mlp=[128,128] --set model.head_bias=false`); checkpoints store their sizes, so ones
-# trained with it keep loading whatever the presets say.
-# `tiny` is the small variant on the first 128 bytes (NetHack's top line is 80 columns) for tests and CPUs.
-PRESETS: dict[str, ModelConfig] = {
-    "default": ModelConfig(head_bias=True),
-    "tiny": ModelConfig(
-        max_len=128, embed_dim=16, channels=32, kernels=(7, 7, 3), pool_after=(True, True, True), pool=3, mlp=(32,)
-    ),
-}
 
 
 class CaptionEncoder(nnx.Module):
@@ -128,16 +115,6 @@ def abstract_weights(config: ModelConfig) -> dict[str, Any]:
 def apply(config: ModelConfig, weights: dict[str, Any], messages: jax.Array) -> jax.Array:
     """Raw reward of each caption: pure function of (weights, messages); ``config`` is static."""
     return nnx.merge(_graphdef(config), weights)(messages)
-
-
-def config_from_dict(data: dict[str, Any]) -> ModelConfig:
-    names = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise MotifError(
-            f"model config: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}"
-        )
-    return ModelConfig(**data)
 
 
 @struct.dataclass

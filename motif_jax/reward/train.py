@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,16 @@ import optax
 
 from motif_jax import parallel
 from motif_jax.checkpoint import Checkpointer, abstract_like
-from motif_jax.config import from_dict
+from motif_jax.config import Layer, layer_value, merge
+from motif_jax.data import open_dataset
 from motif_jax.errors import MotifError, make_dir
 from motif_jax.metrics import METRICS_FILE, MetricsWriter, keep_metrics
 from motif_jax.numerics import all_finite
 from motif_jax.progress import ProgressBar
 from motif_jax.reward import losses
 from motif_jax.reward.captions import MeshScorer, unique_captions
-from motif_jax.reward.model import PRESETS, ModelConfig, NetParams, init_weights
+from motif_jax.reward.checkpoints import saved_model
+from motif_jax.reward.model import ModelConfig, NetParams, init_weights
 from motif_jax.reward.normalise import NormStats, compute_stats, stats_to_json
 from motif_jax.reward.pairs import (
     BatchReader,
@@ -48,8 +50,8 @@ from motif_jax.reward.state import CHECKPOINT_DIR, META_FORMAT, make_optimizer, 
 
 @dataclasses.dataclass
 class TrainConfig:
-    preset: str = "default"  # default | tiny: model size, and lr/batch_size/epochs under the file's values
-    model: dict[str, Any] = dataclasses.field(default_factory=dict)  # overrides of the preset's model fields
+    preset: str = "default"  # default | tiny: network sizes and lr/batch_size/epochs, under the file's values
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # the caption encoder's sizes
     lr: float = 1e-5  # Adam learning rate
     batch_size: int = 1024  # pairs per global batch (over all devices and processes)
     epochs: int = 10  # passes over the training pairs
@@ -58,17 +60,6 @@ class TrainConfig:
     keep: int = 3  # checkpoints kept
     tensorboard: bool = False  # also write TensorBoard scalars to OUT/tensorboard
 
-    def model_config(self) -> ModelConfig:
-        """The preset's network with ``model`` on top, type-checked like every other key."""
-        if self.preset not in PRESETS:
-            raise MotifError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
-        return from_dict(
-            ModelConfig,
-            {**dataclasses.asdict(PRESETS[self.preset]), **(self.model or {})},
-            where="train-reward config",
-            prefix="model.",
-        )
-
     def validate(self) -> None:
         if self.lr <= 0 or not math.isfinite(self.lr):
             raise MotifError(f"lr must be a positive number, got {self.lr}")
@@ -76,24 +67,46 @@ class TrainConfig:
             raise MotifError("batch_size, epochs and keep must be >= 1")
         if not 0 <= self.val_fraction < 1:
             raise MotifError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        self.model_config()
 
 
-# Paper settings for `default` (lr 1e-5, 1024 pairs, 10 epochs: thousands of steps on Motif's ~500k pairs).
-# `tiny` must learn in 3 epochs on ~2000 pairs, i.e. ~40 steps: a 1e-5 step size barely moves Adam's
-# weights in that budget, so it uses lr 1e-3 and batches of 128.
-PRESET_TRAINING: dict[str, dict[str, Any]] = {
-    "default": {"lr": 1e-5, "batch_size": 1024, "epochs": 10},
-    "tiny": {"lr": 1e-3, "batch_size": 128, "epochs": 3},
+# Layers over the TrainConfig defaults.
+# `default` mirrors the original Motif: embedding 32, 64 channels, kernels 7-7-3-3-3-3, max-pool 3 after
+# conv 1, 2 and 6 (320 features), then 320→128→256→512→1 with biases (≈307k parameters), trained with the
+# paper's lr 1e-5, 1024 pairs, 10 epochs (thousands of steps on Motif's ~500k pairs). This project's
+# earlier head was 320→128→128→1 without an output bias (`--set model.mlp=[128,128] --set
+# model.head_bias=false`); checkpoints store their sizes, so ones trained with it keep loading.
+# `tiny` reads the first 128 bytes (NetHack's top line is 80 columns), for tests and CPUs; it must learn in
+# 3 epochs on ~2000 pairs, i.e. ~40 steps, where a 1e-5 step barely moves Adam's weights: lr 1e-3, 128 pairs.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"model": {"head_bias": True}, "lr": 1e-5, "batch_size": 1024, "epochs": 10},
+    "tiny": {
+        "model": {
+            "max_len": 128,
+            "embed_dim": 16,
+            "channels": 32,
+            "kernels": [7, 7, 3],
+            "pool_after": [True, True, True],
+            "mlp": [32],
+        },
+        "lr": 1e-3,
+        "batch_size": 128,
+        "epochs": 3,
+    },
 }
 
 
-def preset_config(preset: str, **overrides) -> TrainConfig:
-    if preset not in PRESET_TRAINING:
-        raise MotifError(f"unknown preset {preset!r}; choose from {', '.join(PRESET_TRAINING)}")
-    config = TrainConfig(preset=preset, **{**PRESET_TRAINING[preset], **overrides})
+def resolve_config(layers: Sequence[Layer]) -> TrainConfig:
+    """Defaults < the preset the highest of ``layers`` names < ``layers``, type-checked and validated."""
+    name = layer_value(layers, "preset", TrainConfig.preset)
+    if not isinstance(name, str) or name not in PRESETS:
+        raise MotifError(f"preset {name!r} unknown; choose from {', '.join(PRESETS)}")
+    config = merge(TrainConfig, [(f"preset {name}", PRESETS[name]), *layers])
     config.validate()
     return config
+
+
+def preset_config(preset: str, **overrides) -> TrainConfig:
+    return resolve_config([("arguments", {"preset": preset, **overrides})])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -161,20 +174,12 @@ def open_metrics(out_dir: Path, epoch: int, tensorboard: bool, last: dict[str, A
 
 
 def checkpoint_meta(
-    config: TrainConfig,
-    model: ModelConfig,
-    stats: NormStats,
-    *,
-    ds,
-    annotator: str,
-    fingerprint: str,
-    epoch: int,
-    metrics: dict[str, Any],
+    config: TrainConfig, stats: NormStats, *, ds, annotator: str, fingerprint: str, epoch: int, metrics: dict
 ) -> dict[str, Any]:
     return {
         "format": META_FORMAT,
         "config": dataclasses.asdict(config),
-        "model": dataclasses.asdict(model),
+        "model": dataclasses.asdict(config.model),
         "normalisation": stats_to_json(stats),
         "annotator": annotator,
         "dataset": str(Path(ds.path).absolute()),
@@ -186,12 +191,13 @@ def checkpoint_meta(
 
 
 def _comparable(config_dict: dict[str, Any]) -> dict[str, Any]:
-    """Settings that must match to resume (more epochs, other keep/tensorboard are fine)."""
-    return {k: v for k, v in config_dict.items() if k not in ("epochs", "keep", "tensorboard")}
+    """Settings that must match to resume (more epochs, other keep/tensorboard are fine; the network is
+    compared through the checkpoint's ``model``, which runs saved before it was part of the config have)."""
+    return {k: v for k, v in config_dict.items() if k not in ("epochs", "keep", "tensorboard", "model")}
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The training loop.
+# The training run.
 
 
 def train_reward(
@@ -210,203 +216,144 @@ def train_reward(
 
     With several processes every one must call this (each feeds its rows and joins every save);
     only process 0 logs, shows progress and writes metrics, so a job prints each line once."""
-    from motif_jax.data import open_dataset
-
     if jax.process_index() != 0:
         progress, log = False, None
     config.validate()
-    model = config.model_config()
-    ds = open_dataset(dataset)
-    prefs = load_preferences(ds, annotator)
-    train_rows, val_rows = split_pairs(prefs.weight, config.val_fraction, config.seed)
-    if len(train_rows) == 0:
-        raise MotifError(
-            f"{ds.path}: only {int(prefs.weight.sum())} usable pair(s); none left for training after the split"
-        )
-    mesh = parallel.make_mesh(devices)
-    if config.batch_size % mesh.devices.size:
-        raise MotifError(
-            f"batch_size {config.batch_size} must be divisible by the {mesh.devices.size} devices of the mesh"
-        )
-    fingerprint = dataset_fingerprint(ds, annotator)
-
-    out_dir = Path(out_dir)
-    make_dir(out_dir)
-    state = parallel.replicate(train_state(init_weights(model, config.seed), config.lr), mesh)
-    start_epoch = 0
-    ckpt = Checkpointer(out_dir / CHECKPOINT_DIR, max_to_keep=config.keep)
-    try:
-        resumed = None
-        if ckpt.latest_step() is not None:
-            if not resume:
-                raise MotifError(
-                    f"{out_dir} already holds reward checkpoints; pass --resume to continue, or choose another --out"
-                )
-            target = abstract_like(state, parallel.replicated(mesh))
-
-            def load(step: int) -> dict[str, Any]:
-                meta = ckpt.restore_meta(step)
-                if meta.get("dataset_fingerprint") != fingerprint or meta.get("annotator") != annotator:
-                    raise MotifError(
-                        f"{out_dir}: the checkpoint was trained on other data or labels; cannot resume "
-                        f"on {ds.path} / {annotator!r}"
-                    )
-                if _comparable(meta["config"]) != _comparable(dataclasses.asdict(config)):
-                    raise MotifError(
-                        f"{out_dir}: the checkpoint used other settings "
-                        f"({_comparable(meta['config'])}); resume with the same ones"
-                    )
-                return ckpt.restore_items(step, {"state": target})
-
-            resumed, _ = ckpt.restore_newest(load, set_aside=True)
-            state, meta = resumed["state"], resumed["meta"]
-            start_epoch = int(meta["epoch"])
-            if log:
-                log(f"resuming from epoch {start_epoch} (step {int(state['step'])})")
-        metrics_log = open_metrics(
-            out_dir, start_epoch, config.tensorboard, resumed["meta"].get("metrics") if resumed else None
-        )
-        try:
-            return _run_epochs(
-                ds,
-                prefs,
-                model,
-                config,
-                mesh,
-                state,
-                ckpt,
-                metrics_log,
-                train_rows,
-                val_rows,
-                start_epoch,
-                annotator=annotator,
-                fingerprint=fingerprint,
-                progress=progress,
-                log=log,
-            )
-        finally:
-            if metrics_log is not None:
-                metrics_log.close()
-    finally:
-        ckpt.close()
-
-
-@dataclasses.dataclass
-class _EpochData:
-    """What every epoch reuses: the batch readers, the validation batches and the unique training captions."""
-
-    read_train: BatchReader
-    read_val: BatchReader
-    train_rows: np.ndarray
-    val_batches: np.ndarray
-    captions: np.ndarray
-    counts: np.ndarray
-
-
-def _train_epoch(state, train_step, data: _EpochData, config: TrainConfig, epoch: int, bar):
-    batches = epoch_batches(data.train_rows, config.batch_size, config.seed, epoch)
-    bar.restart(f"epoch {epoch}/{config.epochs}", len(batches))
-    totals: dict[str, Any] = {}
-    for i, batch in enumerate(prefetched(data.read_train, batches)):
-        state, sums = train_step(state, batch)
-        totals = _sum_metrics(totals, sums)
-        if i % 20 == 0:  # an occasional host sync for the bar, not one per step
-            bar.update(info=f"loss {float(sums['loss_sum']) / max(float(sums['weight']), 1.0):.4f}")
-        bar.advance()
-    return state, {k: float(v) for k, v in totals.items()}
-
-
-def _evaluate(weights, eval_step, data: _EpochData) -> dict[str, float]:
-    totals: dict[str, Any] = {}
-    for batch in prefetched(data.read_val, data.val_batches):
-        totals = _sum_metrics(totals, eval_step(weights, batch))
-    return {k: float(v) for k, v in totals.items()}
-
-
-def _epoch_record(
-    epoch: int,
-    step: int,
-    train: dict,
-    val: dict,
-    stats: NormStats,
-    data: _EpochData,
-    train_seconds: float,
-    epoch_seconds: float,
-) -> dict[str, Any]:
-    return {
-        "epoch": epoch,
-        "step": step,
-        "train_loss": losses.ratio(train["loss_sum"], train["weight"]),
-        "train_acc": losses.ratio(train["correct"], train["decisive"]),
-        "val_loss": losses.ratio(val.get("loss_sum", 0.0), val.get("weight", 0.0)),
-        "val_acc": losses.ratio(val.get("correct", 0.0), val.get("decisive", 0.0)),
-        "score_agreement": losses.ratio(val.get("agree_correct", 0.0), val.get("agree_count", 0.0)),
-        "train_pairs": int(len(data.train_rows)),
-        "val_pairs": int(np.sum(data.val_batches >= 0)),
-        "pairs_per_s": len(data.train_rows) / train_seconds,
-        "epoch_seconds": epoch_seconds,
-        "reward_mean": float(stats.mean),
-        "reward_std": float(stats.std),
-        "unique_train_captions": int(len(data.captions)),
-    }
-
-
-def _run_epochs(
-    ds,
-    prefs,
-    model,
-    config,
-    mesh,
-    state,
-    ckpt,
-    metrics_log,
-    train_rows,
-    val_rows,
-    start_epoch,
-    *,
-    annotator,
-    fingerprint,
-    progress,
-    log,
-) -> list[dict[str, Any]]:
-    messages = ds.data("message")
-    train_step = make_train_step(model, config.lr, mesh)
-    eval_step = make_eval_step(model, mesh)
-    val_batches = epoch_batches(val_rows, config.batch_size, None, 0)[: -(-len(val_rows) // config.batch_size)]
-    data = _EpochData(
-        BatchReader(messages, prefs, mesh, with_agreement=False),
-        BatchReader(messages, prefs, mesh, with_agreement=True),
-        train_rows,
-        val_batches,
-        *unique_captions(messages, train_rows),
+    return RewardTraining(open_dataset(dataset), annotator, config, parallel.make_mesh(devices), log).run(
+        Path(out_dir), resume, progress
     )
-    scorer = MeshScorer(mesh)
-    history = []
-    with ProgressBar("reward model", 0, "batches", enabled=progress, transient=True) as bar:
-        for epoch in range(start_epoch + 1, config.epochs + 1):
-            started = time.perf_counter()
-            state, train = _train_epoch(state, train_step, data, config, epoch, bar)
-            train_seconds = time.perf_counter() - started
-            if not math.isfinite(train["loss_sum"]) or not bool(all_finite(state["weights"])):
+
+
+class RewardTraining:
+    """One run's fixed parts: settings, the split and its batch readers, the unique training captions
+    (for the normalisation stats), the compiled steps; ``run`` trains the epochs a checkpoint leaves."""
+
+    def __init__(self, ds, annotator: str, config: TrainConfig, mesh, log: Callable[[str], None] | None):
+        self.ds, self.annotator, self.config, self.mesh, self.log = ds, annotator, config, mesh, log
+        prefs = load_preferences(ds, annotator)
+        self.train_rows, val_rows = split_pairs(prefs.weight, config.val_fraction, config.seed)
+        if len(self.train_rows) == 0:
+            raise MotifError(
+                f"{ds.path}: only {int(prefs.weight.sum())} usable pair(s); none left for training after the split"
+            )
+        if config.batch_size % mesh.devices.size:
+            raise MotifError(
+                f"batch_size {config.batch_size} must be divisible by the {mesh.devices.size} devices of the mesh"
+            )
+        self.fingerprint = dataset_fingerprint(ds, annotator)
+        messages = ds.data("message")
+        self.read_train = BatchReader(messages, prefs, mesh, with_agreement=False)
+        self.read_val = BatchReader(messages, prefs, mesh, with_agreement=True)
+        self.val_batches = epoch_batches(val_rows, config.batch_size, None, 0)[: -(-len(val_rows) // config.batch_size)]
+        self.captions, self.counts = unique_captions(messages, self.train_rows)
+        self.train_step = make_train_step(config.model, config.lr, mesh)
+        self.eval_step = make_eval_step(config.model, mesh)
+        self.scorer = MeshScorer(mesh)
+
+    def run(self, out_dir: Path, resume: bool, progress: bool) -> list[dict[str, Any]]:
+        make_dir(out_dir)
+        history = []
+        with Checkpointer(out_dir / CHECKPOINT_DIR, max_to_keep=self.config.keep) as ckpt:
+            state, start_epoch, last = self.restore(ckpt, resume)
+            metrics_log = open_metrics(out_dir, start_epoch, self.config.tensorboard, last)
+            try:
+                with ProgressBar("reward model", 0, "batches", enabled=progress, transient=True) as bar:
+                    for epoch in range(start_epoch + 1, self.config.epochs + 1):
+                        state, record, stats = self.epoch(state, epoch, bar, ckpt)
+                        meta = checkpoint_meta(
+                            self.config,
+                            stats,
+                            ds=self.ds,
+                            annotator=self.annotator,
+                            fingerprint=self.fingerprint,
+                            epoch=epoch,
+                            metrics=record,
+                        )
+                        ckpt.save(record["step"], {"state": state}, meta)
+                        if metrics_log is not None:
+                            metrics_log.write(record)
+                        history.append(record)
+                        if self.log:
+                            self.log(_summary_line(record, self.config.epochs))
+            finally:
+                if metrics_log is not None:
+                    metrics_log.close()
+        return history
+
+    def restore(self, ckpt: Checkpointer, resume: bool) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
+        """(state, epochs done, the restored checkpoint's metrics record): fresh, or the newest readable
+        checkpoint of the same data, labels and settings."""
+        config = self.config
+        state = parallel.replicate(train_state(init_weights(config.model, config.seed), config.lr), self.mesh)
+        if ckpt.latest_step() is None:
+            return state, 0, None
+        if not resume:
+            raise MotifError(
+                f"{ckpt.directory.parent} already holds reward checkpoints; pass --resume to continue, "
+                "or choose another --out"
+            )
+        target = abstract_like(state, parallel.replicated(self.mesh))
+
+        def load(step: int) -> dict[str, Any]:
+            meta = ckpt.restore_meta(step)
+            where = ckpt.directory.parent
+            if meta.get("dataset_fingerprint") != self.fingerprint or meta.get("annotator") != self.annotator:
                 raise MotifError(
-                    f"training diverged: loss is NaN/inf in epoch {epoch}; nothing saved for it "
-                    f"(latest checkpoint: step {ckpt.latest_step()}); lower --lr"
+                    f"{where}: the checkpoint was trained on other data or labels; cannot resume "
+                    f"on {self.ds.path} / {self.annotator!r}"
                 )
-            val = _evaluate(state["weights"], eval_step, data)
-            stats = compute_stats(scorer(NetParams(state["weights"], model), data.captions), data.counts)
-            record = _epoch_record(
-                epoch, int(state["step"]), train, val, stats, data, train_seconds, time.perf_counter() - started
+            saved = _comparable(meta["config"])
+            if saved != _comparable(dataclasses.asdict(config)) or saved_model(meta) != config.model:
+                raise MotifError(f"{where}: the checkpoint used other settings ({saved}); resume with the same ones")
+            return ckpt.restore_items(step, {"state": target})
+
+        resumed, _ = ckpt.restore_newest(load, set_aside=True)
+        state, meta = resumed["state"], resumed["meta"]
+        if self.log:
+            self.log(f"resuming from epoch {int(meta['epoch'])} (step {int(state['step'])})")
+        return state, int(meta["epoch"]), meta.get("metrics")
+
+    def epoch(self, state, epoch: int, bar, ckpt: Checkpointer):
+        """Train one epoch, evaluate, and compute the normalisation stats: (state, metrics record, stats)."""
+        started = time.perf_counter()
+        batches = epoch_batches(self.train_rows, self.config.batch_size, self.config.seed, epoch)
+        bar.restart(f"epoch {epoch}/{self.config.epochs}", len(batches))
+        totals: dict[str, Any] = {}
+        for i, batch in enumerate(prefetched(self.read_train, batches)):
+            state, sums = self.train_step(state, batch)
+            totals = _sum_metrics(totals, sums)
+            if i % 20 == 0:  # an occasional host sync for the bar, not one per step
+                bar.update(info=f"loss {float(sums['loss_sum']) / max(float(sums['weight']), 1.0):.4f}")
+            bar.advance()
+        train = {k: float(v) for k, v in totals.items()}
+        train_seconds = time.perf_counter() - started
+        if not math.isfinite(train["loss_sum"]) or not bool(all_finite(state["weights"])):
+            raise MotifError(
+                f"training diverged: loss is NaN/inf in epoch {epoch}; nothing saved for it "
+                f"(latest checkpoint: step {ckpt.latest_step()}); lower --lr"
             )
-            meta = checkpoint_meta(
-                config, model, stats, ds=ds, annotator=annotator, fingerprint=fingerprint, epoch=epoch, metrics=record
-            )
-            ckpt.save(record["step"], {"state": state}, meta)
-            if metrics_log is not None:
-                metrics_log.write(record)
-            history.append(record)
-            if log:
-                log(_summary_line(record, config.epochs))
-    return history
+        totals = {}
+        for batch in prefetched(self.read_val, self.val_batches):
+            totals = _sum_metrics(totals, self.eval_step(state["weights"], batch))
+        val = {k: float(v) for k, v in totals.items()}
+        stats = compute_stats(self.scorer(NetParams(state["weights"], self.config.model), self.captions), self.counts)
+        record = {
+            "epoch": epoch,
+            "step": int(state["step"]),
+            "train_loss": losses.ratio(train["loss_sum"], train["weight"]),
+            "train_acc": losses.ratio(train["correct"], train["decisive"]),
+            "val_loss": losses.ratio(val.get("loss_sum", 0.0), val.get("weight", 0.0)),
+            "val_acc": losses.ratio(val.get("correct", 0.0), val.get("decisive", 0.0)),
+            "score_agreement": losses.ratio(val.get("agree_correct", 0.0), val.get("agree_count", 0.0)),
+            "train_pairs": int(len(self.train_rows)),
+            "val_pairs": int(np.sum(self.val_batches >= 0)),
+            "pairs_per_s": len(self.train_rows) / train_seconds,
+            "epoch_seconds": time.perf_counter() - started,
+            "reward_mean": float(stats.mean),
+            "reward_std": float(stats.std),
+            "unique_train_captions": int(len(self.captions)),
+        }
+        return state, record, stats
 
 
 def _summary_line(record: dict[str, Any], epochs: int) -> str:
