@@ -1,6 +1,8 @@
 """Options that reproduce the original Motif code: which caption is rewarded, the value-loss clip,
 and the reward model's head."""
 
+from types import SimpleNamespace
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -18,10 +20,10 @@ def caption_batch():
     # slot captions: "", "a", "b"; counts 1, 1, 1; the fake reward is the caption's first byte / 100
     messages = np.zeros((1, 3, 256), np.uint8)
     messages[0, 1, 0], messages[0, 2, 0] = ord("a"), ord("b")
-    return {
-        "rewards": jnp.zeros((1, 3)),
-        "obs": {"message": jnp.asarray(messages), "message_count": jnp.array([[1, 1, 2]])},
-    }
+    return SimpleNamespace(
+        rewards=jnp.zeros((1, 3)),
+        obs={"message": jnp.asarray(messages), "message_count": jnp.array([[1, 1, 2]])},
+    )
 
 
 FAKE = lambda p, m, c: m[:, 0].astype(jnp.float32) / 100 / c.astype(jnp.float32) ** 3  # noqa: E731
@@ -42,9 +44,9 @@ def test_current_caption_rewards_the_observation_the_action_was_taken_in():
 def test_value_clip_of_the_original_is_an_absolute_range():
     # v=3, old=1, target=4: plain ½·1; clipped at ±1.0 -> value 2 -> ½·max(1, 4) = 2
     v, old, tgt, m = jnp.array([3.0]), jnp.array([1.0]), jnp.array([4.0]), jnp.ones(1, bool)
-    assert ppo.value_loss(v, old, tgt, 1.0, True, m) == pytest.approx(2.0)
+    assert ppo.value_loss(v, old, tgt, 1.0, m) == pytest.approx(2.0)
     # within the range the clip changes nothing: v=1.5 -> ½·6.25
-    assert ppo.value_loss(jnp.array([1.5]), old, tgt, 1.0, True, m) == pytest.approx(3.125)
+    assert ppo.value_loss(jnp.array([1.5]), old, tgt, 1.0, m) == pytest.approx(3.125)
 
 
 def test_bad_faithfulness_options_are_clear_errors():

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ from motif_jax import parallel
 from motif_jax.agent.config import ModelConfig, PPOConfig, RewardConfig
 from motif_jax.agent.learner import Learner, total_rewards
 from motif_jax.agent.networks import make_policy
+from motif_jax.agent.rollout import Batch
 from motif_jax.cli import main
 from motif_jax.errors import MotifError
 
@@ -23,21 +25,21 @@ def fake_batch(state_size, seed=0):
     rng = np.random.default_rng(seed)
     ended = rng.random((N, T + 1)) < 0.15
     first = np.concatenate([np.ones((N, 1), bool), ended[:, :-1]], axis=1)
-    return {
-        "obs": {"obs": rng.normal(size=(N, T + 1, 3)).astype(np.float32)},
-        "first": first,
-        "ended": ended,
-        "terminated": ended & (rng.random((N, T + 1)) < 0.5),
-        "rewards": rng.normal(size=(N, T + 1)).astype(np.float32),
-        "actions": rng.integers(0, 4, (N, T + 1)).astype(np.int32),
-        "logp": np.full((N, T + 1), np.log(0.25), np.float32),
-        "state": np.zeros((N, state_size), np.float32),
-    }
+    return Batch(
+        obs={"obs": rng.normal(size=(N, T + 1, 3)).astype(np.float32)},
+        first=first,
+        ended=ended,
+        terminated=ended & (rng.random((N, T + 1)) < 0.5),
+        rewards=rng.normal(size=(N, T + 1)).astype(np.float32),
+        actions=rng.integers(0, 4, (N, T + 1)).astype(np.int32),
+        logp=np.full((N, T + 1), np.log(0.25), np.float32),
+        state=np.zeros((N, state_size), np.float32),
+    )
 
 
 def run_update(devices, core="gru", advantage="gae"):
     model = make_policy(ModelConfig(kind="mlp", core=core, hidden=8, mlp_layers=[16]), SPEC, 4, seed=0)
-    c = PPOConfig(epochs=2, minibatches=2, lr=1e-2, advantage=advantage, clip_value=True)
+    c = PPOConfig(epochs=2, minibatches=2, lr=1e-2, advantage=advantage, value_clip=0.1)
     learner = Learner(model, c, RewardConfig(extrinsic_coef=1.0, env_scale=1.0), parallel.make_mesh(devices), 10)
     state, metrics = learner.update(learner.init_state(), fake_batch(model.state_size), None, jax.random.key(3))
     return jax.device_get(state["params"]), jax.device_get(metrics)
@@ -76,10 +78,10 @@ def test_intrinsic_reward_uses_the_caption_arriving_with_each_transition():
     messages = np.zeros((1, 3, 256), np.uint8)
     messages[0, 1, 0] = ord("a")
     messages[0, 2, 0] = ord("a")
-    batch = {
-        "rewards": jnp.array([[0.0, 20.0, 0.0]]),
-        "obs": {"message": jnp.asarray(messages), "message_count": jnp.array([[1, 1, 2]])},
-    }
+    batch = SimpleNamespace(
+        rewards=jnp.array([[0.0, 20.0, 0.0]]),
+        obs={"message": jnp.asarray(messages), "message_count": jnp.array([[1, 1, 2]])},
+    )
     fn = lambda p, m, c: p * (m[:, 0] > 0) / c.astype(jnp.float32) ** 3  # noqa: E731
     rc = RewardConfig(extrinsic_coef=0.1, llm_coef=0.5, env_scale=0.1, env_clip=1.0)
     total, ext, intr = total_rewards(batch, jnp.float32(4.0), fn, rc)
@@ -100,7 +102,7 @@ def test_batch_contract_names_the_wrong_field():
     ]
     for key, value, words in wrong:
         with pytest.raises(AssertionError, match=words):
-            check_batch({**fake_batch(4), key: value})
+            check_batch(fake_batch(4).replace(**{key: value}))
     assert bool(all_finite({"a": jnp.ones(2), "n": jnp.arange(2)}))
     assert not bool(all_finite({"a": jnp.array([1.0, jnp.nan])}))
 

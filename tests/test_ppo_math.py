@@ -74,8 +74,8 @@ def test_clipped_policy_loss_and_diagnostics():
 def test_value_loss_clipped_and_plain():
     # v=2, old=1, target=3, clip .5: plain ½·1 ; clipped value 1.5 -> ½·max(1, 2.25)
     v, old, tgt, m = jnp.array([2.0]), jnp.array([1.0]), jnp.array([3.0]), jnp.ones(1, bool)
-    assert ppo.value_loss(v, old, tgt, 0.5, False, m) == pytest.approx(0.5)
-    assert ppo.value_loss(v, old, tgt, 0.5, True, m) == pytest.approx(1.125)
+    assert ppo.value_loss(v, old, tgt, 0.0, m) == pytest.approx(0.5)
+    assert ppo.value_loss(v, old, tgt, 0.5, m) == pytest.approx(1.125)
 
 
 def test_masked_normalize_ignores_masked_entries():

@@ -23,6 +23,7 @@ from motif_jax import parallel
 from motif_jax.agent.config import PRESETS, TrainConfig, resolve_config
 from motif_jax.agent.learner import Learner
 from motif_jax.agent.networks import make_policy
+from motif_jax.agent.rollout import Batch
 from motif_jax.config import add_set_argument
 
 
@@ -76,22 +77,22 @@ def synthetic_obs(spec: dict, lead: tuple[int, ...], rng: np.random.Generator) -
     return obs
 
 
-def synthetic_batch(spec: dict, rows: int, rollout: int, state_size: int, num_actions: int, seed: int = 0) -> dict:
+def synthetic_batch(spec: dict, rows: int, rollout: int, state_size: int, num_actions: int, seed: int = 0) -> Batch:
     """A learner batch in the trainer's layout (see ``learner``), episodes ending at ~1 % of slots."""
     rng = np.random.default_rng(seed)
     slots = (rows, rollout + 1)
     ended = rng.random(slots) < 0.01
     first = np.concatenate([np.ones((rows, 1), bool), ended[:, :-1]], axis=1)
-    return {
-        "obs": synthetic_obs(spec, slots, rng),
-        "first": first,
-        "ended": ended,
-        "terminated": ended,
-        "rewards": rng.normal(size=slots).astype(np.float32),
-        "actions": rng.integers(0, num_actions, slots).astype(np.int32),
-        "logp": np.full(slots, -np.log(num_actions), np.float32),
-        "state": np.zeros((rows, state_size), np.float32),
-    }
+    return Batch(
+        obs=synthetic_obs(spec, slots, rng),
+        first=first,
+        ended=ended,
+        terminated=ended,
+        rewards=rng.normal(size=slots).astype(np.float32),
+        actions=rng.integers(0, num_actions, slots).astype(np.int32),
+        logp=np.full(slots, -np.log(num_actions), np.float32),
+        state=np.zeros((rows, state_size), np.float32),
+    )
 
 
 def count_params(params) -> int:
@@ -137,7 +138,7 @@ def matmul_flops_per_s(rows: int, width: int = 1024, seconds: float = 2.0) -> fl
 
 def time_updates(learner: Learner, train_state, batch, reward_params, seconds: float) -> tuple[float, object]:
     """(seconds per update, final train state) repeating the update on one batch already sharded."""
-    if not isinstance(batch["first"], jax.Array):
+    if not isinstance(batch.first, jax.Array):
         batch = parallel.shard_batch(batch, learner.mesh)
     holder = {"state": train_state, "i": 0}
 

@@ -63,7 +63,6 @@ class PPOConfig:
     gamma: float = 0.99  # discount
     gae_lambda: float = 0.95  # GAE lambda
     clip: float = 0.1  # PPO ratio clip
-    clip_value: bool = False  # PPO2-style value clipping with the policy's `clip` as the range
     value_clip: float = 0.0  # > 0: clip values to ±value_clip around the old ones (the original Motif: 1.0)
     vf_coef: float = 0.5  # value loss coefficient
     ent_coef: float = 0.003  # entropy bonus coefficient
@@ -201,7 +200,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "gamma": 0.99,
             "gae_lambda": 0.95,
             "clip": 0.2,
-            "clip_value": True,
+            "value_clip": 0.2,
             "vf_coef": 0.5,
             "ent_coef": 0.01,
             "max_grad_norm": 0.5,
@@ -222,7 +221,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lr": 2.5e-4,
             "anneal_lr": True,
             "clip": 0.1,
-            "clip_value": True,
+            "value_clip": 0.1,
             "ent_coef": 0.01,
             "max_grad_norm": 0.5,
         },

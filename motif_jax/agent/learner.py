@@ -5,11 +5,7 @@ and optimiser state are replicated; XLA inserts the gradient all-reduce. The
 Motif intrinsic reward is computed inside the same jit from the batch's captions
 and per-episode caption counts, so the reward model runs on the accelerator.
 
-Batch layout (numpy or jax, rows first, ``T + 1`` slots per segment):
-``obs`` {key: [N, T+1, ...]}, ``first``/``terminated``/``ended`` [N, T+1] bool,
-``actions`` [N, T+1] int32, ``logp`` [N, T+1] float32 (behaviour policy),
-``rewards`` [N, T+1] float32 (env reward received on arriving at each slot),
-``state`` [N, S] (recurrent state before slot 0).
+The batch is a ``rollout.Batch`` (numpy rows of this process, or jax arrays on the mesh).
 """
 
 from __future__ import annotations
@@ -21,13 +17,14 @@ import chex
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
+from flax import nnx, struct
 from jax.sharding import Mesh
 
 from motif_jax import parallel
 from motif_jax.agent import ppo
 from motif_jax.agent.config import PPOConfig, RewardConfig
 from motif_jax.agent.networks import Policy
+from motif_jax.agent.rollout import Batch
 from motif_jax.errors import MotifError
 from motif_jax.numerics import all_finite
 
@@ -42,43 +39,59 @@ def make_optimizer(c: PPOConfig, total_updates: int) -> optax.GradientTransforma
     return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(lr, eps=c.adam_eps))
 
 
-def check_batch(batch) -> None:
-    """The batch layout of the module docstring, checked with chex on static shapes and dtypes: free under
-    jit, and a wrong field fails at trace time with its shape instead of as a silent broadcast."""
-    steps = [batch[k] for k in ("first", "terminated", "ended", "actions", "logp", "rewards")]
+@struct.dataclass
+class Rows:
+    """A batch's first ``T`` slots (slot ``T`` only served bootstrapping) with each slot's advantage,
+    value target and the value the target came from."""
+
+    obs: dict[str, jax.Array]
+    first: jax.Array
+    ended: jax.Array
+    actions: jax.Array
+    logp: jax.Array
+    state: jax.Array
+    advantages: jax.Array
+    targets: jax.Array
+    old_values: jax.Array
+
+
+def check_batch(b: Batch) -> None:
+    """``Batch``'s layout, checked with chex on static shapes and dtypes: free under jit, and a wrong
+    field fails at trace time with its shape instead of as a silent broadcast."""
+    steps = [b.first, b.terminated, b.ended, b.actions, b.logp, b.rewards]
     chex.assert_rank(steps, 2)
     chex.assert_equal_shape(steps)  # [N, T + 1]
-    chex.assert_type(steps[:3], bool)
-    chex.assert_type(batch["actions"], int)
-    chex.assert_type(steps[4:], float)
-    chex.assert_rank(batch["state"], 2)
-    chex.assert_equal_shape_prefix([batch["first"], batch["state"]], 1)
-    chex.assert_equal_shape_prefix([batch["first"], *jax.tree.leaves(batch["obs"])], 2)
+    chex.assert_type([b.first, b.terminated, b.ended], bool)
+    chex.assert_type(b.actions, int)
+    chex.assert_type([b.logp, b.rewards], float)
+    chex.assert_rank(b.state, 2)
+    chex.assert_equal_shape_prefix([b.first, b.state], 1)
+    chex.assert_equal_shape_prefix([b.first, *jax.tree.leaves(b.obs)], 2)
 
 
-def total_rewards(batch, reward_params, intrinsic_fn: IntrinsicFn | None, rc: RewardConfig):
+def total_rewards(batch: Batch, reward_params, intrinsic_fn: IntrinsicFn | None, rc: RewardConfig):
     """(shaped reward, extrinsic part, intrinsic part) of each transition, ``[N, T]``."""
-    env_reward = batch["rewards"][:, 1:]
+    env_reward = batch.rewards[:, 1:]
     extrinsic = ppo.shaped_reward(env_reward, 0.0, rc.extrinsic_coef, 0.0, rc.env_scale, rc.env_clip)
     if intrinsic_fn is None or rc.llm_coef == 0:
         intrinsic = jnp.zeros_like(extrinsic)
     else:
         # transition t goes from slot t to slot t + 1: reward the caption it led to, or the one it left
         slots = slice(1, None) if rc.caption == "next" else slice(None, -1)
-        messages = batch["obs"]["message"][:, slots]
-        counts = batch["obs"]["message_count"][:, slots]
+        messages = batch.obs["message"][:, slots]
+        counts = batch.obs["message_count"][:, slots]
         n, t = counts.shape
         r_int = intrinsic_fn(reward_params, messages.reshape(n * t, -1), counts.reshape(n * t))
         intrinsic = rc.llm_coef * r_int.reshape(n, t).astype(jnp.float32)
     return extrinsic + intrinsic, extrinsic, intrinsic
 
 
-def advantages_and_targets(c: PPOConfig, rewards, values, logp_now, batch):
+def advantages_and_targets(c: PPOConfig, rewards, values, logp_now, batch: Batch):
     """Per-transition advantages and value targets ``[N, T]`` from values over all ``T + 1`` slots."""
     tm = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731  (rows-first -> time-major)
-    terminated, ended = tm(batch["terminated"][:, 1:]), tm(batch["ended"][:, 1:])
+    terminated, ended = tm(batch.terminated[:, 1:]), tm(batch.ended[:, 1:])
     if c.advantage == "vtrace":
-        log_rhos = tm(logp_now[:, :-1] - batch["logp"][:, :-1])
+        log_rhos = tm(logp_now[:, :-1] - batch.logp[:, :-1])
         adv, targets = ppo.vtrace(
             tm(rewards), tm(values), terminated, ended, log_rhos, c.gamma, c.vtrace_rho, c.vtrace_c
         )
@@ -115,31 +128,28 @@ class Learner:
     def apply(self, params, obs, first, state):
         return nnx.merge(self.graphdef, params).unroll(obs, first, state)
 
-    def _loss(self, params, mb):
+    def _loss(self, params, mb: Rows):
         """Loss on minibatch rows of ``T`` slots (no bootstrap slot: targets are precomputed)."""
-        logits, values, _ = self.apply(params, mb["obs"], mb["first"], mb["state"])
-        logp, entropy = ppo.categorical_logp_entropy(logits, mb["actions"])
-        mask = ~mb["ended"]  # a terminal observation's action is a dummy
-        adv = ppo.normalize(mb["advantages"], mask) if self.c.norm_adv else mb["advantages"]
-        pg_loss, stats = ppo.policy_loss(logp, mb["logp"], adv, self.c.clip, mask)
-        v_clip = self.c.value_clip if self.c.value_clip > 0 else self.c.clip
-        v_loss = ppo.value_loss(
-            values, mb["old_values"], mb["targets"], v_clip, self.c.clip_value or self.c.value_clip > 0, mask
-        )
+        logits, values, _ = self.apply(params, mb.obs, mb.first, mb.state)
+        logp, entropy = ppo.categorical_logp_entropy(logits, mb.actions)
+        mask = ~mb.ended  # a terminal observation's action is a dummy
+        adv = ppo.normalize(mb.advantages, mask) if self.c.norm_adv else mb.advantages
+        pg_loss, stats = ppo.policy_loss(logp, mb.logp, adv, self.c.clip, mask)
+        v_loss = ppo.value_loss(values, mb.old_values, mb.targets, self.c.value_clip, mask)
         ent = ppo.masked_mean(entropy, mask)
         loss = pg_loss + self.c.vf_coef * v_loss - self.c.ent_coef * ent
         return loss, {"loss": loss, "policy_loss": pg_loss, "value_loss": v_loss, "entropy": ent, **stats}
 
-    def _update_impl(self, train_state, batch, reward_params, key):
+    def _update_impl(self, train_state, batch: Batch, reward_params, key):
         check_batch(batch)
         params, opt_state = train_state["params"], train_state["opt_state"]
         rewards, extrinsic, intrinsic = total_rewards(batch, reward_params, self.intrinsic_fn, self.rc)
-        logits, values, _ = self.apply(params, batch["obs"], batch["first"], batch["state"])
-        logp_now, _ = ppo.categorical_logp_entropy(logits, batch["actions"])
+        logits, values, _ = self.apply(params, batch.obs, batch.first, batch.state)
+        logp_now, _ = ppo.categorical_logp_entropy(logits, batch.actions)
         values = jax.lax.stop_gradient(values)
         adv, targets = advantages_and_targets(self.c, rewards, values, jax.lax.stop_gradient(logp_now), batch)
         data = training_rows(batch, adv, targets, values[:, :-1], self.flatten)
-        n = data["first"].shape[0]
+        n = data.first.shape[0]
         rows = n // self.c.minibatches
         shard = parallel.data_sharding(self.mesh)
 
@@ -158,7 +168,7 @@ class Learner:
 
         (params, opt_state), metrics = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, self.c.epochs))
         metrics = jax.tree.map(jnp.mean, metrics)
-        mask = ~batch["ended"][:, :-1]
+        mask = ~batch.ended[:, :-1]
         ext_abs, int_abs = jnp.sum(jnp.abs(extrinsic) * mask), jnp.sum(jnp.abs(intrinsic) * mask)
         metrics.update(
             reward_extrinsic=ppo.masked_mean(extrinsic, mask),
@@ -169,10 +179,10 @@ class Learner:
         )
         return {"params": params, "opt_state": opt_state}, metrics
 
-    def update(self, train_state, batch, reward_params, key):
+    def update(self, train_state, batch: Batch, reward_params, key):
         """One PPO update on a global batch (numpy rows of this process, or already-sharded arrays)."""
-        segments, slots = batch["first"].shape
-        n = segments * (1 if isinstance(batch["first"], jax.Array) else jax.process_count())
+        segments, slots = batch.first.shape
+        n = segments * (1 if isinstance(batch.first, jax.Array) else jax.process_count())
         rows = n * (slots - 1) if self.flatten else n
         devices = self.mesh.devices.size
         if rows % (self.c.minibatches * devices):
@@ -180,19 +190,17 @@ class Learner:
                 f"{rows} training rows do not split into ppo.minibatches={self.c.minibatches} "
                 f"× {devices} devices evenly; change env.num_envs or ppo.minibatches"
             )
-        if not isinstance(batch["first"], jax.Array):
+        if not isinstance(batch.first, jax.Array):
             batch = parallel.shard_batch(batch, self.mesh)
         return self._update(train_state, batch, reward_params, key)
 
 
-def training_rows(batch, advantages, targets, old_values, flatten: bool):
-    """The first ``T`` slots of every field (slot ``T`` only served bootstrapping), optionally one row per slot."""
-    keep = ("obs", "first", "actions", "logp", "ended")
-    data = {k: jax.tree.map(lambda x: x[:, :-1], batch[k]) for k in keep}
-    data.update(advantages=advantages, targets=targets, old_values=old_values, state=batch["state"])
+def training_rows(batch: Batch, advantages, targets, old_values, flatten: bool) -> Rows:
+    """The batch's ``Rows``; with ``flatten``, one row per slot (no recurrent state to carry)."""
+    b = jax.tree.map(lambda x: x[:, :-1], batch.replace(state=None))
+    data = Rows(b.obs, b.first, b.ended, b.actions, b.logp, batch.state, advantages, targets, old_values)
     if not flatten:
         return data
     n, t = advantages.shape
-    rows = {k: jax.tree.map(lambda x: x.reshape(n * t, 1, *x.shape[2:]), v) for k, v in data.items() if k != "state"}
-    rows["state"] = jnp.zeros((n * t, batch["state"].shape[-1]), batch["state"].dtype)
-    return rows
+    rows = jax.tree.map(lambda x: x.reshape(n * t, 1, *x.shape[2:]), data.replace(state=None))
+    return rows.replace(state=jnp.zeros((n * t, batch.state.shape[-1]), batch.state.dtype))

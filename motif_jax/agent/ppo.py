@@ -79,10 +79,10 @@ def policy_loss(logp, old_logp, advantages, clip: float, mask):
     return loss, {"approx_kl": approx_kl, "clip_fraction": clip_fraction}
 
 
-def value_loss(values, old_values, targets, clip: float, clip_value: bool, mask):
-    """½·squared error, optionally PPO2-style clipped around the values the targets were computed from."""
+def value_loss(values, old_values, targets, clip: float, mask):
+    """½·squared error; with ``clip > 0``, PPO2-style clipped to ±clip around the values the targets came from."""
     err = (values - targets) ** 2
-    if clip_value:
+    if clip > 0:
         clipped = old_values + jnp.clip(values - old_values, -clip, clip)
         err = jnp.maximum(err, (clipped - targets) ** 2)
     return 0.5 * masked_mean(err, mask)

@@ -8,86 +8,76 @@ full, the row is emitted and its last slot becomes slot 0 of the env's next segm
 
 from __future__ import annotations
 
+from typing import Any
+
+import jax
 import numpy as np
+from flax import struct
+
+
+@struct.dataclass
+class Batch:
+    """Recurrent segments, rows first, ``T + 1`` slots each (numpy on the host, jax on the mesh).
+
+    A pytree, so concatenating, slicing and sharding rows are ``jax.tree.map``s over every field.
+    """
+
+    obs: dict[str, Any]  # {key: [N, T+1, ...]}
+    first: Any  # [N, T+1] bool: the slot starts an episode
+    terminated: Any  # [N, T+1] bool: the episode terminated on arriving at the slot
+    ended: Any  # [N, T+1] bool: terminated or truncated on arriving at the slot
+    rewards: Any  # [N, T+1] float32: env reward received on arriving at the slot
+    actions: Any  # [N, T+1] int32
+    logp: Any  # [N, T+1] float32: log-probability of the action under the behaviour policy
+    state: Any  # [N, S] float32: recurrent state before slot 0
 
 
 class SegmentBuilder:
     def __init__(self, num_envs: int, rollout: int, obs_spec: dict, state_size: int):
-        self.num_envs, self.rollout = num_envs, rollout
+        self.rollout = rollout
         slots = (num_envs, rollout + 1)
-        self.buf = {
-            "obs": {k: np.zeros(slots + tuple(shape), dtype) for k, (shape, dtype) in obs_spec.items()},
-            "first": np.zeros(slots, bool),
-            "terminated": np.zeros(slots, bool),
-            "ended": np.zeros(slots, bool),
-            "rewards": np.zeros(slots, np.float32),
-            "actions": np.zeros(slots, np.int32),
-            "logp": np.zeros(slots, np.float32),
-        }
-        self.state = np.zeros((num_envs, state_size), np.float32)
+        # `state` keeps a slot axis here (the state before each slot): rollover is then the same for every field
+        self.buf = Batch(
+            obs={k: np.zeros(slots + tuple(shape), dtype) for k, (shape, dtype) in obs_spec.items()},
+            first=np.zeros(slots, bool),
+            terminated=np.zeros(slots, bool),
+            ended=np.zeros(slots, bool),
+            rewards=np.zeros(slots, np.float32),
+            actions=np.zeros(slots, np.int32),
+            logp=np.zeros(slots, np.float32),
+            state=np.zeros(slots + (state_size,), np.float32),
+        )
         self.t = np.zeros(num_envs, np.int64)
-        self._ready: list[dict] = []
-        self._ready_rows = 0
+        self._ready: list[Batch] = []
 
     def observe(self, env_ids, obs: dict, rewards, terminated, ended, first, state_before) -> None:
         """Store the pool's reply for ``env_ids``; ``state_before`` = their recurrent state before this obs."""
         t = self.t[env_ids]
-        for k, v in obs.items():
-            if k in self.buf["obs"]:
-                self.buf["obs"][k][env_ids, t] = v
-        for name, value in (("rewards", rewards), ("terminated", terminated), ("ended", ended), ("first", first)):
-            self.buf[name][env_ids, t] = value
+        arrived = Batch({k: obs[k] for k in self.buf.obs}, first, terminated, ended, rewards, None, None, state_before)
+        slots = self.buf.replace(actions=None, logp=None)  # those come with record()
+        jax.tree.map(lambda buf, x: buf.__setitem__((env_ids, t), x), slots, arrived)
         full = np.sort(env_ids[t == self.rollout])  # env order: batches do not depend on reply order
         if len(full):
-            self._emit(full)
-            self._rollover(full)
-        starting = self.t[env_ids] == 0
-        self.state[env_ids[starting]] = np.asarray(state_before)[starting]
+            self._ready.append(jax.tree.map(lambda x: x[full], self.buf.replace(state=self.buf.state[:, 0])))
+            for x in jax.tree.leaves(self.buf):
+                x[full, 0] = x[full, self.rollout]
+            self.t[full] = 0
 
     def record(self, env_ids, actions, logp) -> None:
         """Store the actions taken at the slot just observed and advance those envs."""
         t = self.t[env_ids]
-        self.buf["actions"][env_ids, t] = actions
-        self.buf["logp"][env_ids, t] = logp
+        self.buf.actions[env_ids, t] = actions
+        self.buf.logp[env_ids, t] = logp
         self.t[env_ids] = t + 1
 
-    def _emit(self, ids) -> None:
-        rows = {k: v[ids] for k, v in self.buf.items() if k != "obs"}
-        rows["obs"] = {k: v[ids] for k, v in self.buf["obs"].items()}
-        rows["state"] = self.state[ids]
-        self._ready.append(rows)
-        self._ready_rows += len(ids)
-
-    def _rollover(self, ids) -> None:
-        for k, v in self.buf.items():
-            for arr in v.values() if k == "obs" else (v,):
-                arr[ids, 0] = arr[ids, self.rollout]
-        self.t[ids] = 0
-
-    def ready_rows(self) -> int:
-        return self._ready_rows
-
-    def take(self, rows: int) -> dict | None:
+    def take(self, rows: int) -> Batch | None:
         """Exactly ``rows`` finished segments (oldest first), or None if fewer are ready."""
-        if self._ready_rows < rows:
+        if sum(len(c.first) for c in self._ready) < rows:
             return None
         merged = concat_rows(self._ready)
-        batch = slice_rows(merged, slice(0, rows))
-        rest = slice_rows(merged, slice(rows, None))
-        self._ready_rows -= rows
-        self._ready = [rest] if self._ready_rows else []
-        return batch
+        self._ready = [jax.tree.map(lambda x: x[rows:], merged)] if len(merged.first) > rows else []
+        return jax.tree.map(lambda x: x[:rows], merged)
 
 
-def concat_rows(chunks: list[dict]) -> dict:
-    if len(chunks) == 1:
-        return chunks[0]
-    out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0] if k != "obs"}
-    out["obs"] = {k: np.concatenate([c["obs"][k] for c in chunks]) for k in chunks[0]["obs"]}
-    return out
-
-
-def slice_rows(batch: dict, rows: slice) -> dict:
-    out = {k: v[rows] for k, v in batch.items() if k != "obs"}
-    out["obs"] = {k: v[rows] for k, v in batch["obs"].items()}
-    return out
+def concat_rows(chunks: list[Batch]) -> Batch:
+    return chunks[0] if len(chunks) == 1 else jax.tree.map(lambda *xs: np.concatenate(xs), *chunks)

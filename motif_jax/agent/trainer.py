@@ -25,7 +25,7 @@ from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.learner import Learner
 from motif_jax.agent.metrics import METRICS_FILE, MetricsLogger, drop_metrics_after
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
-from motif_jax.agent.rollout import concat_rows
+from motif_jax.agent.rollout import Batch, concat_rows
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.errors import MotifError, make_dir
 from motif_jax.files import write_atomic
@@ -270,11 +270,10 @@ class Trainer:
         for store in self.stores:
             store.publish(self.train_state["params"], self.progress.updates)
 
-    def collect(self, actors) -> tuple[dict, list[int]]:
+    def collect(self, actors) -> tuple[Batch, list[int]]:
         """One learner batch: every actor thread's segments, in global env order, and each one's param version."""
         parts = [actor.get() for actor in actors] if actors else [w.collect() for w in self.workers]
-        batch = parts[0][0] if len(parts) == 1 else concat_rows([b for b, _ in parts])
-        return batch, [version for _, version in parts]
+        return concat_rows([b for b, _ in parts]), [version for _, version in parts]
 
     def _loop(self, actors, stop: threading.Event) -> None:
         c, p = self.config, self.progress
