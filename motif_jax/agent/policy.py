@@ -69,10 +69,25 @@ class Policy:
         return np.asarray(actions), state
 
 
+def restore_agent(ckpt: Checkpointer, step: int, target: dict, params_only: bool = False) -> dict:
+    """An agent checkpoint's ``{"params", "state": {"opt_state", "rng"}, "meta"}`` onto ``target``'s shapes
+    (only ``params`` and ``meta`` if ``params_only``), also from checkpoints written before the parameters
+    were an item of their own: ``{"state": {"train": {params, opt_state}, "rng"}}``."""
+    if ckpt.has_item(step, "params"):
+        return ckpt.restore_items(step, {"params": target["params"]} if params_only else target)
+    state = target["state"]
+    old = {"train": {"params": target["params"], "opt_state": state["opt_state"]}, "rng": state["rng"]}
+    out = ckpt.restore_items(step, {"state": old})
+    train = out["state"]["train"]
+    return {
+        "params": train["params"],
+        "state": {"opt_state": train["opt_state"], "rng": out["state"]["rng"]},
+        "meta": out["meta"],
+    }
+
+
 def load_policy(run_or_ckpt_dir: str | Path) -> Policy:
-    """The newest readable checkpoint's policy (a damaged newer one is skipped with a warning). Only the
-    parameters are read; checkpoints written before they were an item of their own need the optimiser's
-    shapes too."""
+    """The newest readable checkpoint's policy (a damaged newer one is skipped with a warning)."""
     directory, step = resolve_checkpoint(run_or_ckpt_dir)
     checkpointer = Checkpointer(directory, async_save=False, read_only=True)
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -85,16 +100,12 @@ def load_policy(run_or_ckpt_dir: str | Path) -> Policy:
         spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in meta["obs_spec"].items()}
         model = nnx.eval_shape(lambda: make_policy(config.model, spec, int(meta["num_actions"]), config.seed))
         graphdef, params = nnx.split(model, nnx.Param)
-        params = abstract_like(params, device)
-        if checkpointer.has_item(step, "params"):
-            params = checkpointer.restore_items(step, {"params": params})["params"]
-        else:
-            opt_state = jax.eval_shape(make_optimizer(config.ppo, 1).init, params)
-            target = abstract_like(
-                {"train": {"params": params, "opt_state": opt_state}, "rng": jax.random.key_data(jax.random.key(0))},
-                device,
-            )
-            params = checkpointer.restore_items(step, {"state": target})["state"]["train"]["params"]
+        rest = {  # the shapes a checkpoint of the old layout needs
+            "opt_state": jax.eval_shape(make_optimizer(config.ppo, 1).init, params),
+            "rng": jax.random.key_data(jax.random.key(0)),
+        }
+        target = abstract_like({"params": params, "state": rest}, device)
+        params = restore_agent(checkpointer, step, target, params_only=True)["params"]
         return Policy(config, meta, params, graphdef, model.state_size)
 
     try:

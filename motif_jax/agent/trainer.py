@@ -25,10 +25,12 @@ from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.learner import Learner
 from motif_jax.agent.metrics import METRICS_FILE, MetricsLogger, drop_metrics_after
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
+from motif_jax.agent.policy import restore_agent
 from motif_jax.agent.rollout import Batch, concat_rows
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.errors import MotifError, make_dir
 from motif_jax.files import write_atomic
+from motif_jax.reward import load as load_reward
 
 
 @dataclass
@@ -42,11 +44,9 @@ def load_intrinsic(config: TrainConfig, mesh):
     rc = config.reward
     if rc.llm_coef == 0:
         return None, None
-    from motif_jax.reward import load
-
     if not rc.path or not Path(rc.path).exists():
         raise MotifError(f"reward.path {rc.path!r}: no reward-model checkpoint there (needed for llm_coef > 0)")
-    model = load(rc.path)
+    model = load_reward(rc.path)
 
     def intrinsic(params, messages, counts):
         return model.intrinsic(params, messages, counts, eps_quantile=rc.eps_quantile, beta=rc.beta)
@@ -213,20 +213,7 @@ class Trainer:
         def load(step):
             if "obs_spec" not in ckpt.restore_meta(step):
                 raise MotifError(f"{ckpt.directory / str(step)} is not an agent checkpoint")
-            if ckpt.has_item(step, "params"):
-                return ckpt.restore_items(step, target)
-            # Written before the parameters were an item of their own: {"train": {params, opt_state}, rng}.
-            old = {
-                "train": {"params": target["params"], "opt_state": target["state"]["opt_state"]},
-                "rng": target["state"]["rng"],
-            }
-            out = ckpt.restore_items(step, {"state": old})
-            train = out["state"]["train"]
-            return {
-                "params": train["params"],
-                "state": {"opt_state": train["opt_state"], "rng": out["state"]["rng"]},
-                "meta": out["meta"],
-            }
+            return restore_agent(ckpt, step, target)
 
         try:
             out, step = ckpt.restore_newest(load, set_aside=True)
