@@ -1,5 +1,7 @@
-"""Dependencies follow the pipeline: a stage's logic imports nothing of the stages after it, and reward
-inference imports no trainer code (checked on every import statement, function-level ones included)."""
+"""Dependencies follow the pipeline: every module belongs to a layer and imports nothing from a higher one,
+nor from a sibling stage of its own rank (checked on every import statement, function-level ones included).
+Reward inference (model, scoring, checkpoints, ``load``) is the leaf the agent imports; reward training is
+a stage beside the agent."""
 
 import ast
 from pathlib import Path
@@ -8,6 +10,42 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "motif_jax"
 
+# Lowest first; the stages within one rank are siblings that must not import each other.
+RANKS = [
+    ("utilities",),
+    ("envs",),
+    ("data",),
+    ("annotate",),
+    ("reward inference",),
+    ("agent", "reward training"),
+    ("evaluate",),
+    ("applications",),
+]
+# The longest matching module prefix names the layer.
+LAYERS = {
+    "motif_jax": "utilities",  # errors, files, config, progress, metrics, numerics, parallel, checkpoint, resources
+    "motif_jax.envs": "envs",
+    "motif_jax.data": "data",
+    "motif_jax.annotate": "annotate",
+    "motif_jax.reward": "reward inference",
+    **{
+        f"motif_jax.reward.{name}": "reward training"
+        for name in ("train", "pairs", "losses", "cli", "inspect", "benchmark")
+    },
+    "motif_jax.agent": "agent",
+    "motif_jax.evaluate": "evaluate",
+    **{
+        f"motif_jax.{name}": "applications"
+        for name in ("experiment", "quickstart", "pipeline", "cli", "benchmark", "data.collect_cli")
+    },
+}
+RANK = {layer: i for i, stages in enumerate(RANKS) for layer in stages}
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    return next(LAYERS[".".join(parts[:n])] for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in LAYERS)
+
 
 def imported_modules(path: Path) -> set[str]:
     names = set()
@@ -15,26 +53,27 @@ def imported_modules(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
+    return {name for name in names if name.startswith("motif_jax.")}
 
 
-FORBIDDEN = {
-    "data/dataset.py": ("motif_jax.agent", "motif_jax.annotate", "motif_jax.reward", "motif_jax.evaluate"),
-    "data/collect.py": ("motif_jax.agent", "motif_jax.annotate", "motif_jax.reward", "motif_jax.evaluate"),
-    "reward/checkpoints.py": ("motif_jax.reward.train",),
-    "reward/intrinsic.py": ("motif_jax.reward.train", "motif_jax.reward.checkpoints"),
-    "reward/state.py": ("motif_jax.reward.train",),
-    "reward/__init__.py": ("motif_jax.reward.train",),
-}
+MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
-@pytest.mark.parametrize("module", sorted(FORBIDDEN))
-def test_module_imports_nothing_downstream(module):
+def module_name(path: Path) -> str:
+    return ".".join(("motif_jax", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def test_every_layer_is_ranked():
+    assert set(LAYERS.values()) == set(RANK)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_imports_nothing_above_its_layer(path):
+    own = layer(module_name(path))
     wrong = sorted(
         name
-        for name in imported_modules(PACKAGE / module)
-        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[module])
+        for name in imported_modules(path)
+        if RANK[layer(name)] > RANK[own] or (RANK[layer(name)] == RANK[own] and layer(name) != own)
     )
-    assert not wrong, f"{module} imports {wrong}"
+    assert not wrong, f"{module_name(path)} ({own}) imports {wrong}"
