@@ -5,25 +5,25 @@ judge labels every pair, and SmolLM2's agreement with it is measured) → train-
 labels by default: SmolLM2 is too weak to teach anything) → train (tiny agent, the game's reward plus
 the intrinsic one) → evaluate (agent and a
 random baseline on the same seeded episodes) → plot, then OUT/summary.md. Every stage is the ordinary
-`motif` subcommand writing its own folder under OUT, so a user can stop anywhere and inspect. A
-stage that finished before (same arguments) is skipped, so an interrupted quick start resumes.
+`motif` subcommand, run by the stage engine (motif_jax.pipeline) with its log in OUT/logs, writing its
+own folder under OUT, so a user can stop anywhere and inspect. A stage that finished before (same
+settings) is skipped, so an interrupted quick start resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from motif_jax.config import add_keys_help, add_set_argument, merge, no_preset, stage_layers
 from motif_jax.errors import MotifError
 from motif_jax.metrics import METRICS_FILE, read_metrics
+from motif_jax.pipeline import Step, run_steps
 from motif_jax.resources import config_file
 
 
@@ -89,15 +89,6 @@ class QuickstartConfig:
 CHOICES = {"reward.annotator": ("judge", "llm"), "annotate.mode": ("generate", "logprob")}
 
 
-@dataclasses.dataclass
-class Stage:
-    name: str
-    module: str  # the subcommand's module: its absence means this version lacks the stage
-    output: Path  # what the next stage reads
-    argv: list[str]  # `motif` arguments
-    after: Callable[[], None] | None = None  # extra work inside the stage (e.g. the random baseline)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_keys_help(parser, QuickstartConfig, "quickstart")
     parser.add_argument("--config", default="configs/quickstart.yaml", help="quick start settings (YAML)")
@@ -115,14 +106,11 @@ def run(args: argparse.Namespace) -> int:
     if args.fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    stages = build_stages(config)
-    require_stages(stages)
-    durations: dict[str, float] = {}
+    steps = plan_steps(config)
     started = time.perf_counter()
-    for number, stage in enumerate(stages, start=1):
-        console.rule(f"[bold]{number}/{len(stages)} {stage.name}[/bold]  →  {stage.output}")
-        durations[stage.name] = run_stage(stage, out / ".stages", console)
-    summary = write_summary(config, stages, durations)
+    hint = "rerun with --fresh (or delete that step's output and the later ones')"
+    seconds = run_steps(steps, out, out / ".stages", console, echo=True, hint=hint)
+    summary = write_summary(config, steps, seconds)
     console.rule(f"[bold green]quick start done in {(time.perf_counter() - started) / 60:.1f} min[/bold green]")
     console.print(f"summary: {summary}")
     return 0
@@ -144,145 +132,84 @@ def show_config(file: str | None, preset: str | None, overrides: list[str]) -> Q
     return load_config(file or "configs/quickstart.yaml", overrides)
 
 
-def build_stages(c: QuickstartConfig) -> list[Stage]:
-    """The seven stages and their `motif` arguments; each reads the folder the previous one wrote."""
-    out = Path(c.out)
-    dataset, reward, agent = out / "dataset", out / "reward", out / "agent"
-    evaluation = out / "evaluation"
-    seed = str(c.seed)
-    e = c.evaluate
-    eval_common = [
-        "--task",
-        c.task,
-        "--episodes",
-        str(e.episodes),
-        "--seed",
-        seed,
-        "--num-envs",
-        str(e.num_envs),
-        "--max-episode-steps",
-        str(e.max_episode_steps),
-    ]
+def plan_steps(c: QuickstartConfig) -> list[Step]:
+    """The config's sections as steps; each reads the folder the previous one wrote."""
+    from motif_jax.agent.cli import train_argv
+    from motif_jax.annotate.cli import annotate_argv
+    from motif_jax.data.collect_cli import collect_argv
+    from motif_jax.evaluate.cli import evaluate_argv
+    from motif_jax.evaluate.plot import plot_argv
+    from motif_jax.reward.cli import train_reward_argv
 
-    def random_baseline() -> None:
-        _invoke(["evaluate", "--policy", "random", *eval_common, "--json", str(evaluation / "random.json")])
+    out = Path(c.out)
+    dataset, reward, agent, evaluation = out / "dataset", out / "reward", out / "agent", out / "evaluation"
+    a, e = c.annotate, c.evaluate
+    episodes = dict(task=c.task, episodes=e.episodes, seed=c.seed, num_envs=e.num_envs)
+    episodes["max_episode_steps"] = e.max_episode_steps
+    labels = dataset / "preference"
+
+    def step(name: str, output: Path, argv: list[str]) -> Step:
+        return Step(name, argv, out / "logs" / f"{name.replace(' ', '-')}.log", output)
 
     return [
-        Stage(
+        step(
             "collect",
-            "motif_jax.data.collect_cli",
             dataset,
-            [
-                "collect",
-                "--task",
-                c.task,
-                "--pairs",
-                str(c.collect.pairs),
-                "--seed",
-                seed,
-                "--num-envs",
-                str(c.collect.num_envs),
-                "--out",
-                str(dataset),
-            ],
+            collect_argv(dataset, task=c.task, pairs=c.collect.pairs, seed=c.seed, num_envs=c.collect.num_envs),
         ),
-        Stage(
+        step(
             "annotate",
-            "motif_jax.annotate.cli",
-            dataset / "preference" / f"{c.annotate.name}.npy",
-            [
-                "annotate",
-                str(dataset),
-                "--backend",
-                c.annotate.backend,
-                "--goal",
-                c.annotate.goal,
-                "--mode",
-                c.annotate.mode,
-                "--name",
-                c.annotate.name,
-                "--num-chunks",
-                str(c.annotate.num_chunks),
-                "--chunk",
-                "0",
-                *c.annotate.extra,
-            ],
+            labels / f"{a.name}.npy",
+            annotate_argv(
+                dataset, a.name, goal=a.goal, backend=a.backend, mode=a.mode, num_chunks=a.num_chunks, extra=a.extra
+            ),
         ),
-        Stage(
+        step(
             "judge",
-            "motif_jax.annotate.rules",
-            dataset / "preference" / f"{c.judge.name}.npy",
-            [
-                "annotate",
-                str(dataset),
-                "--backend",
-                "rules",
-                "--judge",
-                c.judge.judge,
-                "--goal",
-                c.judge.goal,
-                "--name",
-                c.judge.name,
-            ],
+            labels / f"{c.judge.name}.npy",
+            annotate_argv(dataset, c.judge.name, goal=c.judge.goal, judge=c.judge.judge),
         ),
-        Stage(
+        step(
             "train-reward",
-            "motif_jax.reward.cli",
             reward,
-            [
-                "train-reward",
-                str(dataset),
-                "--annotator",
-                reward_annotator(c),
-                "--preset",
-                c.reward.preset,
-                "--epochs",
-                str(c.reward.epochs),
-                "--seed",
-                seed,
-                "--out",
-                str(reward),
-            ],
+            train_reward_argv(
+                dataset,
+                reward,
+                annotator=reward_annotator(c),
+                preset=c.reward.preset,
+                epochs=c.reward.epochs,
+                seed=c.seed,
+            ),
         ),
-        Stage(
+        step(
             "train",
-            "motif_jax.agent.cli",
             agent,
-            [
-                "train",
-                "--config",
-                c.train.config,
-                "--preset",
-                c.train.preset,
-                "--steps",
-                str(c.train.steps),
-                "--seed",
-                seed,
-                "--reward",
-                str(reward),
-                "--out",
-                str(agent),
-                *c.train.extra,
-            ],
+            train_argv(
+                agent,
+                task=c.task,
+                steps=c.train.steps,
+                seed=c.seed,
+                config=c.train.config,
+                preset=c.train.preset,
+                reward=reward,
+                extra=c.train.extra,
+            ),
         ),
-        Stage(
+        step(
             "evaluate",
-            "motif_jax.evaluate.cli",
-            evaluation,
-            [
-                "evaluate",
-                str(agent / "checkpoints"),
-                *eval_common,
-                "--json",
-                str(evaluation / "agent.json"),
-                "--record",
-                str(evaluation / "replay"),
-                "--record-episodes",
-                str(e.record_episodes),
-            ],
-            after=random_baseline,
+            evaluation / "agent.json",
+            evaluate_argv(
+                agent / "checkpoints",
+                evaluation / "agent.json",
+                **episodes,
+                record=evaluation / "replay",
+                record_episodes=e.record_episodes,
+            ),
         ),
-        Stage("plot", "motif_jax.evaluate.plot", out / "plots", ["plot", str(agent), "--out", str(out / "plots")]),
+        step(
+            "evaluate random", evaluation / "random.json", evaluate_argv(None, evaluation / "random.json", **episodes)
+        ),
+        step("plot", out / "plots", plot_argv(agent, out / "plots")),
     ]
 
 
@@ -290,54 +217,10 @@ def reward_annotator(c: QuickstartConfig) -> str:
     return c.judge.name if c.reward.annotator == "judge" else c.annotate.name
 
 
-def require_stages(stages: list[Stage]) -> None:
-    """Fail before doing any work when this version lacks a stage's command."""
-    missing = [s for s in stages if importlib.util.find_spec(s.module) is None]
-    if missing:
-        names = ", ".join(f"`motif {s.name}` ({s.module})" for s in missing)
-        raise MotifError(f"this version lacks the stage(s) {names}; the quick start needs every stage")
-
-
-def run_stage(stage: Stage, markers: Path, console) -> float:
-    """Run one stage unless its marker says it already finished with the same arguments; returns seconds."""
-    marker = markers / f"{stage.name}.json"
-    if marker.is_file() and stage.output.exists():
-        saved = json.loads(marker.read_text())
-        if saved["argv"] == stage.argv:
-            console.print(f"already done ({saved['seconds']:.0f} s), skipping; delete {stage.output} to redo it")
-            return float(saved["seconds"])
-        raise MotifError(
-            f"stage {stage.name}: the settings changed since {stage.output} was made; "
-            f"rerun with --fresh (or delete {stage.output} and the later stages' folders)"
-        )
-    argv = list(stage.argv)
-    if stage.name == "train" and (stage.output / "checkpoints").is_dir():
-        argv.append("--resume")  # an interrupted training run continues from its last checkpoint
-        console.print("continuing the interrupted training run")
-    started = time.perf_counter()
-    _invoke(argv)
-    if stage.after is not None:
-        stage.after()
-    seconds = time.perf_counter() - started
-    markers.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"argv": stage.argv, "seconds": seconds}) + "\n")
-    return seconds
-
-
-def _invoke(argv: list[str]) -> None:
-    from motif_jax.cli import main
-
-    code = main(argv)
-    if code != 0:
-        raise MotifError(
-            f"`motif {' '.join(argv)}` failed (exit {code}); fix the error above and rerun the quick start"
-        )
-
-
 # ----------------------------------------------------------------------------- summary
 
 
-def write_summary(c: QuickstartConfig, stages: list[Stage], durations: dict[str, float]) -> Path:
+def write_summary(c: QuickstartConfig, steps: list[Step], seconds: dict[str, float]) -> Path:
     out = Path(c.out)
     teacher = (
         f"the rules judge `{c.judge.name}`"
@@ -354,7 +237,7 @@ def write_summary(c: QuickstartConfig, stages: list[Stage], durations: dict[str,
         "| stage | output | minutes |",
         "|---|---|---|",
     ]
-    lines += [f"| {s.name} | `{s.output}` | {durations.get(s.name, 0) / 60:.1f} |" for s in stages]
+    lines += [f"| {s.name} | `{s.output}` | {seconds.get(s.name, 0) / 60:.1f} |" for s in steps]
     lines += [
         "",
         *_dataset_lines(out / "dataset", c),

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from motif_jax import files, pipeline
 from motif_jax.errors import MotifError
 from motif_jax.experiment import results, run
 from motif_jax.experiment.spec import load_experiment
@@ -108,12 +109,17 @@ class FakeMotif:
     def __init__(self, die_at=None):
         self.calls, self.die_at = [], die_at
 
-    def __call__(self, argv, log, on_poll=None, poll_s=2.0):
+    def __call__(self, argv, log, on_poll=None, poll_s=2.0, echo=False):
         self.calls.append(argv)
         if self.die_at is not None and len(self.calls) == self.die_at:
             raise KeyboardInterrupt("killed")
         out = lambda flag: argv[argv.index(flag) + 1]  # noqa: E731
-        if argv[0] == "train":
+        if argv[0] in ("collect", "train-reward"):
+            run.Path(out("--out")).mkdir(parents=True)
+        elif argv[0] == "annotate":
+            (run.Path(argv[1]) / "preference").mkdir()
+            (run.Path(argv[1]) / "preference" / f"{out('--name')}.npy").touch()
+        elif argv[0] == "train":
             folder = run.Path(out("--out"))
             (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
             (folder / "metrics.jsonl").write_text(json.dumps({"env_steps": 100, "episode_return": 1.0}) + "\n")
@@ -130,7 +136,7 @@ def test_rerun_skips_finished_cells_and_resumes_the_killed_one(tmp_path, monkeyp
     exp = load_experiment(write_experiment(tmp_path))
     out = tmp_path / "out"
     fake = FakeMotif(die_at=6)  # 3 shared steps, random_s0, random_s1, then dies in intrinsic_s0's training
-    monkeypatch.setattr(run, "run_motif", fake)
+    monkeypatch.setattr(pipeline, "run_motif", fake)
     with pytest.raises(KeyboardInterrupt):
         run.run_experiment(exp, out, progress=False)
     assert (out / "cells" / "random_s1" / "result.json").is_file()
@@ -139,11 +145,14 @@ def test_rerun_skips_finished_cells_and_resumes_the_killed_one(tmp_path, monkeyp
     assert not (out / "cells" / "intrinsic_s0" / "result.json").exists()
     (out / "cells" / "intrinsic_s0" / "checkpoints").mkdir(parents=True)  # the killed run had saved one
     fake = FakeMotif()
-    monkeypatch.setattr(run, "run_motif", fake)
+    monkeypatch.setattr(pipeline, "run_motif", fake)
     summary = run.run_experiment(exp, out, progress=False)
     commands = [c[0] for c in fake.calls]
     assert commands == ["train", "evaluate", "train", "evaluate"]  # shared steps and random cells skipped
     assert fake.calls[0][-1] == "--resume"
+    shared = run.shared_steps(exp, out)[2]  # the same done-marker as the quick start's steps
+    marker = json.loads((out / "shared" / "done" / "reward-judge.json").read_text())
+    assert marker["fingerprint"] == pipeline.fingerprint(shared.argv, out) and marker["argv"] == shared.argv
     rows = summary["conditions"]
     assert rows["random"]["n_episodes"] == 6 and rows["intrinsic"]["score_mean"] == pytest.approx(11.5)
     saved = json.loads((out / "results.json").read_text())
@@ -151,14 +160,14 @@ def test_rerun_skips_finished_cells_and_resumes_the_killed_one(tmp_path, monkeyp
         assert key in saved["conditions"]["intrinsic"]
     assert "intrinsic only" in (out / "table.md").read_text()
     fake = FakeMotif()
-    monkeypatch.setattr(run, "run_motif", fake)
+    monkeypatch.setattr(pipeline, "run_motif", fake)
     run.run_experiment(exp, out, progress=False)
     assert fake.calls == []
 
 
 def test_changed_settings_of_a_finished_cell_are_refused(tmp_path, monkeypatch):
     path = write_experiment(tmp_path)
-    monkeypatch.setattr(run, "run_motif", FakeMotif())
+    monkeypatch.setattr(pipeline, "run_motif", FakeMotif())
     run.run_experiment(load_experiment(path), tmp_path / "out", progress=False)
     changed = load_experiment(path, ["train.steps=200"])
     with pytest.raises(MotifError, match="reward judge|cell intrinsic_s0"):
@@ -167,7 +176,7 @@ def test_changed_settings_of_a_finished_cell_are_refused(tmp_path, monkeypatch):
 
 def test_write_json_atomic_leaves_no_partial_file(tmp_path):
     target = tmp_path / "a" / "r.json"
-    run.write_json_atomic(target, {"x": 1})
+    files.write_json_atomic(target, {"x": 1})
     assert json.loads(target.read_text()) == {"x": 1} and not list(target.parent.glob("*.tmp"))
 
 
@@ -220,7 +229,7 @@ def test_cells_and_shared_steps_are_known_by_contents_not_by_where_they_live(tmp
             tmp_path / place / "exp.yaml", ["rewards.judge.judge=" + str(tmp_path / place / "judge.yaml")]
         )
         cells = [run.digest(c.settings()) for c in run.plan_cells(exp, tmp_path / out)]
-        return cells, [run.fingerprint(s.argv, tmp_path / out) for s in run.shared_steps(exp, tmp_path / out)]
+        return cells, [pipeline.fingerprint(s.argv, tmp_path / out) for s in run.shared_steps(exp, tmp_path / out)]
 
     assert fingerprints("a", "out1") == fingerprints("b", "out2")
     cells, shared = fingerprints("a", "out1")

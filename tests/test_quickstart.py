@@ -6,17 +6,28 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from motif_jax import pipeline, quickstart
 from motif_jax.cli import main
 from motif_jax.errors import MotifError
-from motif_jax.quickstart import Stage, build_stages, load_config, require_stages, run_stage
+from motif_jax.pipeline import Step, fingerprint, run_steps
+from motif_jax.quickstart import load_config, plan_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_config_wires_each_stage_to_the_previous_output(tmp_path):
     config = load_config(str(ROOT / "configs" / "quickstart.yaml"), [f"out={tmp_path}", "train.steps=123"])
-    stages = {s.name: s for s in build_stages(config)}
-    assert list(stages) == ["collect", "annotate", "judge", "train-reward", "train", "evaluate", "plot"]
+    stages = {s.name: s for s in plan_steps(config)}
+    assert list(stages) == [
+        "collect",
+        "annotate",
+        "judge",
+        "train-reward",
+        "train",
+        "evaluate",
+        "evaluate random",
+        "plot",
+    ]
     dataset = str(tmp_path / "dataset")
     assert stages["collect"].argv[-1] == dataset and stages["annotate"].argv[1] == dataset
     reward_argv = stages["train-reward"].argv
@@ -27,13 +38,13 @@ def test_shipped_config_wires_each_stage_to_the_previous_output(tmp_path):
     assert "--num-chunks" not in judge_argv  # the judge labels every pair
     assert judge_argv[:4] == ["annotate", dataset, "--backend", "rules"]
     llm = load_config(str(ROOT / "configs" / "quickstart.yaml"), ["reward.annotator=llm"])
-    llm_argv = {s.name: s for s in build_stages(llm)}["train-reward"].argv
+    llm_argv = {s.name: s for s in plan_steps(llm)}["train-reward"].argv
     assert llm_argv[llm_argv.index("--annotator") + 1] == config.annotate.name
     train_argv = stages["train"].argv
     assert train_argv[train_argv.index("--reward") + 1] == str(tmp_path / "reward")
     assert train_argv[train_argv.index("--steps") + 1] == "123"
     assert stages["evaluate"].argv[1] == str(tmp_path / "agent" / "checkpoints")
-    require_stages(list(stages.values()))  # every stage exists in this version
+    assert stages["evaluate random"].argv[1:3] == ["--policy", "random"]
 
 
 def test_train_config_is_found_next_to_the_quickstart_config(tmp_path):
@@ -50,40 +61,74 @@ def test_unknown_config_key_is_named(tmp_path):
         load_config(str(bad), [])
 
 
-def test_missing_stage_is_named_before_any_work():
-    with pytest.raises(MotifError, match="`motif annotate` \\(motif_jax.no_such_stage\\)"):
-        require_stages([Stage("annotate", "motif_jax.no_such_stage", Path("x"), [])])
-
-
-def _plot_stage(tmp_path, smooth="1"):
+def _plot_step(tmp_path, smooth="1"):
     run = tmp_path / "run"
     run.mkdir(exist_ok=True)
     (run / "metrics.jsonl").write_text(json.dumps({"env_steps": 1, "episode_return": 1.0}) + "\n")
-    return Stage(
-        "plot",
-        "motif_jax.evaluate.plot",
-        tmp_path / "plots",
-        ["plot", str(run), "--out", str(tmp_path / "plots"), "--smooth", smooth],
-    )
+    argv = ["plot", str(run), "--out", str(tmp_path / "plots"), "--smooth", smooth]
+    return Step("plot", argv, tmp_path / "plot.log", tmp_path / "plots")
 
 
 def test_finished_stage_is_skipped_and_changed_settings_are_refused(tmp_path):
     console = Console(file=open(tmp_path / "log.txt", "w"))
-    stage = _plot_stage(tmp_path)
-    run_stage(stage, tmp_path / ".stages", console)
+    step = _plot_step(tmp_path)
+    run_steps([step], tmp_path, tmp_path / ".stages", console, hint="")
     png = tmp_path / "plots" / "learning_curves.png"
     first = png.stat().st_mtime_ns
-    run_stage(stage, tmp_path / ".stages", console)
+    run_steps([step], tmp_path, tmp_path / ".stages", console, hint="")
     assert png.stat().st_mtime_ns == first  # not redone
     with pytest.raises(MotifError, match="settings changed"):
-        run_stage(_plot_stage(tmp_path, smooth="3"), tmp_path / ".stages", console)
+        run_steps([_plot_step(tmp_path, smooth="3")], tmp_path, tmp_path / ".stages", console, hint="")
 
 
 def test_failing_stage_stops_with_the_command_named(tmp_path):
-    stage = Stage("plot", "motif_jax.evaluate.plot", tmp_path / "plots", ["plot", str(tmp_path / "missing")])
+    step = Step("plot", ["plot", str(tmp_path / "missing")], tmp_path / "plot.log", tmp_path / "plots")
     with pytest.raises(MotifError, match="`motif plot .*missing` failed"):
-        run_stage(stage, tmp_path / ".stages", Console(file=open(tmp_path / "log.txt", "w")))
+        run_steps([step], tmp_path, tmp_path / ".stages", Console(file=open(tmp_path / "log.txt", "w")), hint="")
     assert not (tmp_path / ".stages" / "plot.json").exists()
+
+
+class FakeMotif:
+    """Stands in for the `motif` subprocesses: makes each step's output; can 'die' in one command."""
+
+    def __init__(self, die_in=None):
+        self.calls, self.die_in = [], die_in
+
+    def __call__(self, argv, log, on_poll=None, poll_s=2.0, echo=False):
+        self.calls.append(argv)
+        value = lambda flag: Path(argv[argv.index(flag) + 1])  # noqa: E731
+        target = value("--json") if "--json" in argv else value("--out") if "--out" in argv else None
+        if argv[0] == "annotate":
+            target = Path(argv[1]) / "preference" / f"{value('--name')}.npy"
+        if argv[0] == "train":
+            (target / "checkpoints").mkdir(parents=True, exist_ok=True)
+        if argv[0] == self.die_in:
+            raise KeyboardInterrupt("killed")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch() if target.suffix else target.mkdir(exist_ok=True)
+
+
+def test_quickstart_rerun_skips_finished_steps_and_resumes_a_killed_one(tmp_path, monkeypatch):
+    out = tmp_path / "qs"
+    args = ["quickstart", "--config", str(ROOT / "configs" / "quickstart.yaml"), "--out", str(out)]
+    monkeypatch.setattr(quickstart, "write_summary", lambda c, steps, seconds: out / "summary.md")
+    monkeypatch.setattr(pipeline, "run_motif", FakeMotif(die_in="train"))
+    assert main(args) == 130  # interrupted
+    (out / "reward" / "stale").touch()  # an interrupted reward fit would leave a partial folder
+    (out / ".stages" / "train-reward.json").unlink()
+    fake = FakeMotif()
+    monkeypatch.setattr(pipeline, "run_motif", fake)
+    assert main(args) == 0
+    assert [c[0] for c in fake.calls] == ["train-reward", "train", "evaluate", "evaluate", "plot"]
+    assert not (out / "reward" / "stale").exists()  # redone from scratch
+    assert fake.calls[1][-1] == "--resume"  # training continues from its checkpoints
+    steps = plan_steps(load_config(str(ROOT / "configs" / "quickstart.yaml"), [f"out={out}"]))
+    marker = json.loads((out / ".stages" / "train.json").read_text())
+    assert marker["fingerprint"] == fingerprint(steps[4].argv, out) and marker["argv"] == steps[4].argv
+    fake = FakeMotif()
+    monkeypatch.setattr(pipeline, "run_motif", fake)
+    assert main(args) == 0
+    assert fake.calls == []  # every step skipped
 
 
 @pytest.mark.slow

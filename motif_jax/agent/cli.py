@@ -88,3 +88,25 @@ def run(args: argparse.Namespace) -> int:
     progress = Trainer(config, out, resume=args.resume).train()
     print(f"motif train: {progress.env_steps} env steps, {progress.updates} updates; run in {out}")
     return 0
+
+
+def train_argv(
+    out,
+    *,
+    task: str,
+    steps: int,
+    seed: int,
+    config=None,
+    preset: str | None = None,
+    reward=None,
+    extrinsic_coef=None,
+    llm_coef=None,
+    sets=(),
+    extra=(),
+) -> list[str]:
+    """The `motif train` command line of a pipeline step (None: the config's value)."""
+    argv = ["train"] + (["--config", str(config)] if config else []) + (["--preset", preset] if preset else [])
+    argv += ["--env", task, "--steps", str(steps), "--seed", str(seed), "--out", str(out)]
+    for flag, value in (("--reward", reward), ("--extrinsic-coef", extrinsic_coef), ("--llm-coef", llm_coef)):
+        argv += [flag, str(value)] if value is not None else []
+    return argv + [a for item in sets for a in ("--set", str(item))] + list(extra)

@@ -287,3 +287,22 @@ def _run_llm(c: AnnotateConfig, ds, options):
         return annotate(ds, asker, name, settings, options)
     finally:
         backend.close()
+
+
+def annotate_argv(
+    dataset,
+    name: str,
+    *,
+    goal: str,
+    backend: str = "rules",
+    judge: str | None = None,
+    mode: str | None = None,
+    num_chunks: int = 1,
+    extra=(),
+    progress: bool = True,
+) -> list[str]:
+    """The `motif annotate` command line of a pipeline step; with ``num_chunks`` > 1 it labels the first chunk."""
+    argv = ["annotate", str(dataset), "--backend", backend] + (["--judge", judge] if judge else [])
+    argv += ["--goal", goal] + (["--mode", mode] if mode else []) + ["--name", name]
+    argv += ["--num-chunks", str(num_chunks), "--chunk", "0"] if num_chunks > 1 else []
+    return argv + list(extra) + ([] if progress else ["--no-progress"])

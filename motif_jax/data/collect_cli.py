@@ -109,4 +109,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_arguments", "run", "settings_from_args"]
+def collect_argv(out, *, task: str, pairs: int, seed: int, num_envs: int, policy: str = "random", progress=True):
+    """The `motif collect` command line of a pipeline step."""
+    argv = ["collect", "--task", task, "--pairs", str(pairs), "--seed", str(seed), "--num-envs", str(num_envs)]
+    argv += ["--out", str(out)] + ([] if progress else ["--no-progress"])
+    return argv + (["--policy", policy] if policy != "random" else [])
+
+
+__all__ = ["add_arguments", "collect_argv", "run", "settings_from_args"]

@@ -142,3 +142,22 @@ def report_table(report: dict):
 
 def _fmt(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{x:.2f}"
+
+
+def evaluate_argv(
+    checkpoints,
+    json_path,
+    *,
+    task: str,
+    episodes: int,
+    seed: int,
+    num_envs: int,
+    max_episode_steps: int,
+    record=None,
+    record_episodes: int = 1,
+) -> list[str]:
+    """The `motif evaluate` command line of a pipeline step; no ``checkpoints``: the random policy."""
+    argv = ["evaluate", str(checkpoints)] if checkpoints else ["evaluate", "--policy", "random"]
+    argv += ["--task", task, "--episodes", str(episodes), "--seed", str(seed), "--num-envs", str(num_envs)]
+    argv += ["--max-episode-steps", str(max_episode_steps), "--json", str(json_path)]
+    return argv + (["--record", str(record), "--record-episodes", str(record_episodes)] if record else [])

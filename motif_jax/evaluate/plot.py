@@ -217,3 +217,8 @@ def _group_name(names: list[str]) -> str:
         return names[0]
     prefix = os.path.commonprefix(names)
     return f"{prefix or names[0]}* ({len(names)} seeds)"
+
+
+def plot_argv(run, out) -> list[str]:
+    """The `motif plot` command line of a pipeline step."""
+    return ["plot", str(run), "--out", str(out)]

@@ -9,8 +9,8 @@ Layout of ``--out DIR``::
                                     train.log, evaluate.log and result.json
     DIR/results.json, DIR/table.md, DIR/plots/
 
-Every stage runs as a `motif` subprocess (its output goes to a log next to its results; a child
-is told to stop when this process dies). A cell counts as done only once its ``result.json`` is in
+Every stage runs as a `motif` subprocess through the stage engine (motif_jax.pipeline; its output
+goes to a log next to its results). A cell counts as done only once its ``result.json`` is in
 place, written atomically after its evaluation; so a run killed at any moment redoes at most the
 cell in flight, and that one continues from its last training checkpoint.
 """
@@ -19,34 +19,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from motif_jax.annotate.rules import resolve_judge_path
-from motif_jax.config import file_layers, load_yaml
 from motif_jax.errors import MotifError
 from motif_jax.evaluate.stats import json_safe
 from motif_jax.experiment import results as results_mod
 from motif_jax.experiment.spec import Experiment, digest, train_config_path
-from motif_jax.metrics import METRICS_FILE, last_value
+from motif_jax.files import write_json_atomic
+from motif_jax.metrics import METRICS_FILE
+from motif_jax.pipeline import Step, fingerprint, run_step, run_steps
 
 EVAL_UNITS_PER_EPISODE = 1000  # progress units of one evaluation episode (training: one per env step)
-
-
-@dataclasses.dataclass
-class Step:
-    """One `motif` invocation with the files that say it is done."""
-
-    name: str
-    argv: list[str]
-    log: Path
-    units: int = 0  # share of the progress bar
-    metrics: Path | None = None  # metrics.jsonl to follow for progress (training)
 
 
 @dataclasses.dataclass
@@ -57,7 +42,6 @@ class Cell:
     steps: list[Step]
     eval_json: Path
     out: Path  # the experiment's output folder
-    resumable: Path | None = None  # checkpoints folder: present -> train with --resume
 
     @property
     def name(self) -> str:
@@ -71,48 +55,16 @@ class Cell:
     def units(self) -> int:
         return sum(s.units for s in self.steps)
 
+    @property
+    def trained(self) -> bool:
+        return self.steps[0].argv[0] == "train"
+
     def settings(self) -> dict:
         return {
             "condition": self.condition,
             "seed": self.seed,
             "argv": [fingerprint(s.argv, self.out) for s in self.steps],
         }
-
-
-def fingerprint(argv: list[str], out: Path) -> list:
-    """A `motif` invocation as what decides its result, wherever the checkout and the output live:
-    paths under ``out`` are relative to it, and config and judge files count by their contents (a
-    config with its `extends:` chain). Editing cpu.yaml or a judge redoes what depends on it; moving
-    the checkout or the output folder redoes nothing."""
-    prefix = str(out) + os.sep
-    parts: list = []
-    for flag, arg in zip([None, *argv], argv):
-        if flag == "--config":
-            parts.append([data for _, data in file_layers(arg)])
-        elif flag == "--judge":
-            parts.append(load_yaml(resolve_judge_path(arg)))
-        elif arg.startswith(prefix):
-            parts.append("OUT/" + arg[len(prefix) :])
-        else:
-            parts.append(arg)
-    return parts
-
-
-def write_json_atomic(path: Path, value) -> None:
-    """Write to a temporary file, fsync, then rename: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(value, indent=2, default=_json_default) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _json_default(value):
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 # ----------------------------------------------------------------------------- planning
@@ -133,76 +85,39 @@ def annotator_name(exp: Experiment, reward: str) -> str:
 
 def shared_steps(exp: Experiment, out: Path) -> list[Step]:
     """Collect every dataset, then label and train every reward model (in declaration order)."""
+    from motif_jax.annotate.cli import annotate_argv
+    from motif_jax.data.collect_cli import collect_argv
+    from motif_jax.reward.cli import train_reward_argv
+
     steps = []
+    logs = out / "shared" / "logs"
     used = {r.dataset for r in exp.rewards.values()}
     needed_rewards = {c.reward for c in exp.conditions.values() if c.reward and c.policy == "agent"}
     for name, d in exp.datasets.items():
-        if name not in used:
-            continue
-        folder = out / "shared" / "datasets" / name
-        argv = [
-            "collect",
-            "--task",
-            d.task,
-            "--pairs",
-            str(d.pairs),
-            "--seed",
-            str(d.seed),
-            "--num-envs",
-            str(d.num_envs),
-            "--out",
-            str(folder),
-            "--no-progress",
-        ]
-        if d.policy != "random":
-            argv += ["--policy", d.policy]
-        steps.append(Step(f"dataset {name}", argv, out / "shared" / "logs" / f"dataset-{name}.log"))
+        if name in used:
+            folder = dataset_dir(out, name)
+            argv = collect_argv(
+                folder, task=d.task, pairs=d.pairs, seed=d.seed, num_envs=d.num_envs, policy=d.policy, progress=False
+            )
+            steps.append(Step(f"dataset {name}", argv, logs / f"dataset-{name}.log", folder))
     for name, r in exp.rewards.items():
         if name not in needed_rewards:
             continue
-        dataset = out / "shared" / "datasets" / r.dataset
-        annotator = annotator_name(exp, name)
-        steps.append(
-            Step(
-                f"annotate {name}",
-                [
-                    "annotate",
-                    str(dataset),
-                    "--backend",
-                    "rules",
-                    "--judge",
-                    judge_argument(exp, r.judge),
-                    "--goal",
-                    r.goal,
-                    "--name",
-                    annotator,
-                    "--no-progress",
-                ],
-                out / "shared" / "logs" / f"annotate-{name}.log",
-            )
+        dataset, annotator = dataset_dir(out, r.dataset), annotator_name(exp, name)
+        judge = judge_argument(exp, r.judge)
+        argv = annotate_argv(dataset, annotator, goal=r.goal, judge=judge, progress=False)
+        labels = dataset / "preference" / f"{annotator}.npy"
+        steps.append(Step(f"annotate {name}", argv, logs / f"annotate-{name}.log", labels))
+        folder = reward_dir(out, name)
+        argv = train_reward_argv(
+            dataset, folder, annotator=annotator, preset=r.preset, epochs=r.epochs, seed=r.seed, progress=False
         )
-        steps.append(
-            Step(
-                f"reward {name}",
-                [
-                    "train-reward",
-                    str(dataset),
-                    "--annotator",
-                    annotator,
-                    "--preset",
-                    r.preset,
-                    "--epochs",
-                    str(r.epochs),
-                    "--seed",
-                    str(r.seed),
-                    "--out",
-                    str(reward_dir(out, name)),
-                    "--no-progress",
-                ],
-                out / "shared" / "logs" / f"reward-{name}.log",
-            )
-        )
+        steps.append(Step(f"reward {name}", argv, logs / f"reward-{name}.log", folder))
     return steps
+
+
+def dataset_dir(out: Path, name: str) -> Path:
+    return out / "shared" / "datasets" / name
 
 
 def reward_dir(out: Path, name: str) -> Path:
@@ -211,6 +126,9 @@ def reward_dir(out: Path, name: str) -> Path:
 
 def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
     """Conditions × seeds, condition-major (all seeds of a condition, then the next) or seed-major."""
+    from motif_jax.agent.cli import train_argv
+    from motif_jax.evaluate.cli import evaluate_argv
+
     e = exp.evaluate
     cells = []
     for condition, c in exp.conditions.items():
@@ -218,123 +136,41 @@ def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
         for seed in exp.seeds:
             folder = out / "cells" / f"{condition}_s{seed}"
             eval_json = folder / "evaluation.partial.json"
-            evaluate = [
-                "evaluate",
-                "--task",
-                task,
-                "--episodes",
-                str(e.episodes),
-                "--seed",
-                str(e.seed + seed),
-                "--num-envs",
-                str(e.num_envs),
-                "--max-episode-steps",
-                str(e.max_episode_steps),
-                "--json",
-                str(eval_json),
-            ]
             steps = []
-            resumable = None
-            if c.policy == "random":
-                evaluate[1:1] = ["--policy", "random"]
-            else:
+            if c.policy == "agent":
                 train_steps = c.steps or exp.train.steps
-                argv = ["train", "--env", task, "--steps", str(train_steps), "--seed", str(seed), "--out", str(folder)]
-                if exp.train.config:
-                    argv[1:1] = ["--config", str(train_config_path(exp))]
-                if c.reward is not None:
-                    argv += ["--reward", str(reward_dir(out, c.reward))]
-                if c.extrinsic_coef is not None:
-                    argv += ["--extrinsic-coef", str(c.extrinsic_coef)]
-                if c.llm_coef is not None:
-                    argv += ["--llm-coef", str(c.llm_coef)]
-                for item in [*exp.train.set, *c.set]:
-                    argv += ["--set", str(item)]
+                argv = train_argv(
+                    folder,
+                    task=task,
+                    steps=train_steps,
+                    seed=seed,
+                    config=train_config_path(exp) if exp.train.config else None,
+                    reward=reward_dir(out, c.reward) if c.reward is not None else None,
+                    extrinsic_coef=c.extrinsic_coef,
+                    llm_coef=c.llm_coef,
+                    sets=[*exp.train.set, *c.set],
+                )
                 steps.append(
                     Step("train", argv, folder / "train.log", units=train_steps, metrics=folder / METRICS_FILE)
                 )
-                evaluate.insert(1, str(folder / "checkpoints"))
-                resumable = folder / "checkpoints"
-            steps.append(Step("evaluate", evaluate, folder / "evaluate.log", units=e.episodes * EVAL_UNITS_PER_EPISODE))
-            cells.append(Cell(condition, seed, folder, steps, eval_json, out, resumable))
+            checkpoints = folder / "checkpoints" if c.policy == "agent" else None
+            argv = evaluate_argv(
+                checkpoints,
+                eval_json,
+                task=task,
+                episodes=e.episodes,
+                seed=e.seed + seed,
+                num_envs=e.num_envs,
+                max_episode_steps=e.max_episode_steps,
+            )
+            steps.append(Step("evaluate", argv, folder / "evaluate.log", units=e.episodes * EVAL_UNITS_PER_EPISODE))
+            cells.append(Cell(condition, seed, folder, steps, eval_json, out))
     if exp.order == "seed":  # a grid stopped early then has every condition at the first seeds
         cells.sort(key=lambda c: exp.seeds.index(c.seed))
     return cells
 
 
-# ----------------------------------------------------------------------------- running a step
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the experiment process dies (even by SIGKILL), on Linux."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def run_motif(argv: list[str], log: Path, on_poll=None, poll_s: float = 2.0) -> None:
-    """Run ``motif ARGV`` as a subprocess with its output in ``log``; raise on failure."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(log, "a") as f:
-        f.write(f"$ motif {' '.join(argv)}\n")
-        f.flush()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "motif_jax.cli", *argv],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            preexec_fn=_die_with_parent,
-        )
-        try:
-            while True:
-                try:
-                    code = child.wait(timeout=poll_s)
-                    break
-                except subprocess.TimeoutExpired:
-                    if on_poll is not None:
-                        on_poll()
-        except BaseException:
-            child.terminate()
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-            raise
-    if code != 0:
-        raise MotifError(f"`motif {' '.join(argv)}` failed (exit {code}); see {log}")
-
-
 # ----------------------------------------------------------------------------- the grid
-
-
-def run_shared(steps: list[Step], out: Path, say) -> None:
-    done_dir = out / "shared" / "done"
-    for step in steps:
-        marker = done_dir / f"{step.name.replace(' ', '-')}.json"
-        if marker.is_file():
-            saved = json.loads(marker.read_text())
-            if saved.get("fingerprint") == fingerprint(step.argv, out):
-                continue
-            raise MotifError(
-                f"shared step {step.name!r} changed since {out} was made; use a new --out "
-                f"or delete {marker} and what it made"
-            )
-        if step.argv[0] == "train-reward":
-            target = Path(step.argv[step.argv.index("--out") + 1])
-            if target.exists():
-                shutil.rmtree(target)  # an interrupted fit: a few seconds to redo from scratch
-        say(f"{step.name}: motif {step.argv[0]} (log {step.log})")
-        started = time.perf_counter()
-        run_motif(step.argv, step.log)
-        write_json_atomic(
-            marker,
-            {"argv": step.argv, "fingerprint": fingerprint(step.argv, out), "seconds": time.perf_counter() - started},
-        )
 
 
 def cell_is_done(cell: Cell) -> bool:
@@ -354,23 +190,8 @@ def cell_is_done(cell: Cell) -> bool:
 
 def run_cell(cell: Cell, advance) -> dict:
     """Train (resuming a killed run) and evaluate one cell; returns its result, written atomically."""
-    started = time.perf_counter()
     cell.folder.mkdir(parents=True, exist_ok=True)
-    for step in cell.steps:
-        argv = list(step.argv)
-        if step.name == "train" and cell.resumable is not None and cell.resumable.is_dir():
-            argv.append("--resume")
-        counted = 0
-
-        def poll(step=step):
-            nonlocal counted
-            if step.metrics is not None:
-                now = min(int(last_value(step.metrics, "env_steps", 0)), step.units)
-                advance(now - counted)
-                counted = now
-
-        run_motif(argv, step.log, on_poll=poll)
-        advance(step.units - counted)
+    seconds = sum(run_step(step, advance) for step in cell.steps)
     report = json.loads(cell.eval_json.read_text())
     result = {
         "cell": cell.name,
@@ -378,7 +199,7 @@ def run_cell(cell: Cell, advance) -> dict:
         "seed": cell.seed,
         "digest": digest(cell.settings()),
         "settings": cell.settings(),
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "report": report,
     }
     write_json_atomic(cell.result, result)
@@ -402,7 +223,8 @@ def run_experiment(exp: Experiment, out: Path, progress: bool = True) -> dict:
         f"experiment {exp.name}: {len(cells)} cells ({len(exp.conditions)} conditions × "
         f"{len(exp.seeds)} seeds), {len(cells) - len(todo)} done before, {len(todo)} to run"
     )
-    run_shared(shared_steps(exp, out), out, console.print)
+    hint = "use a new --out, or delete its marker in shared/done and what it made"
+    run_steps(shared_steps(exp, out), out, out / "shared" / "done", console, hint=hint)
     started = time.perf_counter()
     with ProgressBar(exp.name, max(total, 1), "steps", enabled=progress, transient=True, console=console) as bar:
         bar.update(info=f"0/{len(todo)} cells")
@@ -450,7 +272,7 @@ def write_outputs(exp: Experiment, out: Path, cells: list[Cell], console=None) -
         f"episodes.\n\n"
     )
     (out / "table.md").write_text(header + results_mod.markdown_table(rows, labels))
-    trained = [c.folder for c in cells if c.resumable is not None and c.result.is_file()]  # finished cells only
+    trained = [c.folder for c in cells if c.trained and c.result.is_file()]  # finished cells only
     if trained:
         from motif_jax.evaluate.plot import plot_runs
 

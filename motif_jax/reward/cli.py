@@ -82,3 +82,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{args.out} already trained for {config.epochs} epochs; nothing to do")
     return 0
+
+
+def train_reward_argv(dataset, out, *, annotator: str, preset: str, epochs: int, seed: int, progress=True):
+    """The `motif train-reward` command line of a pipeline step."""
+    argv = ["train-reward", str(dataset), "--annotator", annotator, "--preset", preset, "--epochs", str(epochs)]
+    return argv + ["--seed", str(seed), "--out", str(out)] + ([] if progress else ["--no-progress"])
