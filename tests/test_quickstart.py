@@ -81,11 +81,14 @@ def test_finished_stage_is_skipped_and_changed_settings_are_refused(tmp_path):
         run_steps([_plot_step(tmp_path, smooth="3")], tmp_path, tmp_path / ".stages", console, hint="")
 
 
-def test_failing_stage_stops_with_the_command_named(tmp_path):
+def test_failing_stage_stops_with_the_command_named(tmp_path, capfd):
     step = Step("plot", ["plot", str(tmp_path / "missing")], tmp_path / "plot.log", tmp_path / "plots")
     with pytest.raises(MotifError, match="`motif plot .*missing` failed"):
-        run_steps([step], tmp_path, tmp_path / ".stages", Console(file=open(tmp_path / "log.txt", "w")), hint="")
+        console = Console(file=open(tmp_path / "log.txt", "w"))
+        run_steps([step], tmp_path, tmp_path / ".stages", console, echo=True, hint="")
     assert not (tmp_path / ".stages" / "plot.json").exists()
+    error = "metrics.jsonl not found"
+    assert error in capfd.readouterr().err and error in step.log.read_text()  # on the terminal and in the log
 
 
 class FakeMotif:
