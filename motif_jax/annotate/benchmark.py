@@ -13,6 +13,7 @@ from a fixed list of NetHack messages. Deduplication is measured over the whole 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import tempfile
@@ -20,11 +21,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 from motif_jax.annotate.asking import MODES, Asker
+from motif_jax.annotate.backends import Sampling, make_backend, short_model_name
 from motif_jax.annotate.cache import AnswerCache
+from motif_jax.annotate.export import export_model, resolve_gguf
 from motif_jax.annotate.pairs import canonical_order, normalise
+from motif_jax.annotate.prompts import load_template
 from motif_jax.annotate.runner import BlockAnnotator, RunStats, pair_captions
+from motif_jax.annotate.serve import SERVED_NAME, vllm_server
+from motif_jax.data import open_dataset
 from motif_jax.data.dataset import Label
 from motif_jax.errors import MotifError
 
@@ -154,19 +162,12 @@ def _parse_list(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
 def _vllm_folder(args) -> str:
     if args.vllm_model:
         return args.vllm_model
-    from motif_jax.annotate.backends.base import short_model_name
-    from motif_jax.annotate.export import export_model, resolve_gguf
-
     gguf = resolve_gguf(args.model)
     return str(export_model(gguf, Path(args.model_cache) / short_model_name(gguf.name)))
 
 
 def measure_engine(kind: str, args, template, captions, modes, log_dir: Path) -> dict:
     """Start one engine, time its start-up, then each mode on the same pairs; stop it."""
-    import contextlib
-
-    from motif_jax.annotate.backends import Sampling, make_backend
-
     sampling = Sampling(max_tokens=args.max_tokens, seed=args.seed)
     with contextlib.ExitStack() as stack:
         start = time.perf_counter()
@@ -187,8 +188,6 @@ def measure_engine(kind: str, args, template, captions, modes, log_dir: Path) ->
         else:
             url, served = args.base_url, args.served_model
             if not url:
-                from motif_jax.annotate.serve import SERVED_NAME, vllm_server
-
                 url = stack.enter_context(
                     vllm_server(_vllm_folder(args), log_dir / "vllm-serve.log", args.max_model_len)
                 )
@@ -225,12 +224,6 @@ def measure_engine(kind: str, args, template, captions, modes, log_dir: Path) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from motif_jax.annotate.prompts import load_template
-    from motif_jax.data import open_dataset
-
     modes = _parse_list(args.modes, MODES, "--modes")
     engines = (
         []

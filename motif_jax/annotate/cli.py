@@ -12,7 +12,17 @@ import os
 
 from rich.console import Console
 
-from motif_jax.config import add_keys_help, merge, no_preset, stage_layers
+from motif_jax.annotate.agreement import describe, judge_comparisons
+from motif_jax.annotate.asking import Asker
+from motif_jax.annotate.backends import Sampling, make_backend
+from motif_jax.annotate.baselines import annotate_baseline
+from motif_jax.annotate.progress import summary_table
+from motif_jax.annotate.prompts import load_template
+from motif_jax.annotate.rules import annotate_rules, load_table, resolve_judge_path
+from motif_jax.annotate.rules import default_name as rules_name
+from motif_jax.annotate.runner import RunOptions, annotate, check_settings
+from motif_jax.config import add_keys_help, add_set_argument, merge, no_preset, stage_layers
+from motif_jax.data import open_dataset
 from motif_jax.errors import MotifError
 
 BACKENDS = ("score", "return", "rules", "llamacpp", "openai", "vllm")
@@ -123,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vllm.add_argument("--no-structured-outputs", action="store_true", default=None)
     vllm.add_argument("--dtype", help="model weights dtype (auto: the model's; float32 on CPU)")
     parser.add_argument("--config", help="YAML file with option values (the keys listed below)")
-    parser.add_argument("--set", action="append", dest="overrides", metavar="OPTION=VALUE", default=[])
+    add_set_argument(parser, "override an option, dashes or underscores (repeatable)")
 
 
 def resolve_config(
@@ -181,8 +191,6 @@ def _check_api_key(c: AnnotateConfig, named: bool) -> None:
 
 
 def build_backend(c: AnnotateConfig, template):
-    from motif_jax.annotate.backends import Sampling, make_backend
-
     sampling = Sampling(c.temperature, c.top_p, c.top_k, c.max_tokens, c.seed)
     if c.backend == "llamacpp":
         options = {"n_ctx": c.n_ctx, "n_threads": c.threads}
@@ -209,10 +217,6 @@ def build_backend(c: AnnotateConfig, template):
 
 
 def run(args: argparse.Namespace) -> int:
-    from motif_jax.annotate.progress import summary_table
-    from motif_jax.annotate.runner import RunOptions
-    from motif_jax.data import open_dataset
-
     c = config_from_args(args)
     _validate(c)
     _check_api_key(c, named=args.api_key_env is not None)
@@ -227,8 +231,6 @@ def run(args: argparse.Namespace) -> int:
         progress=not c.no_progress,
     )
     if c.backend in ("score", "return"):
-        from motif_jax.annotate.baselines import annotate_baseline
-
         name = c.name or c.backend
         print(f"annotator: {name}", flush=True)
         stats = annotate_baseline(ds, c.backend, name, options, score_key=c.score_key)
@@ -238,20 +240,15 @@ def run(args: argparse.Namespace) -> int:
         stats = _run_llm(c, ds, options)
     console.print(summary_table(stats, llm=c.backend not in ("score", "return", "rules")))
     print(f"wrote {ds.path / 'preference' / (stats.name + '.npy')}")
-    from motif_jax.annotate.agreement import describe, judge_comparisons
-
     for llm, judge, result in judge_comparisons(ds, stats.name):
         print(describe(llm, judge, result))
     return 0
 
 
 def _run_rules(c: AnnotateConfig, ds, options):
-    from motif_jax.annotate.rules import annotate_rules, default_name, load_table, resolve_judge_path
-    from motif_jax.annotate.runner import check_settings
-
     table = load_table(c.judge, c.goal)
     path = resolve_judge_path(c.judge)
-    name = c.name or default_name(c.judge, c.goal)
+    name = c.name or rules_name(c.judge, c.goal)
     print(f"annotator: {name}", flush=True)
     check_settings(
         ds.sidecar_path(name, ".json", for_writing=True),
@@ -262,10 +259,6 @@ def _run_rules(c: AnnotateConfig, ds, options):
 
 
 def _run_llm(c: AnnotateConfig, ds, options):
-    from motif_jax.annotate.asking import Asker
-    from motif_jax.annotate.prompts import load_template
-    from motif_jax.annotate.runner import annotate
-
     template = load_template(c.prompt, c.goal)
     backend = build_backend(c, template)
     try:

@@ -18,6 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
+from motif_jax.annotate.backends.llamacpp import default_model_path
 from motif_jax.errors import MotifError
 
 MARKER = "motif_export.json"  # what was exported from where; a rerun with the same source is a no-op
@@ -44,8 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_gguf(source: str | os.PathLike | None) -> Path:
     """The GGUF file named by ``source``: a file, a folder with exactly one .gguf, or the package."""
     if source is None or str(source) in PACKAGE_NAMES:
-        from motif_jax.annotate.backends.llamacpp import default_model_path
-
         return default_model_path()
     path = Path(source)
     if path.is_dir():

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from motif_jax.annotate.baselines import label_every_row
+from motif_jax.annotate.runner import pair_captions
 from motif_jax.config import load_yaml
 from motif_jax.errors import MotifError
 from motif_jax.resources import builtin_configs
@@ -134,7 +136,4 @@ def default_name(judge: str | Path | None, goal: str) -> str:
 def annotate_rules(ds, table: Table, name: str, options=None, block: int = 65536):
     """Label this chunk's pairs into ``preference/<name>.npy``. Instant and deterministic, so every
     row of the chunk is (re)written: nothing stays unknown."""
-    from motif_jax.annotate.baselines import label_every_row
-    from motif_jax.annotate.runner import pair_captions
-
     return label_every_row(ds, name, options, lambda part: caption_utilities(table, pair_captions(ds, part)), block)

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from motif_jax.annotate.backends.base import Sampling
+from motif_jax.annotate.backends.vllm import engine_kwargs
 from motif_jax.errors import MotifError
 
 SERVED_NAME = "motif-judge"
@@ -47,9 +49,6 @@ def vllm_serve_command(
     model: str, port: int, max_model_len: int = 2048, seed: int = 0, served_name: str = SERVED_NAME
 ) -> list[str]:
     """`vllm serve` for one model with the same engine settings as the in-process vllm backend."""
-    from motif_jax.annotate.backends.base import Sampling
-    from motif_jax.annotate.backends.vllm import engine_kwargs
-
     command = serve_prefix(model) + [
         "--host",
         "127.0.0.1",

@@ -16,7 +16,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
+from motif_jax.annotate.pairs import chunk_range
+from motif_jax.data import open_dataset
 from motif_jax.data.dataset import Label
 from motif_jax.errors import MotifError
 
@@ -41,8 +45,6 @@ def merge_labels(target: np.ndarray, source: np.ndarray, target_soft=None, sourc
 
 def unlabelled_per_chunk(labels: np.ndarray, num_chunks: int) -> list[tuple[int, range, int]]:
     """(chunk, its rows, how many of them are still 3) for each of ``num_chunks`` chunks."""
-    from motif_jax.annotate.pairs import chunk_range
-
     out = []
     for chunk in range(num_chunks):
         rows = chunk_range(len(labels), num_chunks, chunk)
@@ -81,11 +83,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from motif_jax.data import open_dataset
-
     console = Console()
     ds = open_dataset(args.dataset)
     if args.merge:

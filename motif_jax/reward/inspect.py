@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.markup import escape  # captions like "[ynq]" are not markup
+from rich.table import Table
 
+from motif_jax.annotate.rules import load_table
+from motif_jax.data import decode_message, open_dataset
 from motif_jax.errors import MotifError
-from motif_jax.reward import losses
+from motif_jax.reward import load, losses
 from motif_jax.reward.captions import pair_rewards_from_unique, unique_captions
 
 HISTOGRAM_FILE = "reward_histogram.png"
@@ -99,9 +104,6 @@ def inspect_run(
     run_dir: str | Path, dataset: str | None = None, top: int = 20, judge: str | None = None, goal: str = "defaultgoal"
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The report dict and the normalised reward of every unique caption (for the histogram)."""
-    from motif_jax.data import decode_message, open_dataset
-    from motif_jax.reward import load
-
     if top < 1:
         raise MotifError(f"--top must be >= 1, got {top}")
     rm = load(run_dir)
@@ -128,8 +130,6 @@ def inspect_run(
         "quantiles": {f"{level:.2f}": q for level, q in rm.quantiles.items()},
     }
     if judge is not None:
-        from motif_jax.annotate.rules import load_table
-
         table = load_table(judge, goal)
         utilities = np.array([table.utility(t) for t in texts])
         levels = {level: rm.quantiles[level] for level in PAY_LEVELS if level in rm.quantiles}
@@ -138,10 +138,6 @@ def inspect_run(
 
 
 def print_report(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.markup import escape  # captions like "[ynq]" are not markup
-    from rich.table import Table
-
     console = Console()
     for key, title in (("top", "highest reward"), ("bottom", "lowest reward")):
         table = Table(title=f"{title} ({report['unique_captions']} unique captions in {report['dataset']})")

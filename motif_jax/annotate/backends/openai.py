@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from motif_jax.annotate.backends.base import Sampling, short_model_name
+from motif_jax.annotate.backends.vllm import fit_reasoning, is_retry, verdict_only
 from motif_jax.annotate.prompts import Conversation
 from motif_jax.annotate.verdict import probs_from_top_logprobs
 from motif_jax.errors import MotifError
@@ -58,8 +59,6 @@ def chat_request(
     if send_top_k:
         body["top_k"] = sampling.top_k
     if mode == "generate" and guided_regex:
-        from motif_jax.annotate.backends.vllm import fit_reasoning, is_retry, verdict_only
-
         regex = (
             verdict_only(guided_regex) if is_retry(conversation) else fit_reasoning(guided_regex, sampling.max_tokens)
         )
