@@ -1,6 +1,6 @@
 """Acting: jitted inference on an actor device driving a pool; threads for actor/learner overlap (Sebulba).
 
-``RolloutWorker.collect()`` steps its pool until a batch of segments is ready. The
+``RolloutWorker.collect()`` steps its pool (through the shared env loop) until a batch of segments is ready. The
 async trainer runs each worker in an ``ActorThread`` that pushes batches into a
 bounded queue while the learner updates, picking up new parameters as they are
 published to its device (so the data is at most one update stale); ``--sync``
@@ -13,6 +13,7 @@ never depends on how envs are split over threads, pools or processes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import queue
 import threading
 import time
@@ -24,6 +25,7 @@ import numpy as np
 from flax import nnx
 
 from motif_jax.agent.rollout import SegmentBuilder
+from motif_jax.envs.loop import EnvLoop, EnvStep, LoopObserver, LoopStats
 
 EPISODE_KEYS = ("return", "length", "score", "max_dlvl", "success")
 
@@ -70,14 +72,9 @@ class ParamStore:
 
 
 @dataclass
-class ActorStats:
-    """Counters the trainer drains at each log line."""
+class ActorStats(LoopStats):
+    """The loop's counters and the actor's own; the trainer drains them at each log line."""
 
-    env_steps: int = 0
-    inference_s: float = 0.0  # the jitted act call and its device_get
-    env_wait_s: float = 0.0  # waiting in pool.recv
-    host_s: float = 0.0  # the rest of the actor's own work: segment building, copies, bookkeeping
-    send_s: float = 0.0  # pool.send: writing the actions to the workers' pipes
     queue_wait_s: float = 0.0
     episodes: dict = field(default_factory=lambda: {k: [] for k in EPISODE_KEYS})
 
@@ -96,8 +93,8 @@ class ActorStats:
         return ActorStats(**total, episodes={k: self.episodes[k] + other.episodes[k] for k in EPISODE_KEYS})
 
 
-class RolloutWorker:
-    """One pool, its segment builder and recurrent states; acts on the device its ``store`` publishes to.
+class RolloutWorker(LoopObserver):
+    """One pool's loop, its segment builder and recurrent states; acts on the device its ``store`` publishes to.
 
     ``env_offset`` is the global id of this pool's env 0 (over threads and processes): it keys
     the action sampling, so an env's actions depend only on the seed, its id and its step.
@@ -116,72 +113,47 @@ class RolloutWorker:
         seed: int,
         env_offset: int = 0,
     ):
-        self.pool, self.store, self.rows = pool, store, pool.num_envs
+        self.store, self.rows = store, pool.num_envs
         self.policy_keys = tuple(policy_keys)
         self.act = make_act_fn(graphdef, param_treedef)
         self.builder = SegmentBuilder(pool.num_envs, rollout, obs_spec, state_size)
         self.state = np.zeros((pool.num_envs, state_size), np.float32)
-        self.first = np.ones(pool.num_envs, bool)
-        self.env_steps = np.zeros(pool.num_envs, np.int32)
         self.global_ids = np.arange(env_offset, env_offset + pool.num_envs, dtype=np.int32)
         self.key = jax.device_put(jax.random.key(seed), store.device)
         self.stats = ActorStats()
-        self._lock = threading.Lock()
-        self._started = False
+        self.loop = EnvLoop(pool, [self], stats=self.stats)
 
     def collect(self) -> tuple[dict, int]:
         """Step until every env has a finished segment; returns (batch, oldest param version used)."""
-        if not self._started:
-            self.pool.async_reset()
-            self._started = True
         oldest = None
         while (batch := self.builder.take(self.rows)) is None:
             params, version = self.store.get()
             oldest = version if oldest is None else min(oldest, version)
-            self._step(params)
+            self.loop.step(functools.partial(self._policy, params))
         return batch, oldest if oldest is not None else self.store.get()[1]
 
-    def _step(self, params) -> None:
-        t0 = time.perf_counter()
-        obs, rew, term, trunc, info = self.pool.recv()
-        t1 = time.perf_counter()
-        ids = np.asarray(info["env_id"])
-        ended = np.asarray(term) | np.asarray(trunc)
-        first = self.first[ids]
-        state_before = self.state[ids]
-        self.builder.observe(ids, obs, rew, term, ended, first, state_before)
-        policy_obs = {k: obs[k] for k in self.policy_keys}
-        t2 = time.perf_counter()
-        actions, logp, state = self.act(
-            params, policy_obs, first, state_before, self.key, self.global_ids[ids], self.env_steps[ids], False
-        )
-        actions, logp, state = jax.device_get((actions, logp, state))
-        t3 = time.perf_counter()
-        self.env_steps[ids] += 1
-        self.builder.record(ids, actions, logp)
-        self.state[ids] = state
-        self.first[ids] = ended
-        t4 = time.perf_counter()
-        self.pool.send(actions, ids)
-        t5 = time.perf_counter()
-        with self._lock:
-            s = self.stats
-            s.env_steps += len(ids)
-            s.env_wait_s += t1 - t0
-            s.inference_s += t3 - t2
-            s.host_s += (t2 - t1) + (t4 - t3)
-            s.send_s += t5 - t4
-            if ended.any():
-                self._record_episodes(info, ended)
+    def observe(self, b: EnvStep) -> None:
+        b.inputs["state"] = self.state[b.env_ids]
+        self.builder.observe(b.env_ids, b.obs, b.reward, b.terminated, b.ended, b.first, b.inputs["state"])
+        if b.ended.any():
+            with self.loop.lock:
+                for key in EPISODE_KEYS:
+                    if f"episode_{key}" in b.info:
+                        self.stats.episodes[key].extend(np.asarray(b.info[f"episode_{key}"])[b.ended].tolist())
 
-    def _record_episodes(self, info, ended) -> None:
-        for key in EPISODE_KEYS:
-            name = f"episode_{key}"
-            if name in info:
-                self.stats.episodes[key].extend(np.asarray(info[name])[ended].tolist())
+    def _policy(self, params, b: EnvStep):
+        obs = {k: b.obs[k] for k in self.policy_keys}
+        out = self.act(params, obs, b.first, b.inputs["state"], self.key, self.global_ids[b.env_ids], b.steps, False)
+        actions, logp, state = jax.device_get(out)
+        return actions, (logp, state)
+
+    def acted(self, b: EnvStep, actions, aux) -> None:
+        logp, state = aux
+        self.builder.record(b.env_ids, actions, logp)
+        self.state[b.env_ids] = state
 
     def drain_stats(self) -> ActorStats:
-        with self._lock:
+        with self.loop.lock:
             return self.stats.drain()
 
 
@@ -210,7 +182,7 @@ class ActorThread(threading.Thread):
                 self.queue.put(item)
                 while not self.taken.wait(timeout=0.1) and not self.stop_event.is_set():
                     pass
-                with self.worker._lock:
+                with self.worker.loop.lock:
                     self.worker.stats.queue_wait_s += time.perf_counter() - t0
         except BaseException as e:  # surfaced by get()
             self.error = e

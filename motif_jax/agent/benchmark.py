@@ -22,9 +22,9 @@ import numpy as np
 
 from motif_jax.agent.benchmark_learner import learner_report, time_updates
 from motif_jax.agent.config import PRESETS, resolve_config, to_dict
-from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.trainer import Trainer, pool_batch_size
 from motif_jax.config import add_set_argument
+from motif_jax.envs.pool import make_pool
 from motif_jax.errors import MotifError
 
 
@@ -45,14 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def pool_steps_per_second(config, seconds: float) -> float:
     """Random-action env steps/s of the pool configured exactly as the trainer's."""
-    pool = make_env_pool(
-        config.task,
-        config.env.num_envs,
-        pool_batch_size(config),
-        config.seed,
-        config.env.num_workers,
-        config.env.obs_keys,
-    )
+    c = config
+    pool = make_pool(c.task, c.env.num_envs, pool_batch_size(c), c.env.num_workers, c.seed, c.env.obs_keys)
     rng = np.random.default_rng(0)
     try:
         pool.async_reset()

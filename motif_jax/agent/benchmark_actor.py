@@ -22,10 +22,10 @@ from flax import nnx
 
 from motif_jax.agent.actor import ParamStore, RolloutWorker
 from motif_jax.agent.config import PRESETS, resolve_config
-from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
 from motif_jax.agent.trainer import policy_obs_keys, pool_batch_size
 from motif_jax.config import add_set_argument
+from motif_jax.envs.pool import make_pool
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +65,7 @@ def measure(worker: RolloutWorker, seconds: float) -> dict:
 def run(args: argparse.Namespace) -> int:
     c = resolve_config(args.config, args.preset, args.overrides, {"task": args.env, "reward.llm_coef": 0})
     n = c.env.num_envs // c.actor.threads
-    pool = make_env_pool(c.task, n, pool_batch_size(c), c.seed, c.env.num_workers, c.env.obs_keys)
+    pool = make_pool(c.task, n, pool_batch_size(c), c.env.num_workers, c.seed, c.env.obs_keys)
     try:
         keys = policy_obs_keys(c, pool.observation_space)
         spec = obs_spec_from_space(pool.observation_space, keys)

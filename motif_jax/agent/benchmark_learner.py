@@ -182,10 +182,10 @@ def run(args: argparse.Namespace) -> int:
 
         spec, num_actions = nethack_obs_spec(), len(TASK_ACTIONS)
     else:  # envpool envs are cheap to make: read their spaces
-        from motif_jax.agent.envs import make_env_pool
         from motif_jax.agent.networks import obs_spec_from_space
+        from motif_jax.envs.pool import make_pool
 
-        pool = make_env_pool(config.task, config.env.num_envs, config.env.num_envs, config.seed)
+        pool = make_pool(config.task, config.env.num_envs, seed=config.seed)
         spec, num_actions = obs_spec_from_space(pool.observation_space, config.env.obs_keys), int(pool.action_space.n)
         pool.close()
     model = make_policy(config.model, spec, num_actions, config.seed)

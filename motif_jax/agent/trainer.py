@@ -21,13 +21,13 @@ import yaml
 from motif_jax import parallel
 from motif_jax.agent.actor import ActorThread, ParamStore, RolloutWorker
 from motif_jax.agent.config import TrainConfig, to_dict
-from motif_jax.agent.envs import make_env_pool
 from motif_jax.agent.learner import Learner
 from motif_jax.agent.metrics import METRICS_FILE, MetricsLogger, drop_metrics_after
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
 from motif_jax.agent.policy import restore_agent
 from motif_jax.agent.rollout import Batch, concat_rows
 from motif_jax.checkpoint import Checkpointer, abstract_like
+from motif_jax.envs.pool import make_pool
 from motif_jax.errors import MotifError, make_dir
 from motif_jax.files import write_atomic
 from motif_jax.reward import load as load_reward
@@ -80,17 +80,8 @@ def make_actor_pools(config: TrainConfig, keys) -> list:
     pools = []
     try:
         for i in range(c.actor.threads):
-            pools.append(
-                make_env_pool(
-                    c.task,
-                    n,
-                    pool_batch_size(c),
-                    c.seed + first_env(c, i),
-                    workers,
-                    keys,
-                    cpu_offset=i * max(workers, 1),
-                )
-            )
+            seed = c.seed + first_env(c, i)
+            pools.append(make_pool(c.task, n, pool_batch_size(c), workers, seed, keys, cpu_offset=i * max(workers, 1)))
     except BaseException:
         for pool in pools:
             pool.close()

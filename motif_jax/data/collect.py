@@ -37,7 +37,8 @@ from motif_jax.data.dataset import (
     output_dir_state,
     remove_dataset,
 )
-from motif_jax.envs.pool_layout import sorted_by_env_id
+from motif_jax.envs.loop import EnvLoop, EnvStep, LoopObserver
+from motif_jax.envs.pool import make_pool
 from motif_jax.errors import MotifError, disk_problem, make_dir
 from motif_jax.files import write_atomic, write_json_atomic
 from motif_jax.progress import ProgressBar
@@ -274,18 +275,11 @@ def _describe_difference(saved: Any, settings: CollectSettings) -> str:
 # The collection loop
 
 
-def _default_pool_factory(task, num_envs, seed, obs_keys):
-    from motif_jax.envs import make_pool
-
-    return make_pool(task, num_envs, batch_size=num_envs, seed=seed, obs_keys=obs_keys)
-
-
 def collect(
     settings: CollectSettings,
     out: str | os.PathLike,
     overwrite: bool = False,
     show_progress: bool = True,
-    pool_factory: Callable | None = None,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     max_env_steps: int | None = None,
     policy: Callable | None = None,
@@ -311,8 +305,9 @@ def collect(
     if state == "complete":
         return _already_complete(out, settings)
     make_dir(out)  # before the actors start: a bad --out fails at once
+    run = CollectionRun(settings, out, policy, show_progress, checkpoint_seconds, max_env_steps)
     try:
-        return _collect(settings, out, state, show_progress, pool_factory, checkpoint_seconds, max_env_steps, policy)
+        return run.run(resume=state == "incomplete")
     except OSError as e:
         if disk_problem(e) is None:
             raise
@@ -322,161 +317,122 @@ def collect(
         ) from e
 
 
-def _collect(settings, out, state, show_progress, pool_factory, checkpoint_seconds, max_env_steps, policy):
+class CollectionRun(LoopObserver):
+    """One attempt at filling ``out``: its slot book, writer, counters and random draws. As the env loop's
+    observer it cuts subsequences out of each batch into slots and saves progress now and then."""
 
-    counters: dict[str, Any] = {
-        "settings": settings.as_dict(),
-        "attempt": 0,
-        "env_steps": 0,
-        "episodes": 0,
-        "next_episode_id": 0,
-        "seconds": 0.0,
-        "created": _now(),
-    }
-    states = None
-    if state == "incomplete":
-        saved = _load_progress(out, settings)
+    def __init__(self, settings, out, policy, show_progress, checkpoint_seconds, max_env_steps):
+        self.settings, self.out, self.policy, self.show_progress = settings, out, policy, show_progress
+        self.checkpoint_seconds, self.max_env_steps = checkpoint_seconds, max_env_steps
+        self.counters: dict[str, Any] = {
+            "settings": settings.as_dict(),
+            "attempt": 0,
+            "env_steps": 0,
+            "episodes": 0,
+            "next_episode_id": 0,
+            "seconds": 0.0,
+            "created": _now(),
+        }
+        self.writer: DatasetWriter | None = None
+        self.recorder = SubsequenceRecorder(settings.num_envs, settings.seq_len)
+        self.steps_this_run = 0
+
+    def run(self, resume: bool) -> CollectResult:
+        settings, out = self.settings, self.out
+        saved = _load_progress(out, settings) if resume else None
+        states = None
         if saved is not None:
-            counters, states = saved
-            counters["attempt"] += 1
+            self.counters, states = saved
+            self.counters["attempt"] += 1
+        self.book = SlotBook(2 * settings.pairs, settings.seed, states)
+        attempt = self.counters["attempt"]
+        self.rng = np.random.default_rng([settings.seed, 1, attempt])
+        wanted = set(settings.keys) | {"blstats"} | set(getattr(self.policy, "obs_keys", ()))
+        seed = settings.seed + attempt * _ATTEMPT_SEED_STRIDE
+        keys = tuple(sorted(wanted - {"message_count"}))
+        pool = make_pool(settings.task, settings.num_envs, settings.num_envs, seed=seed, obs_keys=keys)
+        self.started = time.monotonic()
+        try:
+            policy = self.policy or RandomPolicy(int(pool.action_space.n), self.rng)
+            self._open_writer(pool.observation_space.spaces, resume=states is not None)
+            first_id = self.counters["next_episode_id"]
+            self.episode_ids = np.arange(first_id, first_id + settings.num_envs)
+            self.counters["next_episode_id"] = first_id + settings.num_envs
+            self.character = task_character()
+            self.last_checkpoint = time.monotonic()
+            total, done = 2 * settings.pairs, self.book.num_done
+            with ProgressBar("collect", total, "subsequences", completed=done, enabled=self.show_progress) as self.bar:
+                loop = EnvLoop(pool, [self], in_env_order=True)
+                loop.run(lambda b: (policy(b.obs, b.first), None), lambda: self.book.finished)
+                self.bar.update(info=self._rate_info(0))
+        except BaseException as error:
+            if self.writer is not None:  # what is done stays done; the rest is redone on resume
+                self.counters["seconds"] += time.monotonic() - self.started
+                try:
+                    _save_progress(out, self.writer, self.book, self.counters)
+                except OSError:
+                    if not isinstance(error, OSError):
+                        raise
+            raise
+        finally:
+            pool.close()
+        self.counters["seconds"] += time.monotonic() - self.started
+        return CollectResult(out, _finalize(out, self.writer, settings, self.counters))
 
-    book = SlotBook(2 * settings.pairs, settings.seed, states)
-    attempt = counters["attempt"]
-    rng = np.random.default_rng([settings.seed, 1, attempt])
-    wanted = set(settings.keys) | {"blstats"} | set(getattr(policy, "obs_keys", ()))
-    pool = (pool_factory or _default_pool_factory)(
-        settings.task,
-        settings.num_envs,
-        settings.seed + attempt * _ATTEMPT_SEED_STRIDE,
-        tuple(sorted(wanted - {"message_count"})),
-    )
-    writer = None
-    started = time.monotonic()
-    try:
-        policy = policy or RandomPolicy(int(pool.action_space.n), rng)
-        pool.async_reset()
-        batch = sorted_by_env_id(pool.recv())
-        missing = [k for k in settings.keys if k not in batch[0]]
+    def _open_writer(self, spaces, resume: bool) -> None:
+        settings = self.settings
+        missing = [k for k in settings.keys if k not in spaces]
         if missing:
             raise MotifError(
-                f"keys: the {settings.task} env has no observation {missing} (it has {', '.join(sorted(batch[0]))})"
+                f"keys: the {settings.task} env has no observation {missing} (it has {', '.join(sorted(spaces))})"
             )
-        (out / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)  # marks DIR unfinished before any data exists
-        writer = DatasetWriter(
-            out,
-            settings.pairs,
-            settings.seq_len,
-            _data_specs(batch[0], settings.keys),
-            INFO_DTYPES,
-            resume=states is not None,
-        )
-        _save_progress(out, writer, book, counters)
-        _run_loop(
-            pool,
-            policy,
-            batch,
-            rng,
-            settings,
-            book,
-            writer,
-            counters,
-            out,
-            show_progress,
-            checkpoint_seconds,
-            max_env_steps,
-            started,
-        )
-    except BaseException as error:
-        if writer is not None:  # what is done stays done; the rest is redone on resume
-            counters["seconds"] += time.monotonic() - started
-            try:
-                _save_progress(out, writer, book, counters)
-            except OSError:
-                if not isinstance(error, OSError):
-                    raise
-        raise
-    finally:
-        pool.close()
-    counters["seconds"] += time.monotonic() - started
-    meta = _finalize(out, writer, settings, counters)
-    return CollectResult(out, meta)
+        (self.out / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)  # marks DIR unfinished before any data exists
+        specs = {key: (tuple(spaces[key].shape), np.dtype(spaces[key].dtype)) for key in settings.keys}
+        specs[REWARD_KEY] = ((), np.dtype(np.float32))
+        self.writer = DatasetWriter(self.out, settings.pairs, settings.seq_len, specs, INFO_DTYPES, resume=resume)
+        _save_progress(self.out, self.writer, self.book, self.counters)
 
+    def observe(self, b: EnvStep) -> None:
+        """Record this batch's subsequences and episode ends; save progress (or stop) between batches."""
+        book, obs, info, episode_ids = self.book, b.obs, b.info, self.episode_ids
+        starts = self.rng.random(len(b.env_ids)) < self.settings.sample_prob
+        for i in range(len(b.env_ids) if book.accepting else 0):
+            env = int(b.env_ids[i])
+            if self.recorder.open[env] is None and not starts[i]:
+                continue
+            step = {key: obs[key][i] for key in self.settings.keys}
+            step[REWARD_KEY] = np.float32(b.reward[i])
+            window = self.recorder.observe(env, step, bool(starts[i]), bool(b.ended[i]))
+            slot = book.claim(env, episode_ids[env]) if window is not None and book.accepting else None
+            if slot is not None:
+                row = last_step_info(obs["blstats"][i], info["elapsed_step"][i], episode_ids[env], self.character)
+                self.writer.write(slot, window, row)
+        for i in np.flatnonzero(b.ended):
+            env = int(b.env_ids[i])
+            slots = book.episode_ended(env)
+            if slots:
+                self.writer.set_info(slots, "episode_score", int(info["episode_score"][i]))
+                self.bar.advance(len(slots))
+            self.counters["episodes"] += 1
+            episode_ids[env] = self.counters["next_episode_id"]
+            self.counters["next_episode_id"] += 1
+        if book.finished:
+            return
+        now = time.monotonic()
+        if now - self.last_checkpoint >= self.checkpoint_seconds:
+            _save_progress(self.out, self.writer, book, self.counters)
+            self.last_checkpoint = now
+        if self.max_env_steps is not None and self.counters["env_steps"] >= self.max_env_steps:
+            raise KeyboardInterrupt(f"stopped after {self.counters['env_steps']} env steps")
 
-def _data_specs(obs: dict[str, np.ndarray], keys: tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    specs = {key: (tuple(obs[key].shape[1:]), obs[key].dtype) for key in keys}
-    specs[REWARD_KEY] = ((), np.dtype(np.float32))
-    return specs
+    def acted(self, b: EnvStep, actions, aux) -> None:
+        self.counters["env_steps"] += len(b.env_ids)
+        self.steps_this_run += len(b.env_ids)
+        self.bar.update(info=self._rate_info(sum(len(s) for s in self.book.pending.values())))
 
-
-def _run_loop(
-    pool,
-    policy,
-    batch,
-    rng,
-    settings,
-    book,
-    writer,
-    counters,
-    out,
-    show_progress,
-    checkpoint_seconds,
-    max_env_steps,
-    started,
-):
-    recorder = SubsequenceRecorder(settings.num_envs, settings.seq_len)
-    first_id = counters["next_episode_id"]
-    episode_ids = np.arange(first_id, first_id + settings.num_envs)
-    counters["next_episode_id"] = first_id + settings.num_envs
-    keys = settings.keys
-    character = task_character()
-    last_checkpoint = time.monotonic()
-    steps_this_run = 0
-    with ProgressBar(
-        "collect", 2 * settings.pairs, "subsequences", completed=book.num_done, enabled=show_progress
-    ) as bar:
-        while True:
-            obs, rew, term, trunc, info = batch
-            env_ids = info["env_id"].astype(np.int64)
-            ended = term | trunc
-            starts = rng.random(len(env_ids)) < settings.sample_prob
-            for i in range(len(env_ids) if book.accepting else 0):
-                env = int(env_ids[i])
-                if recorder.open[env] is None and not starts[i]:
-                    continue
-                step = {key: obs[key][i] for key in keys}
-                step[REWARD_KEY] = np.float32(rew[i])
-                window = recorder.observe(env, step, bool(starts[i]), bool(ended[i]))
-                slot = book.claim(env, episode_ids[env]) if window is not None and book.accepting else None
-                if slot is not None:
-                    info_row = last_step_info(obs["blstats"][i], info["elapsed_step"][i], episode_ids[env], character)
-                    writer.write(slot, window, info_row)
-            for i in np.flatnonzero(ended):
-                env = int(env_ids[i])
-                slots = book.episode_ended(env)
-                if slots:
-                    writer.set_info(slots, "episode_score", int(info["episode_score"][i]))
-                    bar.advance(len(slots))
-                counters["episodes"] += 1
-                episode_ids[env] = counters["next_episode_id"]
-                counters["next_episode_id"] += 1
-            if book.finished:
-                bar.update(info=_rate_info(steps_this_run, started, 0))
-                return
-            now = time.monotonic()
-            if now - last_checkpoint >= checkpoint_seconds:
-                _save_progress(out, writer, book, counters)
-                last_checkpoint = now
-            if max_env_steps is not None and counters["env_steps"] >= max_env_steps:
-                raise KeyboardInterrupt(f"stopped after {counters['env_steps']} env steps")
-            actions = policy(obs, info["elapsed_step"] == 0)
-            batch = sorted_by_env_id(pool.step(np.asarray(actions), env_ids.astype(np.int32)))
-            counters["env_steps"] += len(env_ids)
-            steps_this_run += len(env_ids)
-            bar.update(info=_rate_info(steps_this_run, started, sum(len(s) for s in book.pending.values())))
-
-
-def _rate_info(steps: int, started: float, pending: int) -> str:
-    return f"{steps / max(time.monotonic() - started, 1e-9):,.0f} env steps/s, {pending} pending"
+    def _rate_info(self, pending: int) -> str:
+        rate = self.steps_this_run / max(time.monotonic() - self.started, 1e-9)
+        return f"{rate:,.0f} env steps/s, {pending} pending"
 
 
 def _finalize(out: Path, writer: DatasetWriter, settings: CollectSettings, counters: dict[str, Any]) -> dict:
@@ -522,4 +478,4 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-__all__ = ["CollectSettings", "CollectResult", "collect", "SubsequenceRecorder", "SlotBook"]
+__all__ = ["CollectSettings", "CollectResult", "CollectionRun", "collect", "SubsequenceRecorder", "SlotBook"]

@@ -51,6 +51,9 @@ _MAX_CRASHES, _CRASH_WINDOW_S = 5, 60.0
 DEFAULT_STEP_TIMEOUT_S = 120.0
 
 
+ENVPOOL_PREFIX = "envpool:"
+
+
 def make_pool(
     task_or_factory: str | Callable[[], gymnasium.Env],
     num_envs: int,
@@ -59,46 +62,53 @@ def make_pool(
     seed: int = 0,
     obs_keys=None,
     *,
+    max_episode_steps: int | None = None,
+    env_factory: Callable = TaskEnvFactory,
     pin_workers: bool = True,
     cpu_offset: int = 0,
     step_timeout_s: float | None = DEFAULT_STEP_TIMEOUT_S,
-) -> ActorPool:
-    """A started pool; call `async_reset()` then `recv()`/`send()` (or `step()`), and `close()` at the end.
+):
+    """The one way to make a started pool; call `async_reset()` then `recv()`/`send()` (or `step()`), and
+    `close()` at the end.
 
-    `task_or_factory` is a task name (see `motif_jax.envs.TASKS`) or a picklable zero-argument callable
+    `task_or_factory`: a task name (see `motif_jax.envs.TASKS`), `envpool:<Name>` for one of envpool's
+    envs (behind `EnvpoolAdapter`; only the sizes and seed apply), or a picklable zero-argument callable
     returning a gymnasium env, e.g. `functools.partial(gymnasium.make, "CartPole-v1")`.
+    `num_workers`: None or 0 for one per usable CPU (at most one per env).
+    `max_episode_steps`: the NLE tasks' episode cap (None: the task's default).
+    `env_factory(task=, obs_keys=, max_episode_steps=)` makes the workers' picklable env factory for a task
+    name: evaluation passes one that records ttyrecs.
     `pin_workers`: see `worker_cpus`; pass False when several processes on one machine each run a pool.
     `cpu_offset`: where this pool starts dealing CPUs, so several pools in one process (actor threads) spread out.
     `step_timeout_s`: a worker that owes results and sends none for this long is taken for hung, killed
     and restarted like a crashed one (its envs come back truncated); None waits forever.
     """
+    end_reasons = ()
+    if isinstance(task_or_factory, str) and task_or_factory.startswith(ENVPOOL_PREFIX):
+        from motif_jax.envs.envpool_adapter import EnvpoolAdapter
+
+        name = task_or_factory[len(ENVPOOL_PREFIX) :]
+        return EnvpoolAdapter(name, num_envs, num_envs if batch_size is None else batch_size, seed)
     if isinstance(task_or_factory, str):
         from motif_jax.envs import tasks
 
         if task_or_factory not in tasks.TASKS:
-            raise MotifError(f"unknown task {task_or_factory!r}; choose from {', '.join(tasks.TASKS)}")
+            raise MotifError(
+                f"unknown task {task_or_factory!r}; choose from {', '.join(tasks.TASKS)} or envpool:<EnvName>"
+            )
         keys = tuple(obs_keys) if obs_keys is not None else None
-        return ActorPool(
-            TaskEnvFactory(task_or_factory, keys),
-            num_envs,
-            batch_size,
-            num_workers,
-            seed,
-            obs_keys=None,
-            end_reasons=tuple(tasks.END_REASONS),
-            pin_workers=pin_workers,
-            cpu_offset=cpu_offset,
-            step_timeout_s=step_timeout_s,
-        )
-    if not callable(task_or_factory):
+        task_or_factory = env_factory(task=task_or_factory, obs_keys=keys, max_episode_steps=max_episode_steps)
+        obs_keys, end_reasons = None, tuple(tasks.END_REASONS)
+    elif not callable(task_or_factory):
         raise MotifError(f"make_pool: expected a task name or an env factory, got {type(task_or_factory).__name__}")
     return ActorPool(
         task_or_factory,
         num_envs,
         batch_size,
-        num_workers,
+        num_workers or None,
         seed,
         obs_keys=obs_keys,
+        end_reasons=end_reasons,
         pin_workers=pin_workers,
         cpu_offset=cpu_offset,
         step_timeout_s=step_timeout_s,

@@ -114,19 +114,3 @@ def results_from_rows(ints: np.ndarray, flags: np.ndarray, nle_stats: bool) -> t
             info[name] = flags[:, i].view(np.bool_) if is_bool else flags[:, i]
     reward = ints[:, COL["reward"]].view(np.float32)
     return reward, flags[:, COL["terminated"]].view(np.bool_), flags[:, COL["truncated"]].view(np.bool_), info
-
-
-def sorted_by_env_id(reply: tuple) -> tuple:
-    """A pool reply ``(obs, reward, terminated, truncated, info)`` with its rows in env-id order, so random
-    draws and per-env bookkeeping are tied to envs, not to the order workers answered; no copy if sorted."""
-    obs, reward, terminated, truncated, info = reply
-    order = np.argsort(info["env_id"], kind="stable")
-    if (order[1:] > order[:-1]).all():
-        return reply
-    return (
-        {k: v[order] for k, v in obs.items()},
-        reward[order],
-        terminated[order],
-        truncated[order],
-        {k: np.asarray(v)[order] for k, v in info.items()},
-    )

@@ -9,13 +9,14 @@ faster, and the same checkpoint, seed and env count give the same report.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from motif_jax.envs.pool_layout import sorted_by_env_id
+from motif_jax.envs.loop import EnvLoop, EnvStep, LoopObserver
 from motif_jax.evaluate import stats
 
 # info key (pool contract) -> episode field
@@ -64,6 +65,38 @@ def episode_from_info(info: dict[str, np.ndarray], row: int, end_reasons: tuple[
     return values
 
 
+class _Quotas(LoopObserver):
+    """Counts env ``i``'s first ``quota[i]`` finished episodes, and the captions seen during them."""
+
+    def __init__(self, quotas, end_reasons, decode, on_episode):
+        self.quota, self.finished = np.asarray(quotas), np.zeros(len(quotas), np.int64)
+        self.end_reasons, self.decode, self.on_episode = end_reasons, decode, on_episode
+        self.episodes: list[Episode] = []
+        self.captions: Counter = Counter()
+
+    @property
+    def done(self) -> bool:
+        return not np.any(self.finished < self.quota)
+
+    def observe(self, b: EnvStep) -> None:
+        counting = self.finished[b.env_ids] < self.quota[b.env_ids]
+        if self.decode is not None and "message" in b.obs:
+            for caption in np.asarray(self.decode(b.obs["message"][counting]), dtype=object).reshape(-1):
+                if caption:
+                    self.captions[caption] += 1
+        for row in np.flatnonzero(b.ended & counting):
+            env = int(b.env_ids[row])
+            episode = Episode(
+                index=global_episode_index(env, int(self.finished[env]), len(self.quota)),
+                env_id=env,
+                values=episode_from_info(b.info, row, self.end_reasons),
+            )
+            self.finished[env] += 1
+            self.episodes.append(episode)
+            if self.on_episode is not None:
+                self.on_episode(episode)
+
+
 def run_episodes(
     pool,
     policy,
@@ -82,45 +115,21 @@ def run_episodes(
     """
     import jax
 
-    num_envs = pool.num_envs
-    if pool.batch_size != num_envs:
+    if pool.batch_size != pool.num_envs:
         raise ValueError("evaluation needs a lock-step pool (batch_size == num_envs) to be reproducible")
-    if len(quotas) != num_envs:
-        raise ValueError(f"{len(quotas)} quotas for {num_envs} envs")
-    finished = np.zeros(num_envs, np.int64)
-    quota = np.asarray(quotas)
-    episodes: list[Episode] = []
-    captions: Counter = Counter()
-    state = policy.initial_state(num_envs)
+    if len(quotas) != pool.num_envs:
+        raise ValueError(f"{len(quotas)} quotas for {pool.num_envs} envs")
+    tally = _Quotas(quotas, end_reasons, decode, on_episode)
+    state = policy.initial_state(pool.num_envs)
 
-    pool.async_reset()
-    reply = pool.recv()
-    while True:
-        obs, _, term, trunc, info = sorted_by_env_id(reply)
-        env_ids = info["env_id"]
-        counting = finished[env_ids] < quota[env_ids]
-        if decode is not None and "message" in obs:
-            for caption in np.asarray(decode(obs["message"][counting]), dtype=object).reshape(-1):
-                if caption:
-                    captions[caption] += 1
-        for row in np.flatnonzero((term | trunc) & counting):
-            env = int(env_ids[row])
-            episode = Episode(
-                index=global_episode_index(env, int(finished[env]), num_envs),
-                env_id=env,
-                values=episode_from_info(info, row, end_reasons),
-            )
-            finished[env] += 1
-            episodes.append(episode)
-            if on_episode is not None:
-                on_episode(episode)
-        if not np.any(finished < quota):
-            break
+    def act(b: EnvStep):
+        nonlocal key, state
         key, act_key = jax.random.split(key)
-        first = np.asarray(info["elapsed_step"]) == 0
-        actions, state = policy.act(obs, state, first, greedy, act_key)
-        reply = pool.step(np.asarray(actions), env_ids)
-    return sorted(episodes, key=lambda e: e.index), captions
+        actions, state = policy.act(b.obs, state, b.first, greedy, act_key)
+        return actions, None
+
+    EnvLoop(pool, [tally], in_env_order=True).run(act, lambda: tally.done)
+    return sorted(tally.episodes, key=lambda e: e.index), tally.captions
 
 
 def summarize(episodes: list[Episode], captions: Counter, end_reasons: tuple[str, ...] = (), top_k: int = 10) -> dict:
@@ -188,25 +197,23 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     import jax
 
     from motif_jax.data import decode_message
-    from motif_jax.envs import ActorPool
+    from motif_jax.envs.pool import make_pool
     from motif_jax.envs.pool_worker import TaskEnvFactory, episode_seed
     from motif_jax.envs.tasks import END_REASONS
     from motif_jax.evaluate.record import RecordingTaskFactory, collect_recordings
 
     num_envs = max(1, min(settings.num_envs, settings.episodes))
     quotas = episode_quotas(settings.episodes, num_envs)
-    obs_keys = _pool_obs_keys(policy)
-    if settings.record_dir:
-        factory = RecordingTaskFactory(settings.task, settings.record_dir, obs_keys, settings.max_episode_steps)
-    else:
-        factory = TaskEnvFactory(settings.task, obs_keys, settings.max_episode_steps)
-    pool = ActorPool(
-        factory,
+    recording = functools.partial(RecordingTaskFactory, root=settings.record_dir)
+    pool = make_pool(
+        settings.task,
         num_envs,
-        batch_size=num_envs,
-        num_workers=settings.num_workers,
-        seed=settings.seed,
-        end_reasons=END_REASONS,
+        num_envs,
+        settings.num_workers,
+        settings.seed,
+        _pool_obs_keys(policy),
+        max_episode_steps=settings.max_episode_steps,
+        env_factory=recording if settings.record_dir else TaskEnvFactory,
     )
     try:
         episodes, captions = run_episodes(

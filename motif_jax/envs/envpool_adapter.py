@@ -1,8 +1,7 @@
-"""Environment pools for the trainer: our NLE task pool, or envpool's own envs (``envpool:<Name>``).
+"""envpool's own envs (``envpool:<Name>``) behind our pool's observation/info layout.
 
-Both speak envpool's ``async_reset/send/recv`` API with next-step auto-reset. The
-envpool adapter puts array observations under ``"obs"`` and adds the per-episode
-``episode_return``/``episode_length`` info our pool already reports.
+Array observations go under ``"obs"``, and the per-episode ``episode_return``/``episode_length``
+our pool reports are added, so the trainer validates on envpool's envs with the code it runs on NLE.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ import gymnasium
 import numpy as np
 
 from motif_jax.errors import MotifError
-
-ENVPOOL_PREFIX = "envpool:"
 
 
 class EnvpoolAdapter:
@@ -57,28 +54,3 @@ class EnvpoolAdapter:
         close = getattr(self.env, "close", None)
         if close:
             close()
-
-
-def make_env_pool(
-    task: str, num_envs: int, batch_size: int, seed: int, num_workers: int = 0, obs_keys=None, cpu_offset: int = 0
-):
-    """A pool for a task name (NLE via ``motif_jax.envs.make_pool``) or ``envpool:<Name>``."""
-    if task.startswith(ENVPOOL_PREFIX):
-        return EnvpoolAdapter(task[len(ENVPOOL_PREFIX) :], num_envs, batch_size, seed)
-    from motif_jax.envs import TASKS, make_pool
-
-    if task not in TASKS:
-        raise MotifError(f"task {task!r} unknown; choose from {', '.join(TASKS)} or envpool:<EnvName>")
-    kwargs = {
-        "batch_size": batch_size,
-        "seed": seed,
-        "obs_keys": list(obs_keys) if obs_keys else None,
-        "cpu_offset": cpu_offset,
-    }
-    if num_workers:
-        kwargs["num_workers"] = num_workers
-    return make_pool(task, num_envs, **kwargs)
-
-
-def is_nethack(task: str) -> bool:
-    return not task.startswith(ENVPOOL_PREFIX)
