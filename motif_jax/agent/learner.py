@@ -1,11 +1,9 @@
 """The PPO update: epochs × minibatches over a batch of recurrent segments, as ONE jit over the mesh.
 
-The batch (rows = segments) is sharded along the mesh's ``data`` axis, parameters
-and optimiser state are replicated; XLA inserts the gradient all-reduce. The
-Motif intrinsic reward is computed inside the same jit from the batch's captions
+The batch (a ``rollout.Batch``, rows = segments) is sharded along the mesh's ``data``
+axis, parameters and optimiser state are replicated; XLA inserts the gradient all-reduce.
+The Motif intrinsic reward is computed inside the same jit from the batch's captions
 and per-episode caption counts, so the reward model runs on the accelerator.
-
-The batch is a ``rollout.Batch`` (numpy rows of this process, or jax arrays on the mesh).
 """
 
 from __future__ import annotations
