@@ -29,6 +29,7 @@ TRAIN = [
     "0.1",
     *("--set", "run.sync=true", "--set", "env.num_envs=4", "--set", "ppo.rollout=16"),
     *("--set", "run.log_every_s=0", "--set", "run.tensorboard=false", "--set", "env.num_workers=2"),
+    *("--set", "learner.devices=[0]"),  # one device: the recorded run had one
 ]
 # Recorded from the version before the typed-batch / env-loop refactor.
 GOLDEN = {
