@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("motif_jax.benchmark", "measure steps/s of the pool, reward model and trainer"),
     "experiment": ("motif_jax.experiment.cli", "run a grid of conditions x seeds (train + evaluate) and tabulate it"),
     "quickstart": ("motif_jax.quickstart", "run the whole pipeline at small scale on embedded defaults"),
-    "config": ("motif_jax.config", "show a stage's resolved, typed config (`motif config show train --config F`)"),
+    "config": ("motif_jax.config_cli", "show a stage's resolved, typed config (`motif config show train --config F`)"),
 }
 
 

@@ -6,7 +6,6 @@ layer is type-checked against the schema as it is merged (``--set`` values are p
 grammar, so ``1e-3`` is a float and ``[a, b]`` a list); a bad value, an unknown key or a list where a
 scalar belongs becomes one :class:`MotifError` line naming the key, the value and the expected type.
 A field's doc is the comment on its line (or the comment lines just above it) in the dataclass.
-`motif config show STAGE` prints a stage's resolved config; ``--help-keys`` lists its keys.
 """
 
 from __future__ import annotations
@@ -14,10 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import importlib
 import inspect
 import re
-import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -305,38 +302,3 @@ def add_keys_help(parser: argparse.ArgumentParser, schema: type, stage: str, *mo
     """List the stage's keys (and ``more`` lines) at the bottom of its ``--help``."""
     parser.epilog = "\n".join([help_epilog(schema, stage), *more])
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-
-
-# ----------------------------------------------------------------------------- `motif config show`
-
-# stage -> (its CLI module, that module's function(file, preset, overrides) -> the resolved config)
-STAGES: dict[str, tuple[str, str]] = {
-    "train": ("motif_jax.agent.cli", "show_config"),
-    "train-reward": ("motif_jax.reward.cli", "show_config"),
-    "annotate": ("motif_jax.annotate.cli", "show_config"),
-    "collect": ("motif_jax.data.collect_cli", "show_config"),
-    "quickstart": ("motif_jax.quickstart", "show_config"),
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "print a stage's resolved, typed config as YAML (defaults < preset < file < --set)"
-    parser.add_argument("action", choices=["show"])
-    parser.add_argument("stage", nargs="?", choices=sorted(STAGES), default="train", help="default: train")
-    parser.add_argument("--config", help="YAML config file of that stage")
-    add_set_argument(parser)
-    parser.add_argument("--preset", help="the stage's preset (train, train-reward)")
-    parser.add_argument("--help-keys", action="store_true", help="list the stage's keys: type, default, doc")
-
-
-def run(args: argparse.Namespace) -> int:
-    module_name, function = STAGES[args.stage]
-    module = importlib.import_module(module_name)
-    if args.help_keys:  # the key list at the bottom of the stage's own --help
-        parser = argparse.ArgumentParser()
-        module.add_arguments(parser)
-        print(parser.epilog)
-        return 0
-    config = getattr(module, function)(args.config, args.preset, args.overrides)
-    sys.stdout.write(to_yaml(config))
-    return 0

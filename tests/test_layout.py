@@ -36,7 +36,7 @@ LAYERS = {
     "motif_jax.evaluate": "evaluate",
     **{
         f"motif_jax.{name}": "applications"
-        for name in ("experiment", "quickstart", "pipeline", "cli", "benchmark", "data.collect_cli")
+        for name in ("experiment", "quickstart", "pipeline", "cli", "config_cli", "benchmark", "data.collect_cli")
     },
 }
 RANK = {layer: i for i, stages in enumerate(RANKS) for layer in stages}
