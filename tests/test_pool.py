@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from motif_jax.envs import make_pool
+from motif_jax.envs.loop import EnvLoop, LoopObserver
 from motif_jax.envs.tasks import END_REASONS
 from motif_jax.errors import MotifError
 
@@ -223,6 +224,7 @@ def test_close_leaves_no_child_processes():
     "kwargs, match",
     [
         (dict(task_or_factory="no-such-task", num_envs=2), "unknown task"),
+        (dict(task_or_factory="envpool:NoSuchEnv-v0", num_envs=2), "envpool cannot make it"),
         (dict(num_envs=2, batch_size=3), "batch_size"),
         (dict(num_envs=2, batch_size=0), "batch_size"),
         (dict(num_envs=0), "num_envs"),
@@ -262,3 +264,27 @@ def test_bad_calls_raise_clear_errors():
             pool.send(np.zeros(1, np.int64), np.array([0]))
         with pytest.raises(MotifError, match="wait forever"):
             pool.recv()
+
+
+def test_env_loop_keeps_episode_bookkeeping_and_calls_hooks_in_order():
+    class Recorder(LoopObserver):
+        def __init__(self):
+            self.seen = []
+
+        def observe(self, b):
+            b.inputs["action"] = b.env_ids + 1  # a per-env policy input, as a skill controller would set
+            self.seen.append((b.env_ids.tolist(), b.first.tolist(), b.steps.tolist(), b.ended.tolist()))
+
+        def acted(self, b, actions, aux):
+            assert aux == "aux" and actions.tolist() == (b.env_ids + 1).tolist()
+
+    recorder = Recorder()
+    with make_pool(CountdownEnv, num_envs=2, num_workers=1) as pool:
+        loop = EnvLoop(pool, [recorder], in_env_order=True)
+        loop.run(lambda b: (b.inputs["action"], "aux"), until=lambda: len(recorder.seen) == 5)
+        assert loop.stats.env_steps == 8  # the fifth batch got no action
+        pool.step(np.zeros(2, np.int64), np.arange(2))  # so every env awaits one
+    assert [s[0] for s in recorder.seen] == [[0, 1]] * 5
+    assert [s[1] for s in recorder.seen] == [[True, True], [False, False], [False, False], [False, False], [True, True]]
+    assert [s[2][0] for s in recorder.seen] == [0, 1, 2, 3, 4]
+    assert [s[3][0] for s in recorder.seen] == [False, False, False, True, False]

@@ -80,8 +80,7 @@ class ActorStats(LoopStats):
 
     def drain(self) -> ActorStats:
         out = dataclasses.replace(self)
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, f.default_factory() if f.name == "episodes" else f.default)
+        self.__init__()
         return out
 
     def __add__(self, other: ActorStats) -> ActorStats:

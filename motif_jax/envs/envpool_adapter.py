@@ -1,8 +1,4 @@
-"""envpool's own envs (``envpool:<Name>``) behind our pool's observation/info layout.
-
-Array observations go under ``"obs"``, and the per-episode ``episode_return``/``episode_length``
-our pool reports are added, so the trainer validates on envpool's envs with the code it runs on NLE.
-"""
+"""envpool's own envs (``envpool:<Name>``) behind our pool's layout, so the trainer validates on them."""
 
 from __future__ import annotations
 
@@ -13,7 +9,8 @@ from motif_jax.errors import MotifError
 
 
 class EnvpoolAdapter:
-    """Wraps ``envpool.make(..., env_type="gymnasium")`` into our pool's observation/info layout."""
+    """``envpool.make(..., env_type="gymnasium")`` with array observations under ``"obs"`` and the
+    ``episode_return``/``episode_length`` info our pool reports."""
 
     def __init__(self, name: str, num_envs: int, batch_size: int, seed: int):
         import envpool

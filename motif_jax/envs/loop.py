@@ -65,21 +65,6 @@ class LoopObserver:
         pass
 
 
-def sorted_by_env_id(reply: tuple) -> tuple:
-    """A pool reply ``(obs, reward, terminated, truncated, info)`` with its rows in env-id order; no copy if sorted."""
-    obs, reward, terminated, truncated, info = reply
-    order = np.argsort(info["env_id"], kind="stable")
-    if (order[1:] > order[:-1]).all():
-        return reply
-    return (
-        {k: v[order] for k, v in obs.items()},
-        reward[order],
-        terminated[order],
-        truncated[order],
-        {k: np.asarray(v)[order] for k, v in info.items()},
-    )
-
-
 class EnvLoop:
     """Steps ``pool`` (reset on the first step) for a policy ``(EnvStep) -> (actions, aux)``.
 
@@ -107,7 +92,11 @@ class EnvLoop:
         t0 = time.perf_counter()
         reply = self.pool.recv()
         t1 = time.perf_counter()
-        obs, reward, terminated, truncated, info = sorted_by_env_id(reply) if self.in_env_order else reply
+        obs, reward, terminated, truncated, info = reply
+        order = np.argsort(info["env_id"], kind="stable") if self.in_env_order else None
+        if order is not None and (order[1:] < order[:-1]).any():
+            obs, info = {k: v[order] for k, v in obs.items()}, {k: np.asarray(v)[order] for k, v in info.items()}
+            reward, terminated, truncated = reward[order], terminated[order], truncated[order]
         ids = info["env_id"]
         ended = np.asarray(terminated) | np.asarray(truncated)
         batch = EnvStep(obs, reward, terminated, truncated, info, ids, ended, self.first[ids], self.steps[ids])

@@ -49,9 +49,7 @@ _STOP_CODE = array("H", [STOP]).tobytes()
 _MAX_CRASHES, _CRASH_WINDOW_S = 5, 60.0
 # An NLE step takes microseconds and a reset milliseconds: minutes of silence mean a hung worker.
 DEFAULT_STEP_TIMEOUT_S = 120.0
-
-
-ENVPOOL_PREFIX = "envpool:"
+ENVPOOL_PREFIX = "envpool:"  # names one of envpool's own envs, e.g. "envpool:CartPole-v1"
 
 
 def make_pool(
@@ -68,16 +66,13 @@ def make_pool(
     cpu_offset: int = 0,
     step_timeout_s: float | None = DEFAULT_STEP_TIMEOUT_S,
 ):
-    """The one way to make a started pool; call `async_reset()` then `recv()`/`send()` (or `step()`), and
-    `close()` at the end.
+    """The one way to make a started pool; call `async_reset()` then `recv()`/`send()` (or `step()`), and `close()`.
 
-    `task_or_factory`: a task name (see `motif_jax.envs.TASKS`), `envpool:<Name>` for one of envpool's
-    envs (behind `EnvpoolAdapter`; only the sizes and seed apply), or a picklable zero-argument callable
-    returning a gymnasium env, e.g. `functools.partial(gymnasium.make, "CartPole-v1")`.
+    `task_or_factory`: a task name (see `motif_jax.envs.TASKS`), `envpool:<Name>` (only sizes and seed apply),
+    or a picklable zero-argument callable returning a gymnasium env, e.g. `partial(gymnasium.make, "CartPole-v1")`.
     `num_workers`: None or 0 for one per usable CPU (at most one per env).
-    `max_episode_steps`: the NLE tasks' episode cap (None: the task's default).
-    `env_factory(task=, obs_keys=, max_episode_steps=)` makes the workers' picklable env factory for a task
-    name: evaluation passes one that records ttyrecs.
+    `max_episode_steps` caps NLE task episodes (None: the task's default); `env_factory(task=, obs_keys=,
+    max_episode_steps=)` makes the workers' picklable factory for a task name (evaluation's records ttyrecs).
     `pin_workers`: see `worker_cpus`; pass False when several processes on one machine each run a pool.
     `cpu_offset`: where this pool starts dealing CPUs, so several pools in one process (actor threads) spread out.
     `step_timeout_s`: a worker that owes results and sends none for this long is taken for hung, killed

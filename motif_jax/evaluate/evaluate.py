@@ -66,7 +66,8 @@ def episode_from_info(info: dict[str, np.ndarray], row: int, end_reasons: tuple[
 
 
 class _Quotas(LoopObserver):
-    """Counts env ``i``'s first ``quota[i]`` finished episodes, and the captions seen during them."""
+    """Counts env ``i``'s first ``quotas[i]`` finished episodes, and how often each non-empty caption was
+    seen during them (``decode`` turns a batch of NLE messages into strings)."""
 
     def __init__(self, quotas, end_reasons, decode, on_episode):
         self.quota, self.finished = np.asarray(quotas), np.zeros(len(quotas), np.int64)
@@ -74,16 +75,11 @@ class _Quotas(LoopObserver):
         self.episodes: list[Episode] = []
         self.captions: Counter = Counter()
 
-    @property
-    def done(self) -> bool:
-        return not np.any(self.finished < self.quota)
-
     def observe(self, b: EnvStep) -> None:
         counting = self.finished[b.env_ids] < self.quota[b.env_ids]
-        if self.decode is not None and "message" in b.obs:
-            for caption in np.asarray(self.decode(b.obs["message"][counting]), dtype=object).reshape(-1):
-                if caption:
-                    self.captions[caption] += 1
+        for caption in np.asarray(self.decode(b.obs["message"][counting]), dtype=object).reshape(-1):
+            if caption:
+                self.captions[caption] += 1
         for row in np.flatnonzero(b.ended & counting):
             env = int(b.env_ids[row])
             episode = Episode(
@@ -95,41 +91,6 @@ class _Quotas(LoopObserver):
             self.episodes.append(episode)
             if self.on_episode is not None:
                 self.on_episode(episode)
-
-
-def run_episodes(
-    pool,
-    policy,
-    quotas: list[int],
-    *,
-    greedy: bool,
-    key,
-    end_reasons: tuple[str, ...] = (),
-    decode: Callable[[np.ndarray], Any] | None = None,
-    on_episode: Callable[[Episode], None] | None = None,
-) -> tuple[list[Episode], Counter]:
-    """Step ``pool`` with ``policy`` until env ``i`` has finished ``quotas[i]`` episodes.
-
-    Returns the counted episodes in report order and how often each non-empty caption was seen
-    during them (``decode`` turns a batch of NLE messages into strings; None skips captions).
-    """
-    import jax
-
-    if pool.batch_size != pool.num_envs:
-        raise ValueError("evaluation needs a lock-step pool (batch_size == num_envs) to be reproducible")
-    if len(quotas) != pool.num_envs:
-        raise ValueError(f"{len(quotas)} quotas for {pool.num_envs} envs")
-    tally = _Quotas(quotas, end_reasons, decode, on_episode)
-    state = policy.initial_state(pool.num_envs)
-
-    def act(b: EnvStep):
-        nonlocal key, state
-        key, act_key = jax.random.split(key)
-        actions, state = policy.act(b.obs, state, b.first, greedy, act_key)
-        return actions, None
-
-    EnvLoop(pool, [tally], in_env_order=True).run(act, lambda: tally.done)
-    return sorted(tally.episodes, key=lambda e: e.index), tally.captions
 
 
 def summarize(episodes: list[Episode], captions: Counter, end_reasons: tuple[str, ...] = (), top_k: int = 10) -> dict:
@@ -203,12 +164,20 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     from motif_jax.evaluate.record import RecordingTaskFactory, collect_recordings
 
     num_envs = max(1, min(settings.num_envs, settings.episodes))
-    quotas = episode_quotas(settings.episodes, num_envs)
+    tally = _Quotas(episode_quotas(settings.episodes, num_envs), END_REASONS, decode_message, on_episode)
+    key, state = jax.random.key(settings.seed), policy.initial_state(num_envs)
+
+    def act(b: EnvStep):
+        nonlocal key, state
+        key, act_key = jax.random.split(key)
+        actions, state = policy.act(b.obs, state, b.first, settings.greedy, act_key)
+        return actions, None
+
     recording = functools.partial(RecordingTaskFactory, root=settings.record_dir)
     pool = make_pool(
         settings.task,
         num_envs,
-        num_envs,
+        num_envs,  # lock-step: see the module doc
         settings.num_workers,
         settings.seed,
         _pool_obs_keys(policy),
@@ -216,23 +185,15 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
         env_factory=recording if settings.record_dir else TaskEnvFactory,
     )
     try:
-        episodes, captions = run_episodes(
-            pool,
-            policy,
-            quotas,
-            greedy=settings.greedy,
-            key=jax.random.key(settings.seed),
-            end_reasons=END_REASONS,
-            decode=decode_message,
-            on_episode=on_episode,
-        )
+        EnvLoop(pool, [tally], in_env_order=True).run(act, lambda: not np.any(tally.finished < tally.quota))
         if settings.record_dir:
             # one more step resets the envs whose last counted episode just ended, which closes its ttyrec
             pool.step(np.zeros(num_envs, np.int64), np.arange(num_envs, dtype=np.int32))
     finally:
         pool.close()
+    episodes = sorted(tally.episodes, key=lambda e: e.index)
     report = {"task": settings.task, "seed": settings.seed, "greedy": settings.greedy, "num_envs": num_envs}
-    report.update(summarize(episodes, captions, END_REASONS, settings.top_captions))
+    report.update(summarize(episodes, tally.captions, END_REASONS, settings.top_captions))
     if settings.record_dir:
         wanted = [
             (e.index, episode_seed(settings.seed, e.env_id, (e.index - e.env_id) // num_envs))
