@@ -8,7 +8,10 @@ so `motif --help` stays fast and a stage's heavy imports only load when used.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
+import os
+import signal
 import sys
 
 from motif_jax.errors import MotifError, disk_problem
@@ -28,6 +31,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("motif_jax.quickstart", "run the whole pipeline at small scale on embedded defaults"),
     "config": ("motif_jax.config_cli", "show a stage's resolved, typed config (`motif config show train --config F`)"),
 }
+
+
+# Set by the stage engine (`motif quickstart`, `motif experiment`) to its pid.
+STOP_WITH_PARENT = "MOTIF_STOP_WITH_PARENT"
+
+
+def stop_with_parent() -> None:
+    """A stage the engine started gets SIGTERM (it saves and stops, as on Ctrl-C) when the engine dies, even
+    by SIGKILL (Linux). Done here rather than in a ``preexec_fn``, which would make the engine fork while
+    JAX's threads run."""
+    pid = os.environ.pop(STOP_WITH_PARENT, None)
+    if pid is None:
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != int(pid):  # the engine died before the prctl
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +72,7 @@ def parse_command(argv: list[str]) -> tuple[object, argparse.Namespace]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    stop_with_parent()
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from motif_jax.annotate.rules import resolve_judge_path
+from motif_jax.cli import STOP_WITH_PARENT
 from motif_jax.config import file_layers, load_yaml
 from motif_jax.errors import MotifError
 from motif_jax.files import write_json_atomic
@@ -103,21 +103,11 @@ def run_step(step: Step, advance: Callable[[int], None] | None = None, echo: boo
     return time.perf_counter() - started
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the parent process dies (even by SIGKILL), on Linux."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def run_motif(argv: list[str], log: Path, on_poll=None, poll_s: float = 2.0, echo: bool = False) -> None:
     """Run ``motif ARGV`` as a subprocess with its output in ``log`` (and on stderr with ``echo``, where a
     terminal keeps the child's live progress bars); raise on failure."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", STOP_WITH_PARENT: str(os.getpid())}
     if echo and sys.stderr.isatty():
         env.update(FORCE_COLOR="1", TTY_COMPATIBLE="1", COLUMNS=str(shutil.get_terminal_size().columns))
     with open(log, "ab") as f:
@@ -129,7 +119,6 @@ def run_motif(argv: list[str], log: Path, on_poll=None, poll_s: float = 2.0, ech
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            preexec_fn=_die_with_parent,
         )
         tee = threading.Thread(target=_tee, args=(child.stdout, f), daemon=True) if echo else None
         if tee is not None:
