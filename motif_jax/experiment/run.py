@@ -6,13 +6,17 @@ Layout of ``--out DIR``::
     DIR/shared/rewards/<name>/      motif train-reward
     DIR/shared/done/<step>.json     a shared step that finished, with its arguments
     DIR/cells/<condition>_s<seed>/  the training run (config.yaml, metrics.jsonl, checkpoints/),
-                                    train.log, evaluate.log and result.json
+                                    train.log, evaluate.log and result.json (running.json while it
+                                    runs, failed.json after a failure)
+    DIR/cells.json                  the cell names, for `--status`
+    DIR/slurm/                      submitit's job files (executor slurm)
     DIR/results.json, DIR/table.md, DIR/plots/
 
 Every stage runs as a `motif` subprocess through the stage engine (motif_jax.pipeline; its output
 goes to a log next to its results). A cell counts as done only once its ``result.json`` is in
 place, written atomically after its evaluation; so a run killed at any moment redoes at most the
-cell in flight, and that one continues from its last training checkpoint.
+cells in flight, and those continue from their last training checkpoint. The cells run on the
+executor of the experiment file (motif_jax.experiment.executors).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from pathlib import Path
 
 from motif_jax.errors import MotifError
 from motif_jax.evaluate.stats import json_safe
+from motif_jax.experiment import executors
 from motif_jax.experiment import results as results_mod
+from motif_jax.experiment.executors import heartbeat, running, write_failure
 from motif_jax.experiment.spec import Experiment, digest, train_config_path
 from motif_jax.files import write_json_atomic
 from motif_jax.metrics import METRICS_FILE
@@ -188,10 +194,19 @@ def cell_is_done(cell: Cell) -> bool:
     return True
 
 
-def run_cell(cell: Cell, advance) -> dict:
-    """Train (resuming a killed run) and evaluate one cell; returns its result, written atomically."""
+def run_cell(cell: Cell, advance=None) -> dict:
+    """Train (resuming a killed run) and evaluate one cell; returns its result, written atomically.
+    The same function on every executor: a failure leaves ``failed.json``, a run ``running.json``."""
     cell.folder.mkdir(parents=True, exist_ok=True)
-    seconds = sum(run_step(step, advance) for step in cell.steps)
+    (cell.folder / "failed.json").unlink(missing_ok=True)
+    seconds = 0.0
+    with heartbeat(cell.folder):
+        for step in cell.steps:
+            try:
+                seconds += run_step(step, advance)
+            except Exception as err:
+                write_failure(cell.folder, err, step.log)
+                raise
     report = json.loads(cell.eval_json.read_text())
     result = {
         "cell": cell.name,
@@ -208,37 +223,51 @@ def run_cell(cell: Cell, advance) -> dict:
 
 
 def run_experiment(exp: Experiment, out: Path, progress: bool = True) -> dict:
-    """Run what is not done yet and (re)write results.json, table.md and plots/."""
+    """Run what is not done yet on the experiment's executor and (re)write results.json, table.md
+    and plots/; raises once the outputs are written if a cell failed (a rerun resubmits it)."""
     from rich.console import Console
 
-    from motif_jax.progress import ProgressBar
-
+    out = out.resolve()  # cells may run elsewhere (Ray workers, SLURM jobs)
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     shutil.copyfile(exp.path, out / "experiment.yaml")
     cells = plan_cells(exp, out)
-    todo = [c for c in cells if not cell_is_done(c)]
-    total = sum(c.units for c in todo)
+    write_json_atomic(out / "cells.json", [c.name for c in cells])  # what `--status` lists
+    busy = [c for c in cells if not cell_is_done(c) and running(c.folder)]
+    todo = [c for c in cells if not cell_is_done(c) and c not in busy]
+    x = exp.executor
     console.print(
         f"experiment {exp.name}: {len(cells)} cells ({len(exp.conditions)} conditions × "
-        f"{len(exp.seeds)} seeds), {len(cells) - len(todo)} done before, {len(todo)} to run"
+        f"{len(exp.seeds)} seeds), {len(cells) - len(todo) - len(busy)} done before, {len(todo)} to run "
+        f"on the {x.kind} executor"
+        + (f", {len(busy)} running elsewhere ({', '.join(c.name for c in busy)})" if busy else "")
     )
     hint = "use a new --out, or delete its marker in shared/done and what it made"
     run_steps(shared_steps(exp, out), out, out / "shared" / "done", console, hint=hint)
-    started = time.perf_counter()
-    with ProgressBar(exp.name, max(total, 1), "steps", enabled=progress, transient=True, console=console) as bar:
-        bar.update(info=f"0/{len(todo)} cells")
-        for i, cell in enumerate(todo):
-            bar.update(description=f"{exp.name}: {cell.name}")
-            run_cell(cell, bar.advance)
-            bar.update(info=f"{i + 1}/{len(todo)} cells")
-            elapsed = time.perf_counter() - started
-            eta = elapsed / max(bar.done, 1) * (total - bar.done)
-            console.print(
-                f"cell {cell.name} done ({i + 1}/{len(todo)}); elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min",
-                highlight=False,
-            )
-    return write_outputs(exp, out, cells, console)
+    started, finished = time.perf_counter(), 0
+
+    def report(cell: Cell, err: Exception | None) -> None:
+        nonlocal finished
+        finished += 1
+        minutes = (time.perf_counter() - started) / 60
+        eta = minutes / finished * (len(todo) - finished)
+        state = "done" if err is None else f"[red]failed[/red]: {err}"
+        console.print(
+            f"cell {cell.name} {state} ({finished}/{len(todo)}); elapsed {minutes:.1f} min, ETA {eta:.1f} min",
+            highlight=False,
+        )
+
+    if x.kind == "ray":
+        failed = executors.run_ray(todo, x, report)
+    elif x.kind == "slurm":
+        failed = executors.run_slurm(todo, x, out / "slurm", exp.name, report)
+    else:
+        failed = executors.run_local(todo, report, progress, exp.name, console)
+    summary = write_outputs(exp, out, cells, console)
+    if failed:
+        names = ", ".join(c.name for c in failed)
+        raise MotifError(f"{len(failed)} cell(s) failed: {names}; see failed.json in each, then rerun to resubmit them")
+    return summary
 
 
 def write_outputs(exp: Experiment, out: Path, cells: list[Cell], console=None) -> dict:

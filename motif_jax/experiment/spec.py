@@ -13,6 +13,7 @@
       random: {policy: random}
       extrinsic: {extrinsic_coef: 0.1, llm_coef: 0}
       intrinsic: {reward: defaultgoal, extrinsic_coef: 0, llm_coef: 0.1}
+    executor: {kind: slurm, partition: gpu, gpus_per_cell: 1, time_limit_min: 240}
 
 Paths inside (``train.config``) are relative to the experiment file, like ``extends:``.
 """
@@ -76,6 +77,20 @@ class ConditionSpec:
 
 
 @dataclasses.dataclass
+class ExecutorSection:
+    """Where the cells run (the shared steps always run in the driver, first)."""
+
+    kind: str = "local"  # local: one after another here | slurm: submitit jobs | ray: tasks on a Ray cluster
+    ray_address: str | None = None  # `ray.init(address=...)`, e.g. auto; none: a Ray cluster on this machine
+    cpus_per_cell: int = 1
+    gpus_per_cell: int = 0
+    partition: str | None = None  # SLURM partition
+    time_limit_min: int = 240  # per SLURM job; a cell timed out or preempted is requeued and resumes
+    array_parallelism: int = 256  # most SLURM jobs of the array running at once
+    cluster: str | None = None  # submitit cluster: none = SLURM; local or debug run the jobs on this machine
+
+
+@dataclasses.dataclass
 class Experiment:
     name: str = "experiment"
     task: str = "score"
@@ -85,6 +100,7 @@ class Experiment:
     datasets: dict[str, DatasetSpec] = dataclasses.field(default_factory=dict)
     rewards: dict[str, RewardSpec] = dataclasses.field(default_factory=dict)
     conditions: dict[str, ConditionSpec] = dataclasses.field(default_factory=dict)
+    executor: ExecutorSection = dataclasses.field(default_factory=ExecutorSection)
     order: str = "condition"  # run cells condition by condition, or "seed": every condition of a seed first
     path: str = ""  # the file it came from (set by `load_experiment`)
 
@@ -99,7 +115,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
             if isinstance(entries, dict):  # `name:` with nothing under it takes every default
                 data[key] = {name: {} if value is None else value for name, value in entries.items()}
     exp = merge(Experiment, layers)
-    exp.path = str(path)
+    exp.path = str(Path(path).resolve())  # absolute: cells may run elsewhere (Ray workers, SLURM jobs)
     validate(exp)
     return exp
 
@@ -117,6 +133,14 @@ def validate(exp: Experiment) -> None:
             raise MotifError(f"{where}: name {name!r}: use letters, digits, '-', '_', '+', '.'")
     if exp.order not in ("condition", "seed"):
         raise MotifError(f"{where}: order must be condition or seed, got {exp.order!r}")
+    x = exp.executor
+    if x.kind not in ("local", "slurm", "ray"):
+        raise MotifError(f"{where}: executor.kind must be local, slurm or ray, got {x.kind!r}")
+    if x.cluster not in (None, "slurm", "local", "debug"):
+        raise MotifError(f"{where}: executor.cluster must be slurm, local or debug, got {x.cluster!r}")
+    for field in ("cpus_per_cell", "time_limit_min", "array_parallelism"):
+        if getattr(x, field) < 1:
+            raise MotifError(f"{where}: executor.{field} must be >= 1")
     e = exp.evaluate
     for field in ("episodes", "num_envs", "max_episode_steps"):
         if getattr(e, field) < 1:
