@@ -14,8 +14,9 @@ from rich.console import Console
 
 from motif_jax.annotate.agreement import describe, judge_comparisons
 from motif_jax.annotate.asking import Asker
-from motif_jax.annotate.backends import Sampling, make_backend
+from motif_jax.annotate.backends import LLM_BACKENDS, Sampling, make_backend
 from motif_jax.annotate.baselines import annotate_baseline
+from motif_jax.annotate.engines import EnginePool
 from motif_jax.annotate.progress import summary_table
 from motif_jax.annotate.prompts import load_template
 from motif_jax.annotate.rules import annotate_rules, load_table, resolve_judge_path
@@ -42,7 +43,11 @@ class AnnotateConfig:
     num_chunks: int = 1  # split the pairs into this many chunks
     chunk: int = 0  # the chunk this run labels
     overwrite: bool = False  # start this chunk over
-    batch_size: int | None = None  # pairs per block (one flush per block); default: the backend's
+    engines: int = 1  # LLM engines labelling at once, as Ray actors (see docs/annotate.md)
+    ray_address: str | None = None  # Ray cluster of the engines (default: $RAY_ADDRESS, else a local one)
+    gpus_per_engine: float | None = None  # default: --tensor-parallel-size for vllm on GPUs, else 0
+    engine_restarts: int = 1  # times Ray restarts a dead engine before its work goes to the others
+    batch_size: int | None = None  # pairs per block, one flush each (per engine with --engines); default: the backend's
     log_dir: str | None = None  # keep every conversation as text under LOG_DIR/<name>/
     no_progress: bool = False  # no progress bar
     score_key: str = "score"  # score baseline: info key to compare
@@ -94,7 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     work.add_argument("--num-chunks", type=int)
     work.add_argument("--chunk", type=int)
     work.add_argument("--overwrite", action="store_true", default=None, help="start this chunk over")
-    work.add_argument("--batch-size", type=int, help="pairs per block (one flush per block)")
+    work.add_argument("--engines", type=int, help="LLM engines labelling at once, as Ray actors (1)")
+    work.add_argument("--ray-address", help="Ray cluster of the engines (default: $RAY_ADDRESS, else a local one)")
+    work.add_argument("--gpus-per-engine", type=float, help="default: --tensor-parallel-size for vllm on GPUs, else 0")
+    work.add_argument("--engine-restarts", type=int, help="Ray restarts of a dead engine before its work moves (1)")
+    work.add_argument("--batch-size", type=int, help="pairs per block (one flush per block; per engine with --engines)")
     work.add_argument("--log-dir", help="keep every conversation as text under LOG_DIR/<name>/")
     work.add_argument("--no-progress", action="store_true", default=None)
     work.add_argument("--score-key", help="score baseline: info key to compare")
@@ -176,6 +185,14 @@ def _validate(c: AnnotateConfig) -> None:
         raise MotifError("--batch-size must be at least 1")
     if not 0 <= c.tie_band < 0.5:
         raise MotifError("--tie-band must be in [0, 0.5)")
+    if c.engines < 1 or c.engine_restarts < 0 or (c.gpus_per_engine or 0) < 0:
+        raise MotifError("--engines must be at least 1, --engine-restarts and --gpus-per-engine at least 0")
+    if _pooled(c) and c.backend not in LLM_BACKENDS:
+        raise MotifError(f"--engines and --ray-address run LLM engines ({', '.join(LLM_BACKENDS)}), not {c.backend}")
+
+
+def _pooled(c: AnnotateConfig) -> bool:
+    return c.engines > 1 or c.ray_address is not None
 
 
 def _check_api_key(c: AnnotateConfig, named: bool) -> None:
@@ -213,6 +230,18 @@ def build_backend(c: AnnotateConfig, template):
             "dtype": c.dtype,
             "guided_regex": None if c.no_structured_outputs else template.guided_regex,
         }
+    if _pooled(c):
+        return EnginePool(
+            c.engines,
+            c.backend,
+            sampling,
+            model=c.model,
+            batch_size=c.batch_size,
+            options=options,
+            address=c.ray_address,
+            gpus_per_engine=c.gpus_per_engine,
+            restarts=c.engine_restarts,
+        )
     return make_backend(c.backend, sampling, model=c.model, batch_size=c.batch_size, **options)
 
 
@@ -264,7 +293,7 @@ def _run_llm(c: AnnotateConfig, ds, options):
     try:
         name = c.name or default_name(backend.model_name, c.goal, template.name, c.mode, c.both_orders)
         print(f"annotator: {name}", flush=True)
-        if c.batch_size is None:
+        if c.batch_size is None or _pooled(c):  # a pool's block: --batch-size pairs per engine
             options.batch_size = backend.batch_size
         asker = Asker(backend, template, c.mode, c.both_orders, c.tie_band)
         settings = {
