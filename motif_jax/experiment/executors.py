@@ -31,12 +31,14 @@ def heartbeat(folder: Path):
     info = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
 
     def beat() -> None:
-        while True:
-            write_json_atomic(path, {**info, "beat": time.time()})
-            if stop.wait(HEARTBEAT_S):
-                return
+        write_json_atomic(path, {**info, "beat": time.time()})
 
-    thread = threading.Thread(target=beat, daemon=True)
+    def beats() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            beat()
+
+    beat()
+    thread = threading.Thread(target=beats, daemon=True)
     thread.start()
     try:
         yield
