@@ -109,7 +109,7 @@ seeds: [0, 1]
 train:
   config: {config}
   steps: 4096
-  set: [run.sync=true, env.num_envs=4, run.checkpoint_every=512, learner.devices=[0]]
+  set: [run.sync=true, env.num_envs=4, run.checkpoint_every=512, "learner.devices=[0]"]
 evaluate: {{episodes: 2, num_envs: 1, seed: 10, max_episode_steps: 30}}
 conditions:
   ext: {{extrinsic_coef: 1.0, llm_coef: 0}}
