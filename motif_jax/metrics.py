@@ -1,5 +1,6 @@
 """``metrics.jsonl``, the log of every training run (the agent's and the reward model's): one JSON object per
-line, appended as the run goes and optionally mirrored to TensorBoard; readers skip a line a crash cut short.
+line, appended as the run goes and optionally mirrored to TensorBoard and Weights & Biases (``tracking``);
+readers skip a line a crash cut short.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from typing import Any
 
 from motif_jax.errors import MotifError
 from motif_jax.files import write_atomic
+from motif_jax.tracking import WandbTracker
 
 METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsWriter:
     """Appends records to ``RUN/metrics.jsonl`` (a line each, flushed at once) and their numbers to
-    TensorBoard under ``RUN/tensorboard`` against ``step_key``; NaN and inf values are left out."""
+    TensorBoard under ``RUN/tensorboard`` and to ``tracker`` (finished on close) against ``step_key``; NaN and
+    inf values are left out."""
 
-    def __init__(self, run_dir: str | Path, step_key: str, tensorboard: bool = False):
+    def __init__(
+        self, run_dir: str | Path, step_key: str, tensorboard: bool = False, tracker: WandbTracker | None = None
+    ):
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path, self.step_key = run_dir / METRICS_FILE, step_key
@@ -31,6 +36,7 @@ class MetricsWriter:
             from tensorboardX import SummaryWriter
 
             self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
+        self.tracker = tracker
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write one record; returns it as written (plain Python values)."""
@@ -43,12 +49,16 @@ class MetricsWriter:
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and key != self.step_key:
                     self.tensorboard.add_scalar(key, value, step)
             self.tensorboard.flush()
+        if self.tracker is not None:
+            self.tracker.log(record, step=record.get(self.step_key))
         return record
 
     def close(self) -> None:
         self.file.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
+        if self.tracker is not None:
+            self.tracker.finish()
 
 
 def read_metrics(path: str | Path, strict: bool = False) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from motif_jax.config import last_setter, layer_value, merge, stage_layers
 from motif_jax.errors import MotifError
+from motif_jax.tracking import MODES, WandbConfig
 
 
 @dataclasses.dataclass
@@ -124,6 +125,7 @@ class TrainConfig:
     actor: ActorConfig = dataclasses.field(default_factory=ActorConfig)
     learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    wandb: WandbConfig = dataclasses.field(default_factory=WandbConfig)  # optional Weights & Biases tracking
 
 
 # Keys with a fixed set of values (checked after the merge).
@@ -134,6 +136,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.activation": ("relu", "tanh", "gelu", "elu"),
     "ppo.advantage": ("gae", "vtrace"),
     "reward.caption": ("current", "next"),
+    "wandb.mode": MODES,
 }
 
 

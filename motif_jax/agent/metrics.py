@@ -1,4 +1,4 @@
-"""The training run's log: ``metrics.jsonl`` and TensorBoard (``motif_jax.metrics``) and a rich console line."""
+"""The training run's log: ``metrics.jsonl``, TensorBoard and W&B (``motif_jax.metrics``) and a rich console line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from motif_jax.metrics import METRICS_FILE, MetricsWriter, keep_metrics
+from motif_jax.tracking import WandbConfig, open_tracker
 
 CONSOLE_KEYS = (
     "env_steps",
@@ -24,10 +25,22 @@ __all__ = ["CONSOLE_KEYS", "METRICS_FILE", "MetricsLogger", "drop_metrics_after"
 
 
 class MetricsLogger:
-    """Records keyed by ``env_steps``; on processes other than the first (``enabled`` False) it does nothing."""
+    """Records keyed by ``env_steps``; on processes other than the first (``enabled`` False) it does nothing.
+    With ``wandb`` on, the run's ``run_config`` and records also go to Weights & Biases."""
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True, console: bool = True, enabled: bool = True):
-        self.writer = MetricsWriter(run_dir, "env_steps", tensorboard) if enabled else None
+    def __init__(
+        self,
+        run_dir: str | Path,
+        tensorboard: bool = True,
+        console: bool = True,
+        enabled: bool = True,
+        wandb: WandbConfig | None = None,
+        run_config: dict | None = None,
+    ):
+        self.writer = None
+        if enabled:
+            tracker = open_tracker(wandb, run_dir, "train", run_config or {})
+            self.writer = MetricsWriter(run_dir, "env_steps", tensorboard, tracker)
         self.console = Console(stderr=True) if console and enabled else None
 
     def log(self, record: dict) -> None:

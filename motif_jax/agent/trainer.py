@@ -161,7 +161,9 @@ class Trainer:
             raise MotifError(f"{self.run_dir} already holds checkpoints; pass --resume or choose another --out")
         if self.is_main:  # whole or not at all: `motif train --resume` reads it back
             write_atomic(self.run_dir / "config.yaml", yaml.safe_dump(to_dict(c), sort_keys=False))
-        self.logger = MetricsLogger(self.run_dir, c.run.tensorboard, console, enabled=self.is_main)
+        self.logger = MetricsLogger(
+            self.run_dir, c.run.tensorboard, console, enabled=self.is_main, wandb=c.wandb, run_config=to_dict(c)
+        )
         # One parameter copy per actor device; thread i acts on actor device i mod len(devices).
         self.stores = [ParamStore(d) for d in self.actor_devices]
         treedef = jax.tree.structure(self.train_state["params"])

@@ -8,6 +8,7 @@ motif evaluate runs/score --record replays --record-episodes 2  # ttyrecs + an a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -51,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record-episodes", type=int, default=1, help="how many episodes to keep with --record")
     parser.add_argument("--gif-max-frames", type=int, default=400, help="longer recordings are subsampled")
     parser.add_argument("--top-captions", type=int, default=10, help="most frequent captions to list")
+    parser.add_argument("--wandb", metavar="PROJECT", help="also log the report to Weights & Biases")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +103,29 @@ def run(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
         console.print(f"wrote {path}")
+    _track(args, report, settings)
     return 0
+
+
+def _track(args: argparse.Namespace, report: dict, settings) -> None:
+    """With --wandb (or $MOTIF_WANDB): the headline numbers, the report's tables and the replay GIF."""
+    from motif_jax.tracking import WandbConfig, open_tracker
+
+    source = Path(args.checkpoint) if args.policy == "checkpoint" else Path("random")
+    who = source.parent.name if source.name == "checkpoints" else source.name
+    where = Path(args.json).parent if args.json else Path(".")
+    config = {"checkpoint": report["checkpoint"], **dataclasses.asdict(settings)}
+    tracker = open_tracker(WandbConfig(project=args.wandb or ""), where, "evaluate", config, f"evaluate-{who}")
+    if tracker is None:
+        return
+    details = report["details"]
+    tracker.summary({f"{k}_mean": d["mean"] for k, d in details.items()} | {"success_rate": report["success_rate"]})
+    rows = [[k, d["mean"], d["ci95"], d["min"], d["max"]] for k, d in details.items()]
+    tracker.log_table("evaluation", ["metric", "mean", "ci95", "min", "max"], rows)
+    tracker.log_table("top_captions", ["steps", "caption"], [[n, c] for c, n in report["top_captions"]])
+    if report.get("gif"):
+        tracker.log_image("replay", report["gif"])
+    tracker.finish()
 
 
 def _check(args: argparse.Namespace) -> None:

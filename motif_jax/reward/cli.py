@@ -26,6 +26,7 @@ FLAG_FIELDS = {
     "val_fraction": "val_fraction",
     "keep": "keep",
     "tensorboard": "tensorboard",
+    "wandb": "wandb.project",
 }
 
 
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tensorboard", action="store_true", default=None, help="also write TensorBoard scalars to OUT/tensorboard"
     )
+    parser.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (config: wandb.project)")
     parser.add_argument("--config", help="YAML file with the keys listed below (preset, model, lr, batch_size, ...)")
     add_set_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -46,6 +46,7 @@ from motif_jax.reward.pairs import (
     split_pairs,
 )
 from motif_jax.reward.state import CHECKPOINT_DIR, META_FORMAT, make_optimizer, train_state
+from motif_jax.tracking import WandbConfig, open_tracker
 
 
 @dataclasses.dataclass
@@ -59,6 +60,7 @@ class TrainConfig:
     val_fraction: float = 0.2  # held-out share of the labelled pairs
     keep: int = 3  # checkpoints kept
     tensorboard: bool = False  # also write TensorBoard scalars to OUT/tensorboard
+    wandb: WandbConfig = dataclasses.field(default_factory=WandbConfig)  # optional Weights & Biases tracking
 
     def validate(self) -> None:
         if self.lr <= 0 or not math.isfinite(self.lr):
@@ -158,7 +160,7 @@ def _sum_metrics(totals: dict[str, Any], sums: dict[str, jax.Array]) -> dict[str
 # Checkpoint metadata and metrics output.
 
 
-def open_metrics(out_dir: Path, epoch: int, tensorboard: bool, last: dict[str, Any] | None) -> MetricsWriter | None:
+def open_metrics(out_dir: Path, epoch: int, config: TrainConfig, last: dict[str, Any] | None) -> MetricsWriter | None:
     """Process 0's metrics writer (None on the others), after dropping the epochs a resume from ``epoch``
     replays and putting back the restored checkpoint's own record ``last`` if a kill came between its save
     and its line."""
@@ -170,7 +172,8 @@ def open_metrics(out_dir: Path, epoch: int, tensorboard: bool, last: dict[str, A
         return [last] if missing else []
 
     keep_metrics(out_dir / METRICS_FILE, lambda r: isinstance(r.get("epoch"), int) and r["epoch"] <= epoch, put_back)
-    return MetricsWriter(out_dir, "epoch", tensorboard)
+    tracker = open_tracker(config.wandb, out_dir, "train-reward", dataclasses.asdict(config))
+    return MetricsWriter(out_dir, "epoch", config.tensorboard, tracker)
 
 
 def checkpoint_meta(
@@ -191,9 +194,9 @@ def checkpoint_meta(
 
 
 def _comparable(config_dict: dict[str, Any]) -> dict[str, Any]:
-    """Settings that must match to resume (more epochs, other keep/tensorboard are fine; the network is
+    """Settings that must match to resume (more epochs, other keep/tensorboard/wandb are fine; the network is
     compared through the checkpoint's ``model``, which runs saved before it was part of the config have)."""
-    return {k: v for k, v in config_dict.items() if k not in ("epochs", "keep", "tensorboard", "model")}
+    return {k: v for k, v in config_dict.items() if k not in ("epochs", "keep", "tensorboard", "wandb", "model")}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -255,7 +258,7 @@ class RewardTraining:
         history = []
         with Checkpointer(out_dir / CHECKPOINT_DIR, max_to_keep=self.config.keep) as ckpt:
             state, start_epoch, last = self.restore(ckpt, resume)
-            metrics_log = open_metrics(out_dir, start_epoch, self.config.tensorboard, last)
+            metrics_log = open_metrics(out_dir, start_epoch, self.config, last)
             try:
                 with ProgressBar("reward model", 0, "batches", enabled=progress, transient=True) as bar:
                     for epoch in range(start_epoch + 1, self.config.epochs + 1):
