@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-only", action="store_true", help="only rebuild the outputs from finished cells")
     parser.add_argument("--status", metavar="DIR", help="show each cell of the experiment in DIR: done, running, ...")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--wandb", metavar="PROJECT", help="log the cells (grouped by experiment) and results to W&B")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,18 +45,23 @@ def run(args: argparse.Namespace) -> int:
     if not args.file or not args.out:
         raise MotifError("motif experiment: give an experiment FILE and --out DIR (or --status DIR)")
 
+    from motif_jax.experiment import tracking
     from motif_jax.experiment.run import plan_cells, run_experiment, write_outputs
     from motif_jax.experiment.spec import load_experiment
 
     sets = [f"executor.{key}={v}" for _, key, _ in EXECUTOR_FLAGS if (v := getattr(args, f"executor_{key}"))]
     exp = load_experiment(args.file, [*args.overrides, *sets])
     out = Path(args.out)
+    if args.wandb:
+        tracking.enable(args.wandb, exp.name)
     if args.report_only:
         write_outputs(exp, out, plan_cells(exp, out), console)
     else:
         run_experiment(exp, out, progress=not args.no_progress)
     console.print((out / "table.md").read_text())
     console.print(f"wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'plots'}")
+    if args.wandb:
+        tracking.track_results(out, exp.name)
     return 0
 
 
