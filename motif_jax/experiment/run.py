@@ -251,7 +251,7 @@ def run_experiment(exp: Experiment, out: Path, progress: bool = True) -> dict:
         finished += 1
         minutes = (time.perf_counter() - started) / 60
         eta = minutes / finished * (len(todo) - finished)
-        state = "done" if err is None else f"[red]failed[/red]: {err}"
+        state = "done" if err is None else f"[red]failed[/red]: {str(err).strip().splitlines()[-1]}"  # Ray: traceback
         console.print(
             f"cell {cell.name} {state} ({finished}/{len(todo)}); elapsed {minutes:.1f} min, ETA {eta:.1f} min",
             highlight=False,
