@@ -349,3 +349,5 @@ def test_gpu_check_runs_at_small_sizes_on_cpu(tmp_path):
     assert result["train_all"]["num_envs"] == 16 and result["train_all"]["train_sps"] > 0
     assert {"learner_fps", "flops_per_frame", "params"} <= set(result["learner_all"])
     assert result["reward"]["score_captions_per_s"] > 0 and result["actor"]["host_us_per_step"] > 0
+    assert result["experiment"]["conditions"]["ext+int"]["n_episodes"] == 2
+    assert result["annotate"] == {"backend": "rules", "pairs": 200, "seconds": result["annotate"]["seconds"]}
