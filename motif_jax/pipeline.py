@@ -83,8 +83,8 @@ def run_step(step: Step, advance: Callable[[int], None] | None = None, echo: boo
     """Run one step under the resume rule, advancing the progress bar by its units; returns seconds."""
     argv = list(step.argv)
     target = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
-    if argv[0] == "train" and target is not None and (target / "checkpoints").is_dir():
-        argv.append("--resume")  # a killed training run continues from its last checkpoint
+    if argv[0] == "train" and target is not None and any(p.name.isdigit() for p in target.glob("checkpoints/*")):
+        argv.append("--resume")  # a killed training run continues from its last finished checkpoint
     if argv[0] == "train-reward" and target is not None and target.exists():
         shutil.rmtree(target)  # a killed fit: seconds to redo from scratch
     counted = 0

@@ -35,6 +35,7 @@ def test_a_failed_cell_is_reported_shown_and_resubmitted_by_the_rerun(tmp_path, 
     class Failing(FakeMotif):
         def __call__(self, argv, log, **kw):
             if argv[0] == "train" and "--seed" in argv and argv[argv.index("--seed") + 1] == "1":
+                (log.parent / "checkpoints" / "512.orbax-checkpoint-tmp").mkdir(parents=True)  # not finished
                 log.write_text("$ motif train\nValueError: the learner diverged\n")
                 raise MotifError(f"`motif train` failed (exit 1); see {log}")
             return super().__call__(argv, log, **kw)
@@ -49,7 +50,8 @@ def test_a_failed_cell_is_reported_shown_and_resubmitted_by_the_rerun(tmp_path, 
     fake = FakeMotif()
     monkeypatch.setattr(pipeline, "run_motif", fake)
     run.run_experiment(exp, out, progress=False)
-    assert [c[0] for c in fake.calls] == ["train", "evaluate"]  # only the failed cell
+    assert [c[0] for c in fake.calls] == ["train", "evaluate"]  # only the failed cell, from the start
+    assert "--resume" not in fake.calls[0]
     assert not (out / "cells" / "intrinsic_s1" / "failed.json").exists()
     assert all(state.startswith("done") for state in status(out, capsys).values())
 
@@ -158,7 +160,7 @@ def test_ray_grid_survives_a_killed_worker_and_matches_the_local_run(grid, tmp_p
         while victim is None and driver.is_alive():  # a cell in training with a checkpoint saved
             for folder in out.glob("cells/*"):
                 info = executors.running(folder)
-                if info and any((folder / "checkpoints").glob("[0-9]*")):
+                if info and any(p.name.isdigit() for p in folder.glob("checkpoints/*")):
                     victim = folder
                     os.kill(info["pid"], signal.SIGKILL)  # the Ray worker running the cell
                     break

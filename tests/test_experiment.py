@@ -121,7 +121,7 @@ class FakeMotif:
             (run.Path(argv[1]) / "preference" / f"{out('--name')}.npy").touch()
         elif argv[0] == "train":
             folder = run.Path(out("--out"))
-            (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (folder / "checkpoints" / "100").mkdir(parents=True, exist_ok=True)
             (folder / "metrics.jsonl").write_text(json.dumps({"env_steps": 100, "episode_return": 1.0}) + "\n")
             (folder / "config.yaml").write_text(f"seed: {out('--seed')}\nreward: {{llm_coef: 0.1}}\n")
         elif argv[0] == "evaluate":
@@ -143,7 +143,7 @@ def test_rerun_skips_finished_cells_and_resumes_the_killed_one(tmp_path, monkeyp
     run.write_outputs(exp, out, run.plan_cells(exp, out))
     assert "(2 of 4 cells finished so far)" in (out / "table.md").read_text()
     assert not (out / "cells" / "intrinsic_s0" / "result.json").exists()
-    (out / "cells" / "intrinsic_s0" / "checkpoints").mkdir(parents=True)  # the killed run had saved one
+    (out / "cells" / "intrinsic_s0" / "checkpoints" / "64").mkdir(parents=True)  # the killed run had saved one
     fake = FakeMotif()
     monkeypatch.setattr(pipeline, "run_motif", fake)
     summary = run.run_experiment(exp, out, progress=False)
