@@ -104,7 +104,7 @@ class FakeMotif:
         if argv[0] == "annotate":
             target = Path(argv[1]) / "preference" / f"{value('--name')}.npy"
         if argv[0] == "train":
-            (target / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (target / "checkpoints" / "1").mkdir(parents=True, exist_ok=True)
         if argv[0] == self.die_in:
             raise KeyboardInterrupt("killed")
         target.parent.mkdir(parents=True, exist_ok=True)
