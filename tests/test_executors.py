@@ -139,7 +139,7 @@ def keys(obj):
     return {k: keys(v) for k, v in obj.items()} if isinstance(obj, dict) else None
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_ray_grid_survives_a_killed_worker_and_matches_the_local_run(grid, tmp_path):
     ray = pytest.importorskip("ray")
     path, local = grid
@@ -182,7 +182,7 @@ def test_ray_grid_survives_a_killed_worker_and_matches_the_local_run(grid, tmp_p
         assert (folder / "train.log").read_text().count("$ motif train") == 1 + (folder == victim)
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_submitit_local_executor_grid_equals_the_local_run(grid, tmp_path):
     pytest.importorskip("submitit")
     path, local = grid

@@ -1,5 +1,5 @@
 """`motif experiment --executor slurm` on a real one-node SLURM cluster (slurmctld + slurmd, started by
-`make test-slurm` through tests/slurm/start.sh): the cells go through sbatch as a submitit job array, each
+`make test-cluster` through tests/slurm/start.sh): the cells go through sbatch as a submitit job array, each
 job inherits the experiment's W&B settings, and a rerun finds every cell done."""
 
 import json
@@ -30,7 +30,7 @@ executor: {{cpus_per_cell: 1, array_parallelism: 2, time_limit_min: 20}}
 
 def test_grid_runs_as_slurm_jobs_and_a_rerun_submits_nothing(tmp_path, monkeypatch):
     if not (os.environ.get("SLURM_CONF") and shutil.which("sbatch")):
-        pytest.fail("no SLURM cluster: run `make test-slurm` (it starts one with tests/slurm/start.sh)")
+        pytest.fail("no SLURM cluster: run `make test-cluster` (it starts one with tests/slurm/start.sh)")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     path = tmp_path / "grid.yaml"

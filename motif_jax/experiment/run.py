@@ -257,7 +257,9 @@ def run_experiment(exp: Experiment, out: Path, progress: bool = True) -> dict:
             highlight=False,
         )
 
-    if x.kind == "ray":
+    if not todo:  # nothing to submit (an empty job array only makes the schedulers warn)
+        failed = []
+    elif x.kind == "ray":
         failed = executors.run_ray(todo, x, report)
     elif x.kind == "slurm":
         failed = executors.run_slurm(todo, x, out / "slurm", exp.name, report)

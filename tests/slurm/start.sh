@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a one-node SLURM cluster on this machine (munged, slurmctld, slurmd from Debian's slurm-wlm and
-# munge packages, as root), for `make test-slurm`. State and logs go under DIR (default: a new temp
+# munge packages, as root), for `make test-cluster`. State and logs go under DIR (default: a new temp
 # folder); prints `export SLURM_CONF=DIR/slurm.conf`, which every SLURM client command needs.
 #
 #   tests/slurm/start.sh [DIR]        stop: tests/slurm/start.sh --stop DIR
