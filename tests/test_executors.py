@@ -189,3 +189,15 @@ def test_submitit_local_executor_grid_equals_the_local_run(grid, tmp_path):
     exp = load_experiment(path, ["executor.kind=slurm", "executor.cluster=local"])
     run.run_experiment(exp, tmp_path / "slurm", progress=False)
     assert json.loads((tmp_path / "slurm" / "results.json").read_text()) == local
+
+
+def test_a_second_job_of_a_running_cell_stops_and_one_of_a_done_cell_returns_its_result(tmp_path):
+    """A SLURM job still queued when a rerun resubmitted its cell must not train into the same folder."""
+    folder = tmp_path / "cells" / "a_s0"
+    folder.mkdir(parents=True)
+    cell = run.Cell("a", 0, folder, [], folder / "evaluation.partial.json", tmp_path)
+    with executors.claimed(folder):
+        with pytest.raises(MotifError, match="another job is running it"):
+            run.run_cell(cell)
+    (folder / "result.json").write_text(json.dumps({"cell": "a_s0", "seconds": 1.0}))
+    assert run.run_cell(cell) == {"cell": "a_s0", "seconds": 1.0}

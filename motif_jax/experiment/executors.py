@@ -10,6 +10,7 @@ cell continues from its last training checkpoint.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -22,6 +23,18 @@ from motif_jax.files import write_json_atomic
 
 HEARTBEAT_S = 15.0
 STALE_S = 4 * HEARTBEAT_S  # a heartbeat from another host older than this: the cell is no longer running
+
+
+@contextlib.contextmanager
+def claimed(folder: Path):
+    """Hold the cell's lock while it runs: a second job of one cell (a SLURM job still queued when a rerun
+    resubmitted its cell) stops at once instead of training into the same folder."""
+    with open(folder / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MotifError(f"cell {folder.name}: another job is running it (it holds {folder / '.lock'})") from None
+        yield
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from motif_jax.errors import MotifError
 from motif_jax.evaluate.stats import json_safe
 from motif_jax.experiment import executors
 from motif_jax.experiment import results as results_mod
-from motif_jax.experiment.executors import heartbeat, running, write_failure
+from motif_jax.experiment.executors import claimed, heartbeat, running, write_failure
 from motif_jax.experiment.spec import Experiment, digest, train_config_path
 from motif_jax.files import write_json_atomic
 from motif_jax.metrics import METRICS_FILE
@@ -198,6 +198,13 @@ def run_cell(cell: Cell, advance=None) -> dict:
     """Train (resuming a killed run) and evaluate one cell; returns its result, written atomically.
     The same function on every executor: a failure leaves ``failed.json``, a run ``running.json``."""
     cell.folder.mkdir(parents=True, exist_ok=True)
+    with claimed(cell.folder):
+        if cell.result.is_file():  # an older job of a resubmitted cell, starting after it was done
+            return json.loads(cell.result.read_text())
+        return _run_claimed_cell(cell, advance)
+
+
+def _run_claimed_cell(cell: Cell, advance) -> dict:
     (cell.folder / "failed.json").unlink(missing_ok=True)
     seconds = 0.0
     with heartbeat(cell.folder):
