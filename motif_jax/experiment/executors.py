@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -111,18 +112,29 @@ def run_local(cells, report, progress: bool, title: str, console) -> list:
     from motif_jax.experiment.run import run_cell
     from motif_jax.progress import ProgressBar
 
-    failed = []
     total = max(sum(c.units for c in cells), 1)
     with ProgressBar(title, total, "steps", enabled=progress, transient=True, console=console) as bar:
-        for cell in cells:
-            bar.update(description=f"{title}: {cell.name}")
-            try:
-                run_cell(cell, bar.advance)
-            except Exception as err:
-                failed.append(cell)
-                report(cell, err)
-                continue
-            report(cell, None)
+
+        def finished():
+            for cell in cells:
+                bar.update(description=f"{title}: {cell.name}")
+                yield cell, functools.partial(run_cell, cell, bar.advance)
+
+        return _gather(finished(), report)
+
+
+def _gather(finished, report) -> list:
+    """Report each cell as its ``wait()`` returns or raises, in the order ``finished`` yields them; returns
+    the failed cells."""
+    failed = []
+    for cell, wait in finished:
+        try:
+            wait()
+        except Exception as err:
+            failed.append(cell)
+            report(cell, err)
+            continue
+        report(cell, None)
     return failed
 
 
@@ -136,18 +148,13 @@ def run_ray(cells, settings, report) -> list:
         ray.init(address=settings.ray_address, include_dashboard=False)
     task = ray.remote(num_cpus=settings.cpus_per_cell, num_gpus=settings.gpus_per_cell)(run_cell)
     pending = {task.remote(cell): cell for cell in cells}
-    failed = []
-    while pending:
-        (ref,), _ = ray.wait(list(pending), num_returns=1)
-        cell = pending.pop(ref)
-        try:
-            ray.get(ref)
-        except Exception as err:
-            failed.append(cell)
-            report(cell, err)
-            continue
-        report(cell, None)
-    return failed
+
+    def finished():
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            yield pending.pop(ref), functools.partial(ray.get, ref)
+
+    return _gather(finished(), report)
 
 
 class CellJob:
@@ -184,14 +191,5 @@ def run_slurm(cells, settings, folder: Path, name: str, report, poll_s: float = 
     )
     jobs = executor.map_array(CellJob(), cells)
     by_id = {job.job_id: cell for job, cell in zip(jobs, cells)}
-    failed = []
-    for job in submitit.helpers.as_completed(jobs, poll_frequency=poll_s):
-        cell = by_id[job.job_id]
-        try:
-            job.result()
-        except Exception as err:
-            failed.append(cell)
-            report(cell, err)
-            continue
-        report(cell, None)
-    return failed
+    finished = ((by_id[job.job_id], job.result) for job in submitit.helpers.as_completed(jobs, poll_frequency=poll_s))
+    return _gather(finished, report)
