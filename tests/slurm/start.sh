@@ -9,11 +9,17 @@ die() { echo "slurm/start.sh: $*" >&2; exit 2; }
 
 if [[ "${1:-}" == --stop ]]; then
   dir="${2:?--stop needs DIR}"
-  for pid in "$dir"/*.pid; do [[ -f "$pid" ]] && kill "$(cat "$pid")" 2>/dev/null || true; done
+  pids=(); for f in "$dir"/*.pid; do [[ -f "$f" ]] && pids+=("$(cat "$f")"); done
+  kill "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 20); do kill -0 "${pids[@]}" 2>/dev/null || exit 0; sleep 0.5; done
+  kill -9 "${pids[@]}" 2>/dev/null || true   # a daemon that ignored SIGTERM would hold the ports
   exit 0
 fi
 [[ $(id -u) == 0 ]] || die "needs root (slurmd runs jobs as their users)"
 command -v slurmctld >/dev/null || die "no slurmctld: apt-get install -y --no-install-recommends slurm-wlm munge"
+for port in "${SLURMCTLD_PORT:-6817}" "${SLURMD_PORT:-6818}"; do
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || die "port $port is in use (a cluster left running?); stop it first"
+done
 dir="$(realpath -m "${1:-$(mktemp -d -t motif-slurm.XXXXXX)}")"
 mkdir -p "$dir"/{state,spool,munge}
 host="$(hostname -s)"
