@@ -5,9 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from nle import nethack
 
 from motif_jax.agent.config import ModelConfig, resolve_config
-from motif_jax.agent.networks import OUTSIDE_MAP, EmbedPatchConv, crop_around, make_policy
+from motif_jax.agent.networks import OUTSIDE_MAP, EmbedPatchConv, crop_around, make_policy, stat_features
+from motif_jax.errors import MotifError
 
 NLE_SPEC = {"glyphs": ((21, 79), np.int16), "blstats": ((27,), np.int64), "message": ((256,), np.uint8)}
 VEC_SPEC = {"obs": ((3,), np.float32)}
@@ -172,3 +174,34 @@ def test_a_config_file_refines_its_preset(tmp_path):
     c = resolve_config(path)
     assert (c.ppo.epochs, c.ppo.minibatches, c.model.hidden) == (4, 4, 64)  # file over preset, preset over defaults
     assert resolve_config(path, overrides=["ppo.epochs=2"]).ppo.epochs == 2  # --set over the file
+
+
+def test_motif_stat_scaling_matches_hand_computed_values():
+    blstats = np.zeros(nethack.NLE_BLSTATS_SIZE, np.int64)
+    blstats[nethack.NLE_BL_X], blstats[nethack.NLE_BL_HP], blstats[nethack.NLE_BL_GOLD] = 40, 12, 250
+    blstats[nethack.NLE_BL_TIME], blstats[nethack.NLE_BL_SCORE], blstats[nethack.NLE_BL_DEPTH] = 9000, 500, 3
+    x = np.asarray(stat_features(jnp.asarray(blstats[None]), "motif"))[0]
+    assert x[nethack.NLE_BL_X] == pytest.approx(40 / 79)
+    assert x[nethack.NLE_BL_HP] == pytest.approx(1.2)
+    assert x[nethack.NLE_BL_GOLD] == pytest.approx(0.25)
+    assert x[nethack.NLE_BL_TIME] == pytest.approx(5.0)  # 9.0, clipped to the original's ±5
+    assert x[nethack.NLE_BL_SCORE] == 0 and x[nethack.NLE_BL_DEPTH] == 0  # zeroed, as in the original
+    symlog = np.asarray(stat_features(jnp.asarray([[0, 1, -1, 9]]), "symlog"))[0]
+    assert symlog == pytest.approx([0.0, np.log(2), -np.log(2), np.log(10)])
+
+
+def test_the_active_skill_changes_the_policy_only_through_its_one_hot():
+    spec = {"glyphs": ((21, 79), np.int16), "blstats": ((27,), np.int64), "message": ((256,), np.uint8)}
+    c = resolve_config(preset="tiny", overrides=["model.num_skills=3"]).model
+    policy = make_policy(c, spec, 23, 0)
+    obs = {k: np.zeros((1, 2, *shape), dtype) for k, (shape, dtype) in spec.items()}
+    first, state = np.zeros((1, 2), bool), policy.initial_state(1)
+    logits = [policy.unroll({**obs, "skill": np.full((1, 2), k, np.int32)}, first, state)[0] for k in range(3)]
+    assert not np.allclose(logits[0], logits[1]) and not np.allclose(logits[1], logits[2])
+    with pytest.raises(MotifError, match="stats_norm motif needs"):
+        make_policy(
+            resolve_config(preset="paper", overrides=["model.stats_norm=motif"]).model,
+            {**spec, "blstats": ((26,), np.int64)},
+            23,
+            0,
+        )

@@ -37,7 +37,11 @@ class ModelConfig:
     map_patch: int = 0  # 0: two 3x3 stride-2 convs over the map; k: one k x k conv with stride k (cheap on CPU)
     crop: int = 9  # egocentric crop side (odd centres the agent; the original used 12)
     crop_patch: int = 0  # 0: two 3x3 convs over the crop; k: one k x k conv with stride k
-    stats_layers: list[int] = dataclasses.field(default_factory=lambda: [64, 64])  # MLP on symlog(blstats)
+    stats_layers: list[int] = dataclasses.field(default_factory=lambda: [64, 64])  # MLP on the scaled blstats
+    # symlog: sign(x)·log(1 + |x|) of every stat | motif: the original policy's hand-chosen scales, clipped
+    # to ±5, and the scaled vector also passed on raw beside its MLP
+    stats_norm: str = "symlog"
+    num_skills: int = 0  # > 0: the network also reads obs["skill"], the active skill's id (MaestroMotif)
     message_encoder: str = "conv"  # conv: char embedding, conv, max-pool | mlp: bytes/255 through an MLP
     message_dim: int = 32  # caption byte embedding width (conv encoder)
     message_channels: int = 64  # caption conv channels
@@ -133,6 +137,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.kind": ("nethack", "mlp", "atari"),
     "model.core": ("gru", "lstm", "none"),
     "model.message_encoder": ("conv", "mlp"),
+    "model.stats_norm": ("symlog", "motif"),
     "model.activation": ("relu", "tanh", "gelu", "elu"),
     "ppo.advantage": ("gae", "vtrace"),
     "reward.caption": ("current", "next"),

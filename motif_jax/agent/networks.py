@@ -11,11 +11,13 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from nle import nethack
 
 from motif_jax.agent.config import ModelConfig
 from motif_jax.agent.gru import gru_scan
+from motif_jax.errors import MotifError
 
 ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "elu": jax.nn.elu}
 OUTSIDE_MAP = nethack.MAX_GLYPH  # embedding index used for padding around the map
@@ -31,6 +33,34 @@ def linear(din: int, dout: int, rngs: nnx.Rngs, scale: float = math.sqrt(2)) -> 
 def symlog(x):
     """Compresses large stats (gold, score, turn counter) without clipping their sign or order."""
     return jnp.sign(x) * jnp.log1p(jnp.abs(x))
+
+
+def _motif_stat_scales():
+    """The original Motif policy's hand-chosen blstats scales (its VectorFeaturesWrapper), by NLE name.
+
+    Most stats land in about [0, 1]; score, depth, dungeon number and level, monster level,
+    condition bits and alignment are zeroed (multiplied by 0), as there.
+    """
+    bl = nethack
+    scales = np.zeros(bl.NLE_BLSTATS_SIZE, np.float32)
+    scales[bl.NLE_BL_X], scales[bl.NLE_BL_Y] = 1 / 79, 1 / 21
+    for name in ("STR125", "DEX", "CON", "INT", "WIS", "CHA", "HP", "HPMAX", "ENE", "ENEMAX", "AC", "XP", "CAP"):
+        scales[getattr(bl, f"NLE_BL_{name}")] = 1 / 10
+    scales[bl.NLE_BL_GOLD], scales[bl.NLE_BL_TIME], scales[bl.NLE_BL_EXP] = 1 / 1000, 1 / 1000, 1 / 100
+    scales[bl.NLE_BL_HUNGER] = 1.0
+    return scales
+
+
+MOTIF_STAT_SCALES = _motif_stat_scales()
+MOTIF_STAT_CLIP = 5.0  # the original clipped the scaled stats to [-5, 5]
+
+
+def stat_features(blstats: jax.Array, norm: str) -> jax.Array:
+    """The stats as network inputs: ``symlog`` of every stat, or the original policy's ``motif`` scaling."""
+    x = blstats.astype(jnp.float32)
+    if norm == "motif":
+        return jnp.clip(x * MOTIF_STAT_SCALES, -MOTIF_STAT_CLIP, MOTIF_STAT_CLIP)
+    return symlog(x)
 
 
 def crop_around(glyphs: jax.Array, y: jax.Array, x: jax.Array, size: int) -> jax.Array:
@@ -104,6 +134,9 @@ class NetHackEncoder(nnx.Module):
     def __init__(self, c: ModelConfig, obs_spec: dict, rngs: nnx.Rngs):
         self.keys = tuple(k for k in ("glyphs", "blstats", "message") if k in obs_spec)
         self.crop, self.full_map, self.message_encoder = c.crop, c.full_map, c.message_encoder
+        # The active skill (MaestroMotif) enters as a one-hot appended to the stats.
+        self.stats_norm, self.num_skills = c.stats_norm, c.num_skills
+        self.stats_raw = c.stats_norm == "motif"  # the original also fed the scaled stats past their MLP
         self.act = ACTIVATIONS[c.activation]
         width = 0
         if "glyphs" in self.keys:
@@ -141,8 +174,11 @@ class NetHackEncoder(nnx.Module):
             width += c.torso // 2
         if "blstats" in self.keys:
             n = obs_spec["blstats"][0][0]
+            if self.stats_raw and n != MOTIF_STAT_SCALES.shape[0]:
+                raise MotifError(f"model.stats_norm motif needs NLE's {MOTIF_STAT_SCALES.shape[0]} blstats, got {n}")
+            n += self.num_skills
             self.stats = MLP([n, *c.stats_layers], rngs, c.activation)
-            width += c.stats_layers[-1]
+            width += c.stats_layers[-1] + (n if self.stats_raw else 0)
         if "message" in self.keys:
             if c.message_encoder == "mlp":
                 self.msg_mlp = MLP([obs_spec["message"][0][0], *c.message_layers], rngs, c.activation)
@@ -183,7 +219,12 @@ class NetHackEncoder(nnx.Module):
                     y = self.act(conv(y))
             parts.append(self.act(self.crop_out(y.reshape(y.shape[0], -1))))
         if "blstats" in self.keys:
-            parts.append(self.stats(symlog(obs["blstats"].astype(jnp.float32))))
+            x = stat_features(obs["blstats"], self.stats_norm)
+            if self.num_skills:
+                x = jnp.concatenate([x, jax.nn.one_hot(obs["skill"], self.num_skills, dtype=x.dtype)], axis=-1)
+            parts.append(self.stats(x))
+            if self.stats_raw:
+                parts.append(x)
         if "message" in self.keys:
             if self.message_encoder == "mlp":
                 parts.append(self.msg_mlp(obs["message"].astype(jnp.float32) / 255.0))
