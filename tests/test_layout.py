@@ -14,9 +14,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "motif_jax"
 RANKS = [
     ("utilities",),
     ("envs",),
+    ("skills",),
     ("data",),
     ("annotate",),
-    ("reward inference",),
+    ("reward inference", "skill design"),
     ("agent", "reward training"),
     ("evaluate",),
     ("applications",),
@@ -25,6 +26,9 @@ RANKS = [
 LAYERS = {
     "motif_jax": "utilities",  # errors, files, config, progress, metrics, numerics, parallel, checkpoint, resources
     "motif_jax.envs": "envs",
+    "motif_jax.skills": "skills",  # the controller side: spec, view, code, controller
+    "motif_jax.skills.design": "skill design",  # the LLM side: captions, labels, code writing
+    "motif_jax.skills.cli": "applications",
     "motif_jax.data": "data",
     "motif_jax.annotate": "annotate",
     "motif_jax.reward": "reward inference",

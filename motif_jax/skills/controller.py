@@ -1,0 +1,146 @@
+"""The skill controller: per env, which skill is active, decided by a policy over skills (call-and-return).
+
+It is an observer of the one env loop, so it sees every batch before the policy does. For each env row:
+at an episode start it clears the policy's memory and asks the policy for a skill among those whose
+initiation holds; otherwise, when the active skill's termination holds, it asks for the next one. The
+agent's recurrent state is not touched at a switch. It writes, aligned with ``batch.env_ids``:
+
+- ``batch.obs["skill"]``: int32 skill ids (file order of the skills file), the network's skill input;
+- ``batch.obs["skill_depth_change"]``: float32, depth now minus depth when the skill that took the last
+  action began (measured before a switch; 0 at an episode's start), the per-skill reward model's input.
+
+The last observation of an episode (``ended``) keeps the active skill: the game may be over and its
+bottom line zeroed, so no decision is taken on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from motif_jax.envs.loop import EnvStep, LoopObserver
+from motif_jax.errors import MotifError
+from motif_jax.skills.code import load_code
+from motif_jax.skills.spec import SkillSet
+from motif_jax.skills.view import Started, View, make_view
+
+VIEW_KEYS = ("blstats", "message", "glyphs", "inv_strs")
+NO_SKILL = -1
+
+
+class SkillController(LoopObserver):
+    """Runs ``policy_path`` over the skills of ``skillset`` for ``num_envs`` envs; see the module doc."""
+
+    def __init__(self, skillset: SkillSet, policy_path: str | Path, num_envs: int):
+        self.skillset = skillset
+        skills, self.policy = load_code(skillset, policy_path)
+        self._codes = [skills[name] for name in skillset.names]
+        self.active = np.full(num_envs, NO_SKILL, np.int32)
+        self.start_view: list[View | None] = [None] * num_envs
+        self.skill_steps = np.zeros(num_envs, np.int64)  # agent steps since the active skill began
+        self.memory: list[dict] = [{} for _ in range(num_envs)]
+        self.episode_switches = np.zeros(num_envs, np.int64)
+        self.last_depth_change = np.zeros(num_envs, np.float32)
+        self._lock = threading.Lock()  # the metrics may be drained from another thread
+        self._reset_metrics()
+
+    @property
+    def skill_names(self) -> tuple[str, ...]:
+        return self.skillset.names
+
+    @property
+    def num_skills(self) -> int:
+        return len(self.skillset.names)
+
+    def observe(self, batch: EnvStep) -> None:
+        keys = [key for key in VIEW_KEYS if key in batch.obs]
+        n = len(batch.env_ids)
+        skill, depth_change = np.empty(n, np.int32), np.empty(n, np.float32)
+        with self._lock:
+            for i, env in enumerate(batch.env_ids.tolist()):
+                view = make_view({key: batch.obs[key][i] for key in keys})
+                ended = bool(batch.ended[i])
+                starts = batch.first[i] or self.active[env] == NO_SKILL
+                # Measured against the skill that acted, before any switch: the step on which the
+                # descender arrives one level down shows +1 to its reward model, not the next skill's 0.
+                if not starts and view.depth > 0:  # 0: the game is over and the bottom line reads zero
+                    self.last_depth_change[env] = view.depth - self.start_view[env].depth
+                depth_change[i] = 0.0 if starts else self.last_depth_change[env]
+                if starts:
+                    if self.active[env] != NO_SKILL:
+                        self._finish_activation(env)
+                    self.memory[env].clear()
+                    self.episode_switches[env] = 0
+                    self._activate(env, view)
+                elif not ended and self._terminates(env, view):
+                    self._finish_activation(env)
+                    self.episode_switches[env] += 1
+                    self._activate(env, view)
+                active = int(self.active[env])
+                skill[i] = active
+                self.skill_steps[env] += 1
+                self._steps[active] += 1
+                if ended:
+                    self._finish_activation(env)
+                    self._episodes += 1
+                    self._switches += int(self.episode_switches[env])
+                    self.active[env] = NO_SKILL
+        batch.obs["skill"] = skill
+        batch.obs["skill_depth_change"] = depth_change
+
+    def drain_metrics(self) -> dict[str, float]:
+        """Per skill since the last drain: ``skill/<name>/share`` of the steps, ``/steps``, ``/activations``,
+        ``/mean_duration`` (steps, over finished activations; NaN if none) and ``skill/switches_per_episode``
+        (over finished episodes; NaN if none)."""
+        with self._lock:
+            steps, activations = self._steps, self._activations
+            finished, finished_steps = self._finished, self._finished_steps
+            episodes, switches = self._episodes, self._switches
+            self._reset_metrics()
+        total = steps.sum()
+        metrics: dict[str, float] = {}
+        for k, name in enumerate(self.skill_names):
+            metrics[f"skill/{name}/share"] = float(steps[k] / total) if total else float("nan")
+            metrics[f"skill/{name}/steps"] = int(steps[k])
+            metrics[f"skill/{name}/activations"] = int(activations[k])
+            metrics[f"skill/{name}/mean_duration"] = (
+                float(finished_steps[k] / finished[k]) if finished[k] else float("nan")
+            )
+        metrics["skill/switches_per_episode"] = switches / episodes if episodes else float("nan")
+        return metrics
+
+    # ----------------------------------------------------------------------------- per env
+    def _terminates(self, env: int, view: View) -> bool:
+        start = self.start_view[env]
+        since = Started(turns=view.turn - start.turn, steps=int(self.skill_steps[env]), view=start)
+        return self._codes[self.active[env]].termination(view, since)
+
+    def _activate(self, env: int, view: View) -> None:
+        available = tuple(code.name for code in self._codes if code.initiation(view))
+        if not available:
+            raise MotifError(
+                f"{self.policy.where}: no skill's initiation holds (depth {view.depth}, turn {view.turn}); "
+                f"skills: {', '.join(self.skill_names)}"
+            )
+        view = dataclasses.replace(view, available=available)
+        k = self.skill_names.index(self.policy.choose(view, self.memory[env]))
+        self.active[env], self.start_view[env], self.skill_steps[env] = k, view, 0
+        self.last_depth_change[env] = 0.0
+        self._activations[k] += 1
+
+    def _finish_activation(self, env: int) -> None:
+        k = self.active[env]
+        self._finished[k] += 1
+        self._finished_steps[k] += self.skill_steps[env]
+
+    def _reset_metrics(self) -> None:
+        k = self.num_skills
+        self._steps = np.zeros(k, np.int64)
+        self._activations = np.zeros(k, np.int64)
+        self._finished = np.zeros(k, np.int64)
+        self._finished_steps = np.zeros(k, np.int64)
+        self._episodes = 0
+        self._switches = 0
