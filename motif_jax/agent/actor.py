@@ -97,6 +97,7 @@ class RolloutWorker(LoopObserver):
 
     ``env_offset`` is the global id of this pool's env 0 (over threads and processes): it keys
     the action sampling, so an env's actions depend only on the seed, its id and its step.
+    ``observers`` see each batch before this worker stores it (the skill controller adds the skill ids).
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class RolloutWorker(LoopObserver):
         state_size: int,
         seed: int,
         env_offset: int = 0,
+        observers=(),
     ):
         self.store, self.rows = store, pool.num_envs
         self.policy_keys = tuple(policy_keys)
@@ -120,7 +122,8 @@ class RolloutWorker(LoopObserver):
         self.global_ids = np.arange(env_offset, env_offset + pool.num_envs, dtype=np.int32)
         self.key = jax.device_put(jax.random.key(seed), store.device)
         self.stats = ActorStats()
-        self.loop = EnvLoop(pool, [self], stats=self.stats)
+        self.observers = tuple(observers)
+        self.loop = EnvLoop(pool, [*self.observers, self], stats=self.stats)
 
     def collect(self) -> tuple[dict, int]:
         """Step until every env has a finished segment; returns (batch, oldest param version used)."""

@@ -28,6 +28,7 @@ FLAG_KEYS = {
     "eps_quantile": "reward.eps_quantile",
     "num_envs": "env.num_envs",
     "wandb": "wandb.project",
+    "skills": "skills",
 }
 
 
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm-coef", type=float, help="α_llm (config: reward.llm_coef)")
     parser.add_argument("--beta", type=float, help="caption-count exponent (config: reward.beta)")
     parser.add_argument("--eps-quantile", type=float, help="intrinsic threshold quantile (config: reward.eps_quantile)")
+    parser.add_argument("--skills", metavar="FILE", help="MaestroMotif skills file, e.g. nethack (config: skills)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     parser.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (config: wandb.project)")
     parser.add_argument(

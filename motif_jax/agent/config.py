@@ -122,6 +122,10 @@ class TrainConfig:
     preset: str = "tiny"  # paper | tiny | mlp | atari: network and sizing under the file's values
     steps: int = 1_000_000  # total env steps
     seed: int = 0  # seed of envs, init and sampling
+    # MaestroMotif: a skills file (configs/skills/nethack.yaml). Its training policy over skills picks each
+    # env's active skill, the network reads it, and with a per-skill reward (`motif train-reward --skills`)
+    # as reward.path each step is scored by its skill's model.
+    skills: str | None = None
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)

@@ -26,8 +26,9 @@ from motif_jax.agent.rollout import Batch
 from motif_jax.errors import MotifError
 from motif_jax.numerics import all_finite
 
-# (reward_params, messages [M, 256] uint8, counts [M] int32) -> [M] float32
-IntrinsicFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
+# (reward_params, {"message": [M, 256] uint8, "count": [M] int32, and with skills "skill": [M] int32,
+# "depth_change": [M] float32}) -> [M] float32
+IntrinsicFn = Callable[[Any, dict[str, jax.Array]], jax.Array]
 
 
 def make_optimizer(c: PPOConfig, total_updates: int) -> optax.GradientTransformation:
@@ -74,14 +75,26 @@ def total_rewards(batch: Batch, reward_params, intrinsic_fn: IntrinsicFn | None,
     if intrinsic_fn is None or rc.llm_coef == 0:
         intrinsic = jnp.zeros_like(extrinsic)
     else:
-        # transition t goes from slot t to slot t + 1: reward the caption it led to, or the one it left
-        slots = slice(1, None) if rc.caption == "next" else slice(None, -1)
-        messages = batch.obs["message"][:, slots]
-        counts = batch.obs["message_count"][:, slots]
-        n, t = counts.shape
-        r_int = intrinsic_fn(reward_params, messages.reshape(n * t, -1), counts.reshape(n * t))
+        n, t = extrinsic.shape
+        r_int = intrinsic_fn(reward_params, intrinsic_inputs(batch, rc.caption))
         intrinsic = rc.llm_coef * r_int.reshape(n, t).astype(jnp.float32)
     return extrinsic + intrinsic, extrinsic, intrinsic
+
+
+def intrinsic_inputs(batch: Batch, caption: str) -> dict[str, jax.Array]:
+    """What the reward model scores for each transition, flattened to ``[N·T, ...]``.
+
+    Transition t goes from slot t to slot t + 1: it is rewarded for the caption it led to ("next") or
+    the one it left ("current"). With skills, the skill that acted (slot t) picks the reward model, and
+    the depth change since that skill started is the one measured on arriving (slot t + 1; the
+    controller measures it before it switches skills).
+    """
+    slots = slice(1, None) if caption == "next" else slice(None, -1)
+    out = {"message": batch.obs["message"][:, slots], "count": batch.obs["message_count"][:, slots]}
+    if "skill" in batch.obs:
+        out["skill"] = batch.obs["skill"][:, :-1]
+        out["depth_change"] = batch.obs["skill_depth_change"][:, 1:]
+    return {k: v.reshape(v.shape[0] * v.shape[1], *v.shape[2:]) for k, v in out.items()}
 
 
 def advantages_and_targets(c: PPOConfig, rewards, values, logp_now, batch: Batch):
@@ -109,8 +122,9 @@ class Learner:
         mesh: Mesh,
         total_updates: int,
         intrinsic_fn: IntrinsicFn | None = None,
+        num_skills: int = 0,
     ):
-        self.c, self.rc, self.mesh = ppo_config, reward_config, mesh
+        self.c, self.rc, self.mesh, self.num_skills = ppo_config, reward_config, mesh, num_skills
         self.graphdef, params = nnx.split(model, nnx.Param)
         self.tx = make_optimizer(ppo_config, total_updates)
         self.intrinsic_fn = intrinsic_fn
@@ -175,6 +189,8 @@ class Learner:
             value_mean=ppo.masked_mean(values[:, :-1], mask),
             finite=jnp.isfinite(metrics["loss"]) & all_finite(params),
         )
+        for k in range(self.num_skills):  # the intrinsic reward each skill's steps earned
+            metrics[f"skill{k}_reward_intrinsic"] = ppo.masked_mean(intrinsic, mask & (batch.obs["skill"][:, :-1] == k))
         return {"params": params, "opt_state": opt_state}, metrics
 
     def update(self, train_state, batch: Batch, reward_params, key):

@@ -26,11 +26,14 @@ from motif_jax.agent.metrics import METRICS_FILE, MetricsLogger, drop_metrics_af
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
 from motif_jax.agent.policy import restore_agent
 from motif_jax.agent.rollout import Batch, concat_rows
+from motif_jax.agent.skills import SKILL_OBS_SPEC, make_controllers, skill_metrics
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.envs.pool import make_pool
 from motif_jax.errors import MotifError, make_dir
 from motif_jax.files import write_atomic
 from motif_jax.reward import load as load_reward
+from motif_jax.reward.skills import load_skills as load_skill_rewards
+from motif_jax.skills.spec import load_skills
 
 
 @dataclass
@@ -46,10 +49,19 @@ def load_intrinsic(config: TrainConfig, mesh):
         return None, None
     if not rc.path or not Path(rc.path).exists():
         raise MotifError(f"reward.path {rc.path!r}: no reward-model checkpoint there (needed for llm_coef > 0)")
+    if (Path(rc.path) / "skills.json").is_file():  # one reward model per skill (`train-reward --skills`)
+        rewards = load_skill_rewards(rc.path)
+
+        def skill_intrinsic(params, x):
+            if "skill" not in x:
+                raise MotifError(f"reward.path {rc.path} holds per-skill reward models: train with --skills")
+            return rewards.intrinsic(params, x["message"], x["count"], x["skill"], x["depth_change"], beta=rc.beta)
+
+        return parallel.replicate(rewards.params, mesh), skill_intrinsic
     model = load_reward(rc.path)
 
-    def intrinsic(params, messages, counts):
-        return model.intrinsic(params, messages, counts, eps_quantile=rc.eps_quantile, beta=rc.beta)
+    def intrinsic(params, x):
+        return model.intrinsic(params, x["message"], x["count"], eps_quantile=rc.eps_quantile, beta=rc.beta)
 
     return parallel.replicate(model.params, mesh), intrinsic
 
@@ -133,6 +145,11 @@ class Trainer:
         if c.reward.llm_coef:
             stored += [k for k in ("message", "message_count") if k not in stored]
         self.obs_spec = obs_spec_from_space(space, stored)
+        self.skills = load_skills(c.skills) if c.skills else None
+        if self.skills is not None:
+            c.model.num_skills = len(self.skills.names)
+            self.obs_spec.update(SKILL_OBS_SPEC)
+            self.policy_keys.append("skill")
         policy_spec = {k: self.obs_spec[k] for k in self.policy_keys}
         num_actions = int(self.pools[0].action_space.n)
         model = make_policy(c.model, policy_spec, num_actions, c.seed)
@@ -140,7 +157,7 @@ class Trainer:
         self.segment_steps = c.env.num_envs * c.ppo.rollout * jax.process_count()
         total_updates = max(c.steps // self.segment_steps, 1)
         self.reward_params, intrinsic_fn = load_intrinsic(c, self.mesh)
-        self.learner = Learner(model, c.ppo, c.reward, self.mesh, total_updates, intrinsic_fn)
+        self.learner = Learner(model, c.ppo, c.reward, self.mesh, total_updates, intrinsic_fn, c.model.num_skills)
         self.train_state = self.learner.init_state()
         self.key = jax.random.key(c.seed)
         self.progress = Progress()
@@ -167,6 +184,7 @@ class Trainer:
         # One parameter copy per actor device; thread i acts on actor device i mod len(devices).
         self.stores = [ParamStore(d) for d in self.actor_devices]
         treedef = jax.tree.structure(self.train_state["params"])
+        self.controllers = make_controllers(self.skills, self.pools) if self.skills is not None else []
         self.workers = [
             RolloutWorker(
                 pool,
@@ -179,6 +197,7 @@ class Trainer:
                 model.state_size,
                 c.seed + 7919,
                 first_env(c, i),
+                observers=self.controllers[i : i + 1],
             )
             for i, pool in enumerate(self.pools)
         ]
@@ -324,6 +343,8 @@ class Trainer:
                 record[f"policy_lag_thread{i}"] = float(lag)
         for k in window["metrics"][0] if updates else ():
             record[k] = float(np.mean([m[k] for m in window["metrics"]]))
+        if self.skills is not None:
+            record.update(skill_metrics(self.skills, self.controllers, record))
         episodes = actor.episodes
         if episodes["return"]:
             record["episodes"] = len(episodes["return"])
