@@ -24,6 +24,8 @@ class EnvConfig:
     batch_size: int = 0  # envs per recv; 0 -> num_envs/2 (async) or num_envs (sync)
     num_workers: int = 0  # pool worker processes; 0 -> pool default
     obs_keys: list[str] = dataclasses.field(default_factory=lambda: ["glyphs", "blstats", "message"])  # observations
+    character: str | None = None  # NLE character, e.g. mon-hum-neu-mal (None: NLE's default, a human neutral Monk)
+    extra_actions: bool = False  # add CAST, ENHANCE, PRAY, QUAFF and DROP to the 23 task actions (MaestroMotif)
 
 
 @dataclasses.dataclass
@@ -300,6 +302,13 @@ def validate(c: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise MotifError(f"config: {message}")
+
+
+def env_options(env: EnvConfig, task: str) -> dict | None:
+    """The NLE task options of ``make_pool`` (None: today's Motif setup, and all an envpool env accepts)."""
+    if task.startswith("envpool:") or (env.character is None and not env.extra_actions):
+        return None
+    return {"character": env.character, "extra_actions": env.extra_actions}
 
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:

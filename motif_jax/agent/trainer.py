@@ -20,7 +20,7 @@ import yaml
 
 from motif_jax import parallel
 from motif_jax.agent.actor import ActorThread, ParamStore, RolloutWorker
-from motif_jax.agent.config import TrainConfig, to_dict
+from motif_jax.agent.config import TrainConfig, env_options, to_dict
 from motif_jax.agent.learner import Learner
 from motif_jax.agent.metrics import METRICS_FILE, MetricsLogger, drop_metrics_after
 from motif_jax.agent.networks import make_policy, obs_spec_from_space
@@ -93,7 +93,18 @@ def make_actor_pools(config: TrainConfig, keys) -> list:
     try:
         for i in range(c.actor.threads):
             seed = c.seed + first_env(c, i)
-            pools.append(make_pool(c.task, n, pool_batch_size(c), workers, seed, keys, cpu_offset=i * max(workers, 1)))
+            pools.append(
+                make_pool(
+                    c.task,
+                    n,
+                    pool_batch_size(c),
+                    workers,
+                    seed,
+                    keys,
+                    cpu_offset=i * max(workers, 1),
+                    env_options=env_options(c.env, c.task),
+                )
+            )
     except BaseException:
         for pool in pools:
             pool.close()

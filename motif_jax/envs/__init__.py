@@ -1,4 +1,4 @@
-"""NetHack tasks of the Motif paper and an envpool-style pool of actor processes."""
+"""NetHack tasks of the Motif and MaestroMotif papers and an envpool-style pool of actor processes."""
 
 from __future__ import annotations
 

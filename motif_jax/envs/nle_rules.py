@@ -1,4 +1,4 @@
-"""The Motif task rules as small pure functions on NLE observations.
+"""The Motif and MaestroMotif task rules as small pure functions on NLE observations.
 
 Kept apart from the environment class so each rule can be tested on hand-built arrays, without
 driving a game into the situation.
@@ -20,7 +20,7 @@ ESCAPE_KEY = nethack.C("[")
 SUCCESS_REWARD = 50.0
 STALL_PENALTY = -0.01
 
-_FIRST_OFFERED_LETTER = re.compile(rb"\[([A-Za-z])")
+_FIRST_OFFERED_LETTER = re.compile(rb"\[\$?([A-Za-z])")  # "[$a-d or ?*]": gold is no item to choose
 
 
 def message_key(message: np.ndarray) -> bytes:
@@ -31,7 +31,7 @@ def message_key(message: np.ndarray) -> bytes:
 def first_offered_letter(prompt: bytes) -> int | None:
     """Inventory letter of the first item a "What do you want to eat? [fgh or ?*]" prompt offers.
 
-    None when the prompt offers no item, only the '?*' menus.
+    None when the prompt offers no item, only the '?*' menus. Gold ('$', offered by drop) is skipped.
     """
     match = _FIRST_OFFERED_LETTER.search(prompt)
     return match.group(1)[0] if match else None
@@ -86,3 +86,106 @@ def find_oracle_glyph() -> int:
         if nethack.permonst(nethack.glyph_to_mon(glyph)).mname == "Oracle":
             return glyph
     raise LookupError("this NLE build has no Oracle monster")
+
+
+# ------------------------------------------------------------------------------------ extra actions
+# Questions the extra actions (quaff, drop) lead to. NLE would decline them all; with the extra actions
+# the agent answers them like the eat prompt: 'y' takes the first item offered (or says yes), any other
+# key cancels.
+EXTRA_ITEM_PROMPTS = (b"What do you want to drink?", b"What do you want to drop?")
+EXTRA_YES_NO_QUESTIONS = (b"Drink from the fountain?", b"Drink from the sink?", b"Sell it?")
+EXTRA_QUESTIONS = EXTRA_ITEM_PROMPTS + EXTRA_YES_NO_QUESTIONS
+# Menus the extra actions open (cast: the known spells; enhance: the skills to advance). NLE would close
+# them unchosen; the env picks the first entry, so the actions cast the first spell, advance the first skill.
+FIRST_MENU_ENTRY = ord("a")
+MENU_COMMANDS = (int(nethack.Command.CAST), int(nethack.Command.ENHANCE))
+
+
+def answer_extra_prompt(key: int, message: bytes) -> int:
+    """Translate the agent's key while the game asks one of the extra actions' questions (else unchanged)."""
+    if any(prompt in message for prompt in EXTRA_ITEM_PROMPTS):
+        if key == YES_KEY:
+            letter = first_offered_letter(message)
+            if letter is not None:
+                return letter
+        return ESCAPE_KEY
+    if any(question in message for question in EXTRA_YES_NO_QUESTIONS):
+        return YES_KEY if key == YES_KEY else ESCAPE_KEY
+    return key
+
+
+# ------------------------------------------------------------------------------------ MaestroMotif goals
+# NetHack numbers the dungeons in the order dungeon.def lists them: the Dungeons of Doom 0, Gehennom 1,
+# the Gnomish Mines 2 (every game; NLE_BL_DNUM reads 2 on a Mines level).
+DOOM_DUNGEON = 0
+MINES_DUNGEON = 2
+# Every Minetown variant has a temple altar; no other Mines level has one. Its priest, shopkeepers and
+# watch live nowhere else in the Mines either, so any of them in view also says "Minetown".
+TOWN_MONSTERS = ("aligned priest", "shopkeeper", "watchman", "watch captain")
+ALTAR = "altar"
+_KILL = re.compile(rb"\bYou (?:kill|destroy) ")
+
+
+def in_dungeon(blstats, dnum: int) -> bool:
+    """The agent is on a level of dungeon branch `dnum` (NLE_BL_DNUM)."""
+    return int(blstats[nethack.NLE_BL_DNUM]) == dnum
+
+
+def glyph_on_map(glyphs: np.ndarray, wanted) -> bool:
+    """Any of the `wanted` glyph ids anywhere on the level's map (in view or remembered)."""
+    return bool(np.isin(glyphs, wanted).any())
+
+
+def oracle_level_reached(blstats, glyphs: np.ndarray, oracle_glyph: int) -> bool:
+    """The Oracle (found only on her level, Delphi) is on the map, and not as a hallucination."""
+    return not is_hallucinating(blstats) and glyph_on_map(glyphs, oracle_glyph)
+
+
+def minetown_reached(blstats, glyphs: np.ndarray, altar_glyph: int, town_glyphs) -> bool:
+    """A Mines level with an altar on the map, or with a priest, shopkeeper or watchman in view (not hallucinated)."""
+    if not in_dungeon(blstats, MINES_DUNGEON):
+        return False
+    if glyph_on_map(glyphs, altar_glyph):
+        return True
+    return not is_hallucinating(blstats) and glyph_on_map(glyphs, town_glyphs)
+
+
+def count_kills(message: bytes) -> int:
+    """Monsters the agent killed according to one caption ("You kill the newt!", "You destroy the mummy!")."""
+    return len(_KILL.findall(message))
+
+
+def golden_exit_success(escaped: bool, gold: int, kills: int, min_gold: int, min_kills: int) -> bool:
+    """The game ended by climbing out of the dungeon with enough gold in the purse and enough kills."""
+    return escaped and gold >= min_gold and kills >= min_kills
+
+
+def back_up_success(max_depth: int, depth: int, deep: int, home: int = 1) -> bool:
+    """The agent has been down to depth `deep` and now stands on depth `home` again."""
+    return max_depth >= deep and depth == home
+
+
+def descended_after_xp(xp_reached_before: bool, previous_depth: int, depth: int) -> bool:
+    """The agent went deeper on a step that began with the experience goal already reached."""
+    return xp_reached_before and depth > previous_depth
+
+
+def find_monster_glyphs(names) -> tuple[int, ...]:
+    """The monster glyphs NetHack draws for the named monsters (looked up by name, not hard-coded)."""
+    wanted = set(names)
+    found = tuple(
+        glyph
+        for glyph in range(nethack.GLYPH_MON_OFF, nethack.GLYPH_PET_OFF)
+        if nethack.permonst(nethack.glyph_to_mon(glyph)).mname in wanted
+    )
+    if len(found) != len(wanted):
+        raise LookupError(f"this NLE build lacks some of the monsters {sorted(wanted)}")
+    return found
+
+
+def find_map_glyph(explanation: str) -> int:
+    """The map-symbol glyph with this explanation, e.g. "altar" (looked up by name, not hard-coded)."""
+    for index in range(nethack.MAXPCHARS):
+        if nethack.symdef.from_idx(index).explanation == explanation:
+            return nethack.GLYPH_CMAP_OFF + index
+    raise LookupError(f"this NLE build has no map symbol {explanation!r}")

@@ -65,6 +65,7 @@ def make_pool(
     pin_workers: bool = True,
     cpu_offset: int = 0,
     step_timeout_s: float | None = DEFAULT_STEP_TIMEOUT_S,
+    env_options: dict | None = None,
 ):
     """The one way to make a started pool; call `async_reset()` then `recv()`/`send()` (or `step()`), and `close()`.
 
@@ -77,8 +78,14 @@ def make_pool(
     `cpu_offset`: where this pool starts dealing CPUs, so several pools in one process (actor threads) spread out.
     `step_timeout_s`: a worker that owes results and sends none for this long is taken for hung, killed
     and restarted like a crashed one (its envs come back truncated); None waits forever.
+    `env_options`: task names only; {"character": ..., "extra_actions": ...} (see `tasks.env_option_kwargs`),
+    passed to `env_factory` as keywords when given. None: today's setup.
     """
     end_reasons = ()
+    if env_options is not None and not (
+        isinstance(task_or_factory, str) and not task_or_factory.startswith(ENVPOOL_PREFIX)
+    ):
+        raise MotifError("make_pool: env_options apply to NLE task names only, not to env factories or envpool envs")
     if isinstance(task_or_factory, str) and task_or_factory.startswith(ENVPOOL_PREFIX):
         from motif_jax.envs.envpool_adapter import EnvpoolAdapter
 
@@ -92,7 +99,10 @@ def make_pool(
                 f"unknown task {task_or_factory!r}; choose from {', '.join(tasks.TASKS)} or envpool:<EnvName>"
             )
         keys = tuple(obs_keys) if obs_keys is not None else None
-        task_or_factory = env_factory(task=task_or_factory, obs_keys=keys, max_episode_steps=max_episode_steps)
+        options = tasks.env_option_kwargs(env_options)
+        task_or_factory = env_factory(
+            task=task_or_factory, obs_keys=keys, max_episode_steps=max_episode_steps, **options
+        )
         obs_keys, end_reasons = None, tuple(tasks.END_REASONS)
     elif not callable(task_or_factory):
         raise MotifError(f"make_pool: expected a task name or an env factory, got {type(task_or_factory).__name__}")

@@ -45,12 +45,18 @@ class TaskEnvFactory:
     task: str
     obs_keys: tuple[str, ...] | None = None
     max_episode_steps: int | None = None  # None: the task's default cap
+    character: str | None = None  # None: NLE's default character (see tasks.DEFAULT_CHARACTER)
+    extra_actions: bool = False  # append tasks.EXTRA_ACTIONS to the 23 task actions
 
     def __call__(self):
         from motif_jax.envs.tasks import make_task_env
 
-        cap = {} if self.max_episode_steps is None else {"max_episode_steps": self.max_episode_steps}
-        return make_task_env(self.task, obs_keys=self.obs_keys, **cap)
+        kwargs = {} if self.max_episode_steps is None else {"max_episode_steps": self.max_episode_steps}
+        if self.character is not None:
+            kwargs["character"] = self.character
+        if self.extra_actions:
+            kwargs["extra_actions"] = True
+        return make_task_env(self.task, obs_keys=self.obs_keys, **kwargs)
 
 
 @dataclass(frozen=True)

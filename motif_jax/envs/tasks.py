@@ -1,4 +1,4 @@
-"""The NetHack tasks of the Motif paper on NLE, with gymnasium's API.
+"""The NetHack tasks of the Motif and MaestroMotif papers on NLE, with gymnasium's API.
 
 `make_task_env(task)` builds one; each task is also registered as `motif/<task>-v0` (import this
 module first, or use `gymnasium.make("motif_jax.envs.tasks:motif/score-v0")`).
@@ -6,13 +6,17 @@ module first, or use `gymnasium.make("motif_jax.envs.tasks:motif/score-v0")`).
 Observations are NLE's own buffers, as in NLE: they are overwritten by the next `step`/`reset`,
 so copy what you keep. Every observation also has "message_count", the number of times this exact
 message has been seen in the current episode (including now), which the intrinsic reward needs.
+
+Env options (see `env_option_kwargs`): `character`, NLE's character string (default NLE's own,
+"mon-hum-neu-mal": a human neutral male Monk), and `extra_actions`, which appends cast, enhance, pray,
+quaff and drop to the 23 task actions (MaestroMotif's skills need them).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import gymnasium
 import numpy as np
@@ -28,6 +32,16 @@ from motif_jax.errors import MotifError
 DEFAULT_OBS_KEYS = ("glyphs", "blstats", "message")
 END_REASONS = ("none", "death", "success", "time_limit", "aborted")
 DEFAULT_MAX_EPISODE_STEPS = 5000
+DEFAULT_CHARACTER = "mon-hum-neu-mal"  # NLE's default character, used when none is given: a human neutral male Monk
+# Appended (in this order, as actions 23..27) by the extra_actions option.
+EXTRA_ACTIONS = (
+    nethack.Command.CAST,
+    nethack.Command.ENHANCE,
+    nethack.Command.PRAY,
+    nethack.Command.QUAFF,
+    nethack.Command.DROP,
+)
+ENV_OPTIONS = ("character", "extra_actions")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,10 +49,26 @@ class TaskSpec:
     """What a task rewards and when it ends."""
 
     description: str
-    goal: str  # "score", "staircase" or "oracle"
-    target_dlevel: int = 0  # staircase: the NLE_BL_DLEVEL to reach
+    # "score", "staircase", "oracle" (Motif); "mines", "delphi", "minetown", "golden-exit", "down-and-back",
+    # "xp-then-down" (MaestroMotif: see goal_reached)
+    goal: str
+    target_dlevel: int = 0  # staircase: the NLE_BL_DLEVEL to reach; down-and-back: the depth to have been at
     continual: bool = False  # success is paid once and does not end the episode
     sober: bool = False  # oracle: success only when not hallucinating
+    min_xp: int = 0  # xp-then-down: the experience level to reach before descending
+    min_gold: int = 0  # golden-exit: gold in the purse when leaving the dungeon
+    min_kills: int = 0  # golden-exit: monsters killed (counted from the captions) before leaving
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeProgress:
+    """What the env remembers of the game so far, for goals that span several levels (all from the game)."""
+
+    max_depth: int = 1  # deepest NLE_BL_DEPTH so far, now included
+    previous_depth: int = 1  # NLE_BL_DEPTH before this step
+    xp_reached_before: bool = False  # the spec's min_xp was reached before this step
+    kills: int = 0  # "You kill ..." / "You destroy ..." captions so far
+    escaped: bool = False  # the game ended by climbing out of the dungeon
 
 
 def _staircase(target: int, continual: bool) -> TaskSpec:
@@ -65,6 +95,35 @@ TASK_SPECS: dict[str, TaskSpec] = {
         "oracle",
         sober=True,
     ),
+    # MaestroMotif's evaluation tasks, and two small composite ones a short training run can reach.
+    "gnomish-mines": TaskSpec("+50 and the episode ends when the agent enters the Gnomish Mines", "mines"),
+    "delphi": TaskSpec(
+        "+50 and the episode ends when the agent reaches the Oracle's level: the Oracle is on the map "
+        "and the agent is not hallucinating",
+        "delphi",
+    ),
+    "minetown": TaskSpec(
+        "+50 and the episode ends when the agent reaches Minetown: a Gnomish Mines level with an altar, "
+        "or a priest, shopkeeper or watchman, on the map",
+        "minetown",
+    ),
+    "golden-exit": TaskSpec(
+        "+50 and the episode ends when the agent climbs out of the dungeon (up the stairs of level 1) "
+        "with at least 20 gold and 25 monsters killed",
+        "golden-exit",
+        min_gold=20,
+        min_kills=25,
+    ),
+    "down-and-back": TaskSpec(
+        "+50 and the episode ends when the agent is back on dungeon level 1 after having been on level 2",
+        "down-and-back",
+        target_dlevel=2,
+    ),
+    "xp2-then-down": TaskSpec(
+        "+50 and the episode ends when the agent goes one level deeper after reaching experience level 2",
+        "xp-then-down",
+        min_xp=2,
+    ),
 }
 TASKS: dict[str, str] = {name: spec.description for name, spec in TASK_SPECS.items()}
 
@@ -76,16 +135,64 @@ _XWAITFORSPACE = 3  # a --More-- waits for a key
 _SPACE_KEY = ord(" ")
 _DESCEND_MESSAGE_ARRAY = np.frombuffer(nle_rules.DESCEND_MESSAGE, dtype=np.uint8)
 _NLE_OPTIONS = inspect.signature(NLE.__init__).parameters
+_PROGRESS_GOALS = frozenset({"golden-exit", "down-and-back", "xp-then-down"})
+_LEAVE_QUESTION = b"Still climb?"  # going up the stairs of level 1; NLE would decline it
+
+
+def env_option_kwargs(env_options: Mapping | None) -> dict:
+    """Check the env options (`character`, `extra_actions`) and return them as keyword arguments of
+    `make_task_env`; None, {} or options set to None give today's setup."""
+    if env_options is None:
+        return {}
+    expected = ", ".join(ENV_OPTIONS)
+    if not isinstance(env_options, Mapping):
+        raise MotifError(f"env_options: expected a mapping of {expected}, got {type(env_options).__name__}")
+    unknown = sorted(set(env_options) - set(ENV_OPTIONS))
+    if unknown:
+        raise MotifError(f"env_options: unknown option(s) {unknown}; expected some of {expected}")
+    kwargs = {name: value for name, value in env_options.items() if value is not None}  # None: the default
+    character = kwargs.get("character", DEFAULT_CHARACTER)
+    if not isinstance(character, str) or character.split() != [character]:
+        example = DEFAULT_CHARACTER
+        raise MotifError(f"env_options.character: expected an NLE character such as {example!r}, got {character!r}")
+    if not isinstance(kwargs.get("extra_actions", False), bool):
+        raise MotifError(f"env_options.extra_actions: expected true or false, got {kwargs['extra_actions']!r}")
+    return kwargs
 
 
 def goal_reached(
-    spec: TaskSpec, blstats: Sequence[int], glyphs: np.ndarray, just_descended: bool, oracle_glyph: int
+    spec: TaskSpec,
+    blstats: Sequence[int],
+    glyphs: np.ndarray,
+    just_descended: bool,
+    oracle_glyph: int,
+    progress: EpisodeProgress | None = None,
+    altar_glyph: int = -1,
+    town_glyphs: Sequence[int] = (),
 ) -> bool:
     """Whether the agent achieves the task's goal in this state (never, for the score task).
 
     `blstats` is NLE's bottom-line vector (array or list); `just_descended` says whether the step
-    that led here went down a staircase.
+    that led here went down a staircase; `progress` is what the env remembers of the episode (the
+    golden-exit, down-and-back and xp-then-down goals need it); `altar_glyph`/`town_glyphs` are the
+    glyph ids the minetown goal looks for (see nle_rules.minetown_reached).
     """
+    goal = spec.goal
+    if goal == "mines":
+        return nle_rules.in_dungeon(blstats, nle_rules.MINES_DUNGEON)
+    if goal == "delphi":
+        return nle_rules.oracle_level_reached(blstats, glyphs, oracle_glyph)
+    if goal == "minetown":
+        return nle_rules.minetown_reached(blstats, glyphs, altar_glyph, town_glyphs)
+    if goal in _PROGRESS_GOALS:
+        progress = progress or EpisodeProgress()
+        depth = int(blstats[nethack.NLE_BL_DEPTH])
+        if goal == "golden-exit":
+            gold = int(blstats[nethack.NLE_BL_GOLD])
+            return nle_rules.golden_exit_success(progress.escaped, gold, progress.kills, spec.min_gold, spec.min_kills)
+        if goal == "down-and-back":
+            return nle_rules.back_up_success(progress.max_depth, depth, spec.target_dlevel)
+        return nle_rules.descended_after_xp(progress.xp_reached_before, progress.previous_depth, depth)
     if spec.goal == "staircase":
         dlevel = int(blstats[nethack.NLE_BL_DLEVEL])
         return nle_rules.staircase_success(just_descended, dlevel, spec.target_dlevel)
@@ -102,6 +209,11 @@ class MotifNetHackTask(NLE):
     counts, the kept "You descend the stairs." message and episode statistics at the last step.
 
     Step returns terminated at death or (non-continual) success, truncated at the step cap.
+    With `extra_actions`, EXTRA_ACTIONS follow the 23 actions: cast casts the first known spell and
+    enhance advances the first skill offered (the env picks the menus' first entry); pray's question
+    is the agent's to answer ('y'); quaff and drop ask which item, answered like eat ('y': the first
+    item offered, any other key cancels), as are their follow-up questions (drink from a fountain or
+    sink, sell a dropped item in a shop). Without it the action set and behaviour are Motif's.
     """
 
     def __init__(
@@ -110,6 +222,7 @@ class MotifNetHackTask(NLE):
         seed: int | None = None,
         obs_keys: Sequence[str] | None = None,
         max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
+        extra_actions: bool = False,
         **nle_kwargs,
     ):
         if task not in TASK_SPECS:
@@ -125,17 +238,29 @@ class MotifNetHackTask(NLE):
             raise MotifError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         if "fix_moon_phase" in _NLE_OPTIONS:  # moon phase from the seed, not the calendar: reproducible games
             nle_kwargs.setdefault("fix_moon_phase", True)
+        actions = tuple(TASK_ACTIONS) + (EXTRA_ACTIONS if extra_actions else ())
         super().__init__(
             observation_keys=obs_keys,
-            actions=TASK_ACTIONS,
+            actions=actions,
             max_episode_steps=int(max_episode_steps),
             **nle_kwargs,
         )
         self.task = task
-        self.task_spec = TASK_SPECS[task]
+        self.task_spec = spec = TASK_SPECS[task]
         self._pending_seed = seed
-        self._keys = [int(action) for action in TASK_ACTIONS]
-        self._oracle_glyph = nle_rules.find_oracle_glyph() if self.task_spec.goal == "oracle" else -1
+        self._keys = [int(action) for action in actions]
+        self._extra_actions = bool(extra_actions)
+        self._oracle_glyph = nle_rules.find_oracle_glyph() if spec.goal in ("oracle", "delphi") else -1
+        self._altar_glyph, self._town_glyphs = -1, ()
+        if spec.goal == "minetown":
+            self._altar_glyph = nle_rules.find_map_glyph(nle_rules.ALTAR)
+            self._town_glyphs = nle_rules.find_monster_glyphs(nle_rules.TOWN_MONSTERS)
+        self._counts_kills = spec.min_kills > 0
+        # Questions NLE would decline that the agent answers instead (none in the Motif setup).
+        self._agent_questions = (nle_rules.EXTRA_QUESTIONS if extra_actions else ()) + (
+            (_LEAVE_QUESTION,) if spec.goal == "golden-exit" else ()
+        )
+        self._menu_choice: int | None = None  # what the env answers to the menu the agent's action opened
         self.observation_space = gymnasium.spaces.Dict(
             {**self.observation_space.spaces, "message_count": _MESSAGE_COUNT_SPACE}
         )
@@ -148,6 +273,11 @@ class MotifNetHackTask(NLE):
         self._descended = False
         self._start_episode()
 
+    @property
+    def kills(self) -> int:
+        """Monsters the agent killed this episode, counted from the captions (tasks with a kill goal only)."""
+        return self._kills
+
     # ----------------------------------------------------------------------------- episode state
     def _start_episode(self) -> None:
         self._counts: dict[bytes, int] = {}
@@ -156,6 +286,8 @@ class MotifNetHackTask(NLE):
         self._max_depth = self._stats[nethack.NLE_BL_DEPTH]
         self._return = 0.0
         self._success = False
+        self._xp_reached = False
+        self._kills = 0
 
     def _observation(self) -> dict:
         key = nle_rules.message_key(self._message)
@@ -181,21 +313,34 @@ class MotifNetHackTask(NLE):
 
     def step(self, action: int):
         key = self._keys[action]
-        if self._internal[_IN_YN_FUNCTION]:
+        asked = self._internal[_IN_YN_FUNCTION]
+        if asked:
             key = nle_rules.answer_eat_prompt(key, self._message_bytes)
+            if self._extra_actions:
+                key = nle_rules.answer_extra_prompt(key, self._message_bytes)
+        elif self._extra_actions and key in nle_rules.MENU_COMMANDS:
+            self._menu_choice = nle_rules.FIRST_MENU_ENTRY
         observation, done = self.nethack.step(key)
         self._descended = False
         if not self._allow_all_modes or observation[self._program_state_index][0] == 1:
             observation, done = self._perform_known_steps(observation, done, exceptions=True)
+        self._menu_choice = None
         self._steps += 1
+        if self._counts_kills:
+            shown = nle_rules.message_key(self._message)
+            if not (asked and shown == self._message_bytes):  # not the same question shown again
+                self._kills += nle_rules.count_kills(shown)
 
-        reward, success = (0.0, False) if done else self._task_reward()
+        reward, success = self._final_reward() if done else self._task_reward()
         self._return += reward
         terminated = done or (success and not self.task_spec.continual)
         truncated = not terminated and self._steps >= self._max_episode_steps
         info = {}
         if terminated or truncated:
-            end_reason = "death" if done else "success" if terminated else "time_limit"
+            if done:
+                end_reason = "success" if success else "death"  # a golden exit ends the game
+            else:
+                end_reason = "success" if terminated else "time_limit"
             info["episode"] = self._episode_stats(end_reason)
         return self._observation(), reward, terminated, truncated, info
 
@@ -208,6 +353,11 @@ class MotifNetHackTask(NLE):
         if depth > self._max_depth:
             self._max_depth = depth
         spec = self.task_spec
+        progress = None
+        if spec.goal in _PROGRESS_GOALS:
+            progress = self._progress(previous[nethack.NLE_BL_DEPTH], escaped=False)
+            if spec.min_xp and stats[nethack.NLE_BL_XP] >= spec.min_xp:
+                self._xp_reached = True
         if spec.goal == "score":
             reward = nle_rules.score_reward(
                 previous[nethack.NLE_BL_SCORE],
@@ -216,7 +366,31 @@ class MotifNetHackTask(NLE):
                 stats[nethack.NLE_BL_TIME],
             )
             return reward, False
-        success = goal_reached(spec, stats, self._glyphs, self._descended, self._oracle_glyph)
+        success = goal_reached(
+            spec,
+            stats,
+            self._glyphs,
+            self._descended,
+            self._oracle_glyph,
+            progress,
+            self._altar_glyph,
+            self._town_glyphs,
+        )
+        return self._pay(success)
+
+    def _final_reward(self) -> tuple[float, bool]:
+        """Reward of the step that ended the game: only leaving the dungeon can succeed (golden exit)."""
+        if self.task_spec.goal != "golden-exit":
+            return 0.0, False
+        depth = self._stats[nethack.NLE_BL_DEPTH]
+        escaped = self.nethack.how_done() == nethack.ESCAPED
+        progress = self._progress(depth, escaped=escaped)  # the game is over: judge its last bottom line
+        return self._pay(goal_reached(self.task_spec, self._stats, self._glyphs, False, -1, progress))
+
+    def _progress(self, previous_depth: int, escaped: bool) -> EpisodeProgress:
+        return EpisodeProgress(self._max_depth, previous_depth, self._xp_reached, self._kills, escaped)
+
+    def _pay(self, success: bool) -> tuple[float, bool]:
         if not success or self._success:  # continual tasks pay the success once
             return 0.0, False
         self._success = True
@@ -243,16 +417,24 @@ class MotifNetHackTask(NLE):
         internal, message = self._internal, self._message
         while not done:
             if internal[_XWAITFORSPACE]:
-                if nle_rules.DESCEND_MESSAGE in message.tobytes():
+                shown = message.tobytes()
+                if nle_rules.DESCEND_MESSAGE in shown:
                     self._descended = True
-                observation, done = self.nethack.step(_SPACE_KEY)
+                if self._counts_kills:
+                    self._kills += nle_rules.count_kills(shown)
+                key, self._menu_choice = self._menu_choice or _SPACE_KEY, None
+                observation, done = self.nethack.step(key)
                 continue
             if internal[_IN_GETLIN]:  # we never type text
                 observation, done = self.nethack.step(nle_rules.ESCAPE_KEY)
                 continue
             if internal[_IN_YN_FUNCTION]:
                 question = message.tobytes()
-                agent_answers = self._allow_all_yn_questions or any(q in question for q in SKIP_EXCEPTIONS)
+                agent_answers = (
+                    self._allow_all_yn_questions
+                    or any(q in question for q in SKIP_EXCEPTIONS)
+                    or any(q in question for q in self._agent_questions)
+                )
                 if exceptions and agent_answers:
                     break  # eat / attack / direction questions are for the agent to answer
                 observation, done = self.nethack.step(nle_rules.ESCAPE_KEY)
@@ -268,10 +450,19 @@ def make_task_env(
     seed: int | None = None,
     obs_keys: Sequence[str] | None = None,
     max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
+    extra_actions: bool = False,
     **nle_kwargs,
 ) -> MotifNetHackTask:
-    """Build one Motif task env. `seed` seeds the first reset; `nle_kwargs` go to NLE (e.g. character)."""
-    return MotifNetHackTask(task, seed=seed, obs_keys=obs_keys, max_episode_steps=max_episode_steps, **nle_kwargs)
+    """Build one task env. `seed` seeds the first reset; `extra_actions` appends EXTRA_ACTIONS;
+    `nle_kwargs` go to NLE (e.g. character, default DEFAULT_CHARACTER)."""
+    return MotifNetHackTask(
+        task,
+        seed=seed,
+        obs_keys=obs_keys,
+        max_episode_steps=max_episode_steps,
+        extra_actions=extra_actions,
+        **nle_kwargs,
+    )
 
 
 def register_tasks() -> None:

@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gif-max-frames", type=int, default=400, help="longer recordings are subsampled")
     parser.add_argument("--top-captions", type=int, default=10, help="most frequent captions to list")
     parser.add_argument("--wandb", metavar="PROJECT", help="also log the report to Weights & Biases")
+    parser.add_argument(
+        "--skills",
+        metavar="FILE",
+        help="MaestroMotif skills file (default: the one the agent trained with); the task's policy over skills "
+        "picks each skill, zero-shot",
+    )
+    parser.add_argument("--skill", metavar="NAME", help="run this one skill for whole episodes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         record_dir=args.record,
         record_episodes=args.record_episodes,
         top_captions=args.top_captions,
+        skills=args.skills or (policy.config.skills if args.policy == "checkpoint" else None),
+        skill=args.skill,
+        env_options=_env_options(policy.config, args.task or policy.task) if args.policy == "checkpoint" else None,
     )
     with ProgressBar("evaluate", settings.episodes, "episodes", transient=True, console=console) as bar:
         report = evaluate(policy, settings, on_episode=lambda _: bar.advance())
@@ -128,12 +138,21 @@ def _track(args: argparse.Namespace, report: dict, settings) -> None:
     tracker.finish()
 
 
+def _env_options(config, task: str) -> dict | None:
+    """A trained agent plays with the character and actions it trained with."""
+    from motif_jax.agent.config import env_options
+
+    return env_options(config.env, task)
+
+
 def _check(args: argparse.Namespace) -> None:
     if args.policy == "checkpoint" and not args.checkpoint:
         raise MotifError("give a checkpoint directory (RUN/checkpoints or RUN), or --policy random")
     for name in ("episodes", "num_envs", "max_episode_steps", "record_episodes", "gif_max_frames"):
         if getattr(args, name) < 1:
             raise MotifError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.skill and args.policy == "random":
+        raise MotifError("--skill needs a checkpoint trained with skills, not --policy random")
     if args.record and args.record_episodes > args.episodes:
         raise MotifError(f"--record-episodes {args.record_episodes} exceeds --episodes {args.episodes}")
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from motif_jax.envs.loop import EnvLoop, EnvStep, LoopObserver
+from motif_jax.errors import MotifError
 from motif_jax.evaluate import stats
 
 # info key (pool contract) -> episode field
@@ -147,6 +148,11 @@ class EvalSettings:
     record_dir: str | None = None
     record_episodes: int = 1
     top_captions: int = 10
+    # MaestroMotif: a skills file, and who picks the skill: the policy over skills of `task` in that
+    # file, or `skill`, one skill for whole episodes
+    skills: str | None = None
+    skill: str | None = None
+    env_options: dict | None = None  # NLE character and extra actions, as the agent trained (make_pool)
 
 
 def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], None] | None = None) -> dict:
@@ -165,6 +171,7 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
 
     num_envs = max(1, min(settings.num_envs, settings.episodes))
     tally = _Quotas(episode_quotas(settings.episodes, num_envs), END_REASONS, decode_message, on_episode)
+    skills = skill_observer(settings, num_envs)
     key, state = jax.random.key(settings.seed), policy.initial_state(num_envs)
 
     def act(b: EnvStep):
@@ -180,12 +187,13 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
         num_envs,  # lock-step: see the module doc
         settings.num_workers,
         settings.seed,
-        _pool_obs_keys(policy),
+        _pool_obs_keys(policy, with_view=bool(skills)),
         max_episode_steps=settings.max_episode_steps,
         env_factory=recording if settings.record_dir else TaskEnvFactory,
+        env_options=settings.env_options,
     )
     try:
-        EnvLoop(pool, [tally], in_env_order=True).run(act, lambda: not np.any(tally.finished < tally.quota))
+        EnvLoop(pool, [*skills, tally], in_env_order=True).run(act, lambda: not np.any(tally.finished < tally.quota))
         if settings.record_dir:
             # one more step resets the envs whose last counted episode just ended, which closes its ttyrec
             pool.step(np.zeros(num_envs, np.int64), np.arange(num_envs, dtype=np.int32))
@@ -194,6 +202,11 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     episodes = sorted(tally.episodes, key=lambda e: e.index)
     report = {"task": settings.task, "seed": settings.seed, "greedy": settings.greedy, "num_envs": num_envs}
     report.update(summarize(episodes, tally.captions, END_REASONS, settings.top_captions))
+    if skills:
+        chooser = f"skill {settings.skill}" if settings.skill else f"the policy over skills of {settings.task}"
+        report["skills"] = {"file": settings.skills, "chosen_by": chooser}
+        if hasattr(skills[0], "drain_metrics"):
+            report["skills"]["metrics"] = skills[0].drain_metrics()
     if settings.record_dir:
         wanted = [
             (e.index, episode_seed(settings.seed, e.env_id, (e.index - e.env_id) // num_envs))
@@ -203,9 +216,30 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     return report
 
 
-def _pool_obs_keys(policy) -> tuple[str, ...]:
-    """The policy's NLE keys plus "message" (for the caption counts); "message_count" always comes with it."""
-    keys = [k for k in getattr(policy, "obs_keys", ()) if k != "message_count"]
-    if "message" not in keys:
-        keys.append("message")
+def skill_observer(settings: EvalSettings, num_envs: int) -> list[LoopObserver]:
+    """[] without skills; else the observer that writes each env's skill: one fixed skill or the task's policy."""
+    if not settings.skills:
+        return []
+    from motif_jax.skills.controller import FixedSkill, SkillController
+    from motif_jax.skills.spec import load_skills
+
+    skillset = load_skills(settings.skills)
+    if settings.skill:
+        return [FixedSkill(skillset, settings.skill, num_envs)]
+    if settings.task not in skillset.tasks:
+        raise MotifError(
+            f"{skillset.path}: no policy over skills for task {settings.task!r} (tasks: "
+            f"{', '.join(skillset.tasks) or 'none'}); add it under tasks: or run one skill with --skill NAME"
+        )
+    return [SkillController(skillset, skillset.tasks[settings.task].policy, num_envs)]
+
+
+def _pool_obs_keys(policy, with_view: bool = False) -> tuple[str, ...]:
+    """The policy's NLE keys plus "message" (for the caption counts; "message_count" always comes with
+    it) and, for skills, what their view reads; the skill inputs come from the skill observer, not the env."""
+    skip = ("message_count", "skill", "skill_depth_change")
+    keys = [k for k in getattr(policy, "obs_keys", ()) if k not in skip]
+    for key in ("message", *(("blstats", "glyphs") if with_view else ())):
+        if key not in keys:
+            keys.append(key)
     return tuple(keys)

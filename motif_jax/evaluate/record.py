@@ -48,17 +48,22 @@ class RecordingTaskFactory:
     root: str
     obs_keys: tuple[str, ...] | None = None
     max_episode_steps: int = 5000
+    character: str | None = None  # as envs.pool_worker.TaskEnvFactory
+    extra_actions: bool = False
 
     def __call__(self) -> gymnasium.Env:
         from motif_jax.envs.tasks import make_task_env
 
         savedir = Path(self.root) / f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+        options = {"character": self.character} if self.character is not None else {}
         env = make_task_env(
             self.task,
             obs_keys=self.obs_keys,
             max_episode_steps=self.max_episode_steps,
             save_ttyrec_every=1,
             savedir=str(savedir),
+            extra_actions=self.extra_actions,
+            **options,
         )
         return SeedLoggingRecorder(env, savedir)
 

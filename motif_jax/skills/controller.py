@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from nle import nethack
 
 from motif_jax.envs.loop import EnvStep, LoopObserver
 from motif_jax.errors import MotifError
@@ -144,3 +145,25 @@ class SkillController(LoopObserver):
         self._finished_steps = np.zeros(k, np.int64)
         self._episodes = 0
         self._switches = 0
+
+
+class FixedSkill(LoopObserver):
+    """One skill for whole episodes (``motif evaluate --skill NAME``): no code runs, nothing switches.
+
+    Writes the same ``skill`` and ``skill_depth_change`` inputs as ``SkillController``, the depth change
+    counted from the episode's start.
+    """
+
+    def __init__(self, skillset: SkillSet, name: str, num_envs: int):
+        if name not in skillset.names:
+            raise MotifError(f"{skillset.path}: no skill {name!r}; skills: {', '.join(skillset.names)}")
+        self.skill = skillset.names.index(name)
+        self.start_depth = np.zeros(num_envs, np.float32)
+
+    def observe(self, batch: EnvStep) -> None:
+        depth = batch.obs["blstats"][:, nethack.NLE_BL_DEPTH].astype(np.float32)
+        starts = batch.first.astype(bool)
+        self.start_depth[batch.env_ids[starts]] = depth[starts]
+        change = np.where(depth > 0, depth - self.start_depth[batch.env_ids], 0.0).astype(np.float32)
+        batch.obs["skill"] = np.full(len(batch.env_ids), self.skill, np.int32)
+        batch.obs["skill_depth_change"] = change
