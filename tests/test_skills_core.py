@@ -214,7 +214,11 @@ def test_task_policies_follow_their_rules():
     memory = {}
     assert choose("xp2-then-down", memory, xp_level=1, in_sight=stairs) == "discoverer"
     assert choose("xp2-then-down", memory, xp_level=2, in_sight=stairs) == "descender"
-    assert choose("golden-exit", {}, depth=6, dungeon=2, in_sight=frozenset({"upstairs", "altar"})) == "ascender"
+    memory = {}
+    assert choose("golden-exit", memory, depth=1, gold=50, in_sight=stairs) == "discoverer"  # no kills yet
+    assert choose("golden-exit", memory, depth=1, gold=50, in_sight=stairs) == "descender"  # level 1 explored
+    memory = {"kills": 24}
+    assert choose("golden-exit", memory, depth=2, gold=20, message="You kill the newt!") == "ascender"
 
 
 # ----------------------------------------------------------------------------- bad code
