@@ -362,5 +362,16 @@ def test_death_reports_last_in_game_stats():
     assert episode["gold"] == last_blstats[nethack.NLE_BL_GOLD]
     assert episode["xlvl"] == last_blstats[nethack.NLE_BL_XP] >= 1
     assert episode["max_dlvl"] >= 1 and episode["return"] == pytest.approx(total)
-    assert set(episode) == {"return", "length", "score", "max_dlvl", "xlvl", "gold", "success", "end_reason"}
+    assert set(episode) == {
+        "return",
+        "length",
+        "score",
+        "max_dlvl",
+        "xlvl",
+        "gold",
+        "explored",
+        "success",
+        "end_reason",
+    }
+    assert episode["explored"] > 0
     env.close()

@@ -189,3 +189,11 @@ def find_map_glyph(explanation: str) -> int:
         if nethack.symdef.from_idx(index).explanation == explanation:
             return nethack.GLYPH_CMAP_OFF + index
     raise LookupError(f"this NLE build has no map symbol {explanation!r}")
+
+
+_STONE_GLYPH = nethack.GLYPH_CMAP_OFF  # S_stone, cmap 0: a square never seen (dark and unknown)
+
+
+def squares_seen(glyphs: np.ndarray) -> int:
+    """Map squares the hero has seen or remembers on the current level: every glyph but unexplored stone."""
+    return int(np.count_nonzero(glyphs != _STONE_GLYPH))

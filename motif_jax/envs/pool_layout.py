@@ -25,6 +25,7 @@ INT_COLUMNS = (
     "episode_max_dlvl",
     "episode_xlvl",
     "episode_gold",
+    "episode_explored",
     "episode_index",  # how many episodes this env has started (seeds the next reset; survives a worker crash)
 )
 FLOAT_COLUMNS = frozenset({"reward", "episode_return"})
@@ -92,6 +93,7 @@ NLE_INFO = (
     "episode_max_dlvl",
     "episode_xlvl",
     "episode_gold",
+    "episode_explored",
     "episode_success",
     "episode_end_reason",
 )

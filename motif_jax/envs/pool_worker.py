@@ -33,7 +33,8 @@ MAX_ENVS_PER_WORKER = RESET_BIT - 1
 # What the next code for an env does.
 _STEP, _RESET, _ABORT, _FRESH = range(4)
 
-_EPISODE_STATS = ("score", "max_dlvl", "xlvl", "gold")
+_EPISODE_STATS = ("score", "max_dlvl", "xlvl", "gold", "explored")
+_NO_STATS = (0,) * len(_EPISODE_STATS)  # the episode-stat columns of a row with no finished episode
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_CHECK_S = 1.0
 
@@ -195,10 +196,7 @@ class _Actor:
                     length,
                     ret,
                     length,
-                    0,
-                    0,
-                    0,
-                    0,
+                    *_NO_STATS,
                     self.episodes[local],
                 )
                 FLAG_ROW.pack_into(self.flags_mv, gid * self.flag_stride, False, False, False, 0)
@@ -208,14 +206,14 @@ class _Actor:
             self.reset(local)
             self.modes[local] = _FRESH
             INT_ROW.pack_into(
-                self.ints_mv, gid * self.int_stride, gid, 0.0, length, ret, length, 0, 0, 0, 0, self.episodes[local]
+                self.ints_mv, gid * self.int_stride, gid, 0.0, length, ret, length, *_NO_STATS, self.episodes[local]
             )
             FLAG_ROW.pack_into(self.flags_mv, gid * self.flag_stride, False, True, False, self.aborted_reason)
             return gid
         if mode == _RESET:
             self.reset(local)
         self.modes[local] = _STEP  # _RESET or _FRESH: the reply is the first observation of an episode
-        INT_ROW.pack_into(self.ints_mv, gid * self.int_stride, gid, 0.0, 0, 0.0, 0, 0, 0, 0, 0, self.episodes[local])
+        INT_ROW.pack_into(self.ints_mv, gid * self.int_stride, gid, 0.0, 0, 0.0, 0, *_NO_STATS, self.episodes[local])
         FLAG_ROW.pack_into(self.flags_mv, gid * self.flag_stride, False, False, False, 0)
         return gid
 
@@ -234,7 +232,7 @@ class _Actor:
         """The last step of an episode: the task's own episode statistics when it reports them."""
         gid = self.gids[local]
         episode = info.get("episode") if isinstance(info, dict) else None
-        stats = [0, 0, 0, 0]
+        stats = list(_NO_STATS)
         success, reason = False, 0
         if isinstance(episode, dict):
             ret = float(episode.get("return", ret))

@@ -288,6 +288,7 @@ class MotifNetHackTask(NLE):
         self._success = False
         self._xp_reached = False
         self._kills = 0
+        self._explored: dict[tuple[int, int], int] = {}  # (dungeon, level) -> map squares seen there
 
     def _observation(self) -> dict:
         key = nle_rules.message_key(self._message)
@@ -352,6 +353,8 @@ class MotifNetHackTask(NLE):
         depth = stats[nethack.NLE_BL_DEPTH]
         if depth > self._max_depth:
             self._max_depth = depth
+        level = (stats[nethack.NLE_BL_DNUM], stats[nethack.NLE_BL_DLEVEL])
+        self._explored[level] = max(self._explored.get(level, 0), nle_rules.squares_seen(self._glyphs))
         spec = self.task_spec
         progress = None
         if spec.goal in _PROGRESS_GOALS:
@@ -406,6 +409,7 @@ class MotifNetHackTask(NLE):
             "max_dlvl": self._max_depth,  # deepest NLE_BL_DEPTH: counts Gnomish Mines levels by depth
             "xlvl": stats[nethack.NLE_BL_XP],
             "gold": stats[nethack.NLE_BL_GOLD],
+            "explored": sum(self._explored.values()),  # map squares seen, summed over the levels visited
             "success": self._success,
             "end_reason": end_reason,
         }

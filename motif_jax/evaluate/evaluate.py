@@ -28,9 +28,10 @@ _EPISODE_INFO = {
     "max_dlvl": "episode_max_dlvl",
     "xlvl": "episode_xlvl",
     "gold": "episode_gold",
+    "explored": "episode_explored",
     "success": "episode_success",
 }
-NUMERIC_FIELDS = ("return", "length", "score", "max_dlvl", "xlvl", "gold")
+NUMERIC_FIELDS = ("return", "length", "score", "max_dlvl", "xlvl", "gold", "explored")
 
 
 def episode_quotas(episodes: int, num_envs: int) -> list[int]:

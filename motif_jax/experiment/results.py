@@ -12,15 +12,19 @@ import numpy as np
 
 from motif_jax.evaluate import stats
 
-FIELDS = ("score", "return", "max_dlvl", "xlvl", "gold", "length")
+FIELDS = ("success", "score", "return", "max_dlvl", "xlvl", "gold", "explored", "length")
 TABLE_COLUMNS = (
+    ("success", "success rate"),
     ("score", "score"),
     ("return", "return"),
     ("max_dlvl", "max depth"),
     ("xlvl", "exp. level"),
     ("gold", "gold"),
+    ("explored", "squares seen"),
     ("length", "episode length"),
 )
+# Shown only where some condition has them: a task that never succeeds, reports from before they existed.
+OPTIONAL_COLUMNS = ("success", "explored")
 
 
 def episode_values(report: dict, field: str) -> list[float]:
@@ -71,12 +75,17 @@ def _cell(row: dict, field: str) -> str:
 def markdown_table(rows: dict[str, dict], labels: dict[str, str] | None = None) -> str:
     """Conditions as rows, mean ± 95% CI per column, then the episode and seed counts."""
     labels = labels or {}
-    head = ["condition", *[title for _, title in TABLE_COLUMNS], "episodes (seeds)"]
+    columns = [
+        (f, title)
+        for f, title in TABLE_COLUMNS
+        if f not in OPTIONAL_COLUMNS or any(row.get(f"{f}_mean") for row in rows.values())
+    ]
+    head = ["condition", *[title for _, title in columns], "episodes (seeds)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in rows.items():
         cells = [
             labels.get(name, name),
-            *[_cell(row, f) for f, _ in TABLE_COLUMNS],
+            *[_cell(row, f) for f, _ in columns],
             f"{row['n_episodes']} ({row['n_seeds']})",
         ]
         lines.append("| " + " | ".join(cells) + " |")
