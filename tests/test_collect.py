@@ -94,7 +94,7 @@ def collected(tmp_path_factory):
 def test_collect_writes_a_complete_dataset(collected):
     ds = open_dataset(collected)
     assert len(ds) == 12 and ds.seq_len == 1
-    assert ds.keys == ["blstats", "message", "rewards", "tty_chars", "tty_colors"]
+    assert ds.keys == ["blstats", "delta", "message", "prev_message", "rewards", "tty_chars", "tty_colors"]
     assert ds.data("message").shape == (12, 2, 1, 256) and ds.data("rewards").dtype == np.float32
     assert ds.data("tty_chars").shape == (12, 2, 1, 24, 80)
     assert set(ds.info_keys) >= {"score", "episode_score", "turns", "dlvl", "episode_id"}
@@ -191,7 +191,7 @@ def test_overwrite_recollects_with_longer_subsequences_and_glyphs(tmp_path):
     settings = CollectSettings(seed=2, seq_len=3, keys=("message", "blstats", "glyphs"), **TINY)
     collect(settings, out, overwrite=True, show_progress=False)
     ds = open_dataset(out)
-    assert ds.seq_len == 3 and ds.keys == ["blstats", "glyphs", "message", "rewards"]
+    assert ds.seq_len == 3 and ds.keys == ["blstats", "delta", "glyphs", "message", "prev_message", "rewards"]
     assert ds.annotators == []  # labels of the old data are gone
     from nle import nethack
 

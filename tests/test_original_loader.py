@@ -89,6 +89,8 @@ def test_collected_and_annotated_dataset_opens_in_the_original_loader(annotated)
     assert (np.asarray(loaded["info"]["experience_level"]) >= 1).all()
     assert set(np.asarray(loaded["info"]["character"]).ravel().tolist()) == {"mon-hum-neu-mal"}
     assert loaded["preference"]["score"].dtype == np.int8 and loaded["preference"]["score"].shape == (n,)
+    data = load_folder(annotated, "data")  # the transitions (MaestroMotif) are two more arrays there
+    assert data["prev_message"].shape == (n, 2, 1, 256) and data["delta"].shape == (n, 2, 1, 5)
 
 
 def test_llm_sidecars_stay_out_of_preference(annotated, tmp_path):

@@ -2,6 +2,7 @@
 or with the score/return baselines. See `runner.annotate` for the loop and `cli` for `motif annotate`."""
 
 from motif_jax.annotate.asking import Asker
+from motif_jax.annotate.naming import reward_annotator, skill_annotator
 from motif_jax.annotate.prompts import PromptTemplate, load_template, parse_template
 from motif_jax.annotate.runner import RunOptions, RunStats, annotate
 from motif_jax.annotate.verdict import parse_verdict
@@ -15,4 +16,6 @@ __all__ = [
     "RunStats",
     "annotate",
     "parse_verdict",
+    "skill_annotator",
+    "reward_annotator",
 ]

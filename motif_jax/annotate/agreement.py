@@ -45,14 +45,18 @@ def annotator_backend(ds, name: str) -> str | None:
 
 def judge_comparisons(ds, name: str) -> list[tuple[str, str, dict]]:
     """(LLM annotator, rules annotator, agreement) for ``name`` against every annotator of the other
-    kind in the dataset: rules judges when ``name`` is an LLM's labels, LLMs when it is a judge's."""
+    kind in the dataset: rules judges when ``name`` is an LLM's labels, LLMs when it is a judge's (labels
+    of a skill, see `skill_comparisons`, are left out)."""
     mine = annotator_backend(ds, name)
     if mine is None or mine in ("score", "return"):
         return []
+    my_skill = annotator_settings(ds, name).get("skill")  # a skill's labels compare only with that skill's
     out = []
     for other in ds.annotators:
         theirs = annotator_backend(ds, other)
         if other == name or theirs is None or theirs in ("score", "return") or (theirs == "rules") == (mine == "rules"):
+            continue
+        if annotator_settings(ds, other).get("skill") != my_skill:
             continue
         llm, judge = (other, name) if mine == "rules" else (name, other)
         out.append((llm, judge, agreement(ds.labels(llm), ds.labels(judge))))
@@ -65,3 +69,25 @@ def describe(llm: str, judge: str, result: dict) -> str:
         f"agreement {llm} vs {judge}: {rate} of {result['both_decided']} pairs both decided "
         f"({result['only_a_decided']} decided only by {llm}, {result['only_b_decided']} only by {judge})"
     )
+
+
+def annotator_settings(ds, name: str) -> dict:
+    """The settings sidecar of a label file ({} when it has none or it is unreadable)."""
+    path = Path(ds.sidecar_path(name, ".json"))
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def skill_comparisons(ds, skill: str) -> list[tuple[str, str, dict]]:
+    """(LLM annotator, rules annotator, agreement) of every LLM's and every rules judge's labels for one
+    skill (label files whose settings name the skill, as `motif annotate --skills` writes them)."""
+    llms, judges = [], []
+    for name in ds.annotators:
+        settings = annotator_settings(ds, name)
+        if settings.get("skill") != skill or settings.get("backend") in (None, "score", "return"):
+            continue
+        (judges if settings["backend"] == "rules" else llms).append(name)
+    return [(llm, judge, agreement(ds.labels(llm), ds.labels(judge))) for llm in llms for judge in judges]

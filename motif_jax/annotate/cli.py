@@ -1,4 +1,5 @@
-"""`motif annotate DIR`: label a pairs dataset with an LLM or a score/return baseline.
+"""`motif annotate DIR`: label a pairs dataset with an LLM or a score/return baseline; with ``--skills FILE``
+once per skill of a MaestroMotif skills file (see `motif_jax.annotate.skills`).
 
 Every option also has a config-file form: ``--config FILE`` (YAML mapping of option names, dashes or
 underscores) and ``--set option=value``: the AnnotateConfig defaults < file < ``--set`` < flags.
@@ -12,12 +13,14 @@ import os
 
 from rich.console import Console
 
-from motif_jax.annotate.agreement import describe, judge_comparisons
+from motif_jax.annotate import skills
+from motif_jax.annotate.agreement import describe, judge_comparisons, skill_comparisons
 from motif_jax.annotate.asking import Asker
 from motif_jax.annotate.backends import LLM_BACKENDS, Sampling, make_backend
 from motif_jax.annotate.baselines import annotate_baseline
 from motif_jax.annotate.engines import EnginePool
-from motif_jax.annotate.progress import summary_table
+from motif_jax.annotate.naming import llm_annotator
+from motif_jax.annotate.progress import skills_table, summary_table
 from motif_jax.annotate.prompts import load_template
 from motif_jax.annotate.rules import annotate_rules, load_table, resolve_judge_path
 from motif_jax.annotate.rules import default_name as rules_name
@@ -40,6 +43,7 @@ class AnnotateConfig:
     model: str | None = None  # GGUF file (llamacpp), served model name (openai), HF id or folder (vllm)
     name: str | None = None  # annotator name (default <model>_<goal>_<template>[_logprob][_both])
     judge: str | None = None  # rules backend: judge YAML file or a name in configs/judges/ (default nethack)
+    skills: str | None = None  # skills file: label once per skill, its description the goal (--goal, --name unused)
     num_chunks: int = 1  # split the pairs into this many chunks
     chunk: int = 0  # the chunk this run labels
     overwrite: bool = False  # start this chunk over
@@ -95,6 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", help="annotator name (default <model>_<goal>_<template>[_logprob][_both])")
     parser.add_argument("--judge", help="rules backend: judge YAML file or a name in configs/judges/ (default nethack)")
+    parser.add_argument(
+        "--skills",
+        help="skills file (or a shipped name, e.g. nethack): label once per skill, the skill's description "
+        "being the goal; one label file per skill (--goal and --name are not used)",
+    )
     work = parser.add_argument_group("work split and resumption")
     work.add_argument("--num-chunks", type=int)
     work.add_argument("--chunk", type=int)
@@ -172,10 +181,8 @@ def show_config(file: str | None, preset: str | None, overrides: list[str]) -> A
 
 
 def default_name(model: str, goal: str, template: str, mode: str, both_orders: bool) -> str:
-    """Paper-style ``<model>_<goal>_<template>``; logprob and both-order labels get a suffix so they
-    never land in (and resume) a file of another kind."""
-    name = f"{model}_{goal}_{template}"
-    return name + ("_logprob" if mode == "logprob" else "") + ("_both" if both_orders else "")
+    """Paper-style ``<model>_<goal>_<template>[_logprob][_both]`` (see `naming.llm_annotator`)."""
+    return llm_annotator(model, goal, template, mode, both_orders)
 
 
 def _validate(c: AnnotateConfig) -> None:
@@ -187,6 +194,10 @@ def _validate(c: AnnotateConfig) -> None:
         raise MotifError("--tie-band must be in [0, 0.5)")
     if c.engines < 1 or c.engine_restarts < 0 or (c.gpus_per_engine or 0) < 0:
         raise MotifError("--engines must be at least 1, --engine-restarts and --gpus-per-engine at least 0")
+    if c.skills and c.backend in ("score", "return"):
+        raise MotifError(f"--skills labels each skill with a judge or an LLM; the {c.backend} baseline has no goal")
+    if c.skills and c.name:
+        raise MotifError("--skills names each skill's labels itself (<annotator>_<skill>...); leave out --name")
     if _pooled(c) and c.backend not in LLM_BACKENDS:
         raise MotifError(f"--engines and --ray-address run LLM engines ({', '.join(LLM_BACKENDS)}), not {c.backend}")
 
@@ -259,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
         log_dir=c.log_dir,
         progress=not c.no_progress,
     )
+    if c.skills:
+        return _run_skills(c, ds, options, console)
     if c.backend in ("score", "return"):
         name = c.name or c.backend
         print(f"annotator: {name}", flush=True)
@@ -309,6 +322,37 @@ def _run_llm(c: AnnotateConfig, ds, options):
         return annotate(ds, asker, name, settings, options)
     finally:
         backend.close()
+
+
+def _run_skills(c: AnnotateConfig, ds, options: RunOptions, console: Console) -> int:
+    """Every skill of the skills file, one label file each, then the agreement per skill."""
+    skill_set = skills.load_skill_set(c.skills)
+    text = "transitions" if ds.has_transitions else "captions (no transitions in this dataset)"
+    print(f"skills: {', '.join(skill_set.names)} from {skill_set.path}; the annotator reads {text}", flush=True)
+    if c.backend == "rules":
+        done = skills.annotate_skills_rules(ds, skill_set, c.judge, options)
+    else:
+        templates = skills.skill_templates(skill_set, ds, c.prompt)
+        backend = build_backend(c, next(iter(templates.values())))  # once, for every skill
+        try:
+            if c.batch_size is None or _pooled(c):
+                options.batch_size = backend.batch_size
+            base = {
+                "backend": c.backend,
+                "model": backend.model_id,
+                "mode": c.mode,
+                "both_orders": c.both_orders,
+                "tie_band": c.tie_band if c.mode == "logprob" else None,
+            }
+            done = skills.annotate_skills_llm(ds, templates, backend, base, c.mode, c.both_orders, c.tie_band, options)
+        finally:
+            backend.close()
+    console.print(skills_table(done, llm=c.backend != "rules"))
+    print(f"wrote {len(done)} label files in {ds.path / 'preference'}")
+    for skill in skill_set.names:
+        for llm, judge, result in skill_comparisons(ds, skill):
+            print(f"skill {skill}: {describe(llm, judge, result)}")
+    return 0
 
 
 def annotate_argv(

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from motif_jax.data import decode_message
+from motif_jax.data.transitions import DELTA_FIELDS, transition_text
 from motif_jax.errors import MotifError
 
 _SPACES = re.compile(r"\s+")
@@ -36,6 +37,19 @@ def collapse_captions(captions: Iterable[str]) -> str:
 def subsequence_caption(messages: np.ndarray) -> str:
     """(L, 256) uint8 messages of one pair member -> the caption text shown to the LLM."""
     return collapse_captions(decode_message(np.asarray(messages).reshape(-1, 256)).tolist())
+
+
+def member_transition(prev_messages: np.ndarray, messages: np.ndarray, delta: np.ndarray) -> str:
+    """One pair member of L steps as a transition text: the message before its first step, its captions
+    (collapsed as for the LLM), and the stat changes summed over its steps."""
+    prev = decode_message(np.asarray(prev_messages).reshape(-1, 256)[0])
+    total = np.asarray(delta).reshape(-1, len(DELTA_FIELDS)).sum(axis=0)
+    return transition_text(prev, subsequence_caption(messages), total)
+
+
+def member_now(messages: np.ndarray) -> str:
+    """A pair member of a dataset without transitions, in the transition text's form: ``now: "..."``."""
+    return transition_text(None, subsequence_caption(messages), None)
 
 
 def normalise(caption: str) -> str:

@@ -32,3 +32,18 @@ def summary_table(stats, llm: bool = True) -> Table:
     for key, value in rows:
         table.add_row(key, str(value), "")
     return table
+
+
+def skills_table(done, llm: bool = True) -> Table:
+    """One row per skill of a `--skills` run: its label counts and what this run did."""
+    table = Table(title="annotated skills", show_header=True)
+    for column in ("skill", *(label.name.lower() for label in Label), "annotated now", "done before"):
+        table.add_column(column, justify="left" if column == "skill" else "right")
+    if llm:
+        table.add_column("asked", justify="right")
+        table.add_column("parse failures", justify="right")
+    for skill, stats in done:
+        counts = [str(stats.label_counts.get(label, 0)) for label in Label]
+        extra = [str(stats.asked), str(stats.failed)] if llm else []
+        table.add_row(skill, *counts, str(stats.annotated), str(stats.already_done), *extra)
+    return table

@@ -21,6 +21,9 @@ from motif_jax.resources import builtin_configs
 
 GOALS = ("defaultgoal", "zeroknowledge", "combat", "gold", "stairs")
 WORDINGS = ("default", "reworded")
+TRANSITION_SUFFIX = "-transitions"  # the built-in wording W shows transitions in W-transitions.yaml
+TRANSITION_WORDINGS = ("default" + TRANSITION_SUFFIX,)
+SHOWS = ("captions", "transitions")  # what caption1/caption2 hold: captions, or transition texts
 REQUIRED_FIELDS = (
     "system",
     "user",
@@ -31,7 +34,7 @@ REQUIRED_FIELDS = (
     "logprob_instruction",
     "answer_prefix",
 )
-OPTIONAL_FIELDS = ("name", "guided_regex")
+OPTIONAL_FIELDS = ("name", "guided_regex", "shows")
 
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
@@ -59,11 +62,16 @@ class PromptTemplate:
     logprob_instruction: str
     answer_prefix: str
     guided_regex: str | None = None
+    shows: str = "captions"  # what the two texts are: "captions" or "transitions" (transition texts)
 
     @property
     def hash(self) -> str:
-        """Short digest of every field that changes what the model sees or how replies are read."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        """Short digest of every field that changes what the model sees or how replies are read (a caption
+        template's digest leaves ``shows`` out, so it is the same as before transitions existed)."""
+        fields = dataclasses.asdict(self)
+        if fields["shows"] == "captions":
+            del fields["shows"]
+        blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def _render(self, source: str, **variables) -> str:
@@ -120,8 +128,10 @@ def _check_regex(pattern: str, field: str, where: str, groups: int) -> None:
         raise MotifError(f"{where}: field {field!r} needs a capture group for the verdict")
 
 
-def parse_template(data: dict, goal: str, where: str) -> PromptTemplate:
-    """Validate a template mapping and resolve it for ``goal``; MotifError names the faulty field."""
+def parse_template(data: dict, goal: str, where: str, goal_text: str | None = None) -> PromptTemplate:
+    """Validate a template mapping and resolve it for ``goal``; MotifError names the faulty field.
+
+    ``goal_text`` (a skill's description) stands in for the file's text of ``goal``, which then need not exist."""
     if not isinstance(data, dict):
         raise MotifError(f"{where}: a prompt template must be a YAML mapping")
     for field in REQUIRED_FIELDS:
@@ -136,7 +146,7 @@ def parse_template(data: dict, goal: str, where: str) -> PromptTemplate:
     goals = data["goals"]
     if not isinstance(goals, dict) or not all(isinstance(v, str) for v in goals.values()):
         raise MotifError(f"{where}: field 'goals' must map goal names to strings")
-    if goal not in goals:
+    if goal_text is None and goal not in goals:
         raise MotifError(f"{where}: no goal {goal!r} in 'goals' (available: {', '.join(goals)})")
     _check_jinja(data["user"], "user", where, required=("caption1", "caption2"))
     for field in ("system", "retry", "logprob_instruction"):
@@ -144,11 +154,14 @@ def parse_template(data: dict, goal: str, where: str) -> PromptTemplate:
     _check_regex(data["verdict_regex"], "verdict_regex", where, groups=1)
     if data.get("guided_regex"):
         _check_regex(data["guided_regex"], "guided_regex", where, groups=0)
+    shows = data.get("shows") or "captions"
+    if shows not in SHOWS:
+        raise MotifError(f"{where}: field 'shows' must be one of {', '.join(SHOWS)}, got {shows!r}")
     name = data.get("name") or Path(where).stem
     return PromptTemplate(
         name=name,
         goal=goal,
-        goal_text=goals[goal].strip(),
+        goal_text=(goals[goal] if goal_text is None else goal_text).strip(),
         system=data["system"],
         user=data["user"],
         verdict_format=data["verdict_format"],
@@ -157,20 +170,37 @@ def parse_template(data: dict, goal: str, where: str) -> PromptTemplate:
         logprob_instruction=data["logprob_instruction"],
         answer_prefix=data["answer_prefix"],
         guided_regex=data.get("guided_regex"),
+        shows=shows,
     )
 
 
-def load_template(prompt: str | Path, goal: str) -> PromptTemplate:
-    """``prompt`` is a built-in wording (``default``, ``reworded``) or a path to a YAML file."""
+def transition_wording(prompt: str | Path) -> str | Path:
+    """The transitions form of a built-in wording (``default`` -> ``default-transitions``); anything else
+    (a file, a wording that already shows transitions) as it is."""
+    if str(prompt) in WORDINGS:
+        wording = f"{prompt}{TRANSITION_SUFFIX}"
+        if wording not in TRANSITION_WORDINGS:
+            raise MotifError(
+                f"prompt {prompt}: no built-in transitions form of this wording "
+                f"(have {', '.join(TRANSITION_WORDINGS)}); give one or a YAML file with shows: transitions"
+            )
+        return wording
+    return prompt
+
+
+def load_template(prompt: str | Path, goal: str, goal_text: str | None = None) -> PromptTemplate:
+    """``prompt`` is a built-in wording (``default``, ``reworded``, ``default-transitions``) or a path to a
+    YAML file; ``goal_text`` replaces the file's text of ``goal`` (a skill's description)."""
     path = Path(prompt)
-    if not path.suffix and str(prompt) in WORDINGS:
+    builtin = WORDINGS + TRANSITION_WORDINGS
+    if not path.suffix and str(prompt) in builtin:
         path = builtin_prompt_dir() / f"{prompt}.yaml"
     if not path.is_file():
         raise MotifError(
-            f"prompt template {prompt} not found: give one of {', '.join(WORDINGS)} or a path to a YAML file"
+            f"prompt template {prompt} not found: give one of {', '.join(builtin)} or a path to a YAML file"
         )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise MotifError(f"prompt template {path} is not valid YAML: {str(e).splitlines()[0]}") from e
-    return parse_template(data, goal, str(path))
+    return parse_template(data, goal, str(path), goal_text)

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from motif_jax.annotate.baselines import label_every_row
-from motif_jax.annotate.runner import pair_captions
+from motif_jax.annotate.naming import rules_annotator
+from motif_jax.annotate.runner import pair_texts
 from motif_jax.config import load_yaml
 from motif_jax.errors import MotifError
 from motif_jax.resources import builtin_configs
@@ -129,11 +130,12 @@ def caption_utilities(table: Table, captions: list[tuple[str, str]]) -> np.ndarr
 
 
 def default_name(judge: str | Path | None, goal: str) -> str:
-    """``rules-<judge file stem>_<goal>``, e.g. ``rules-nethack_gold``."""
-    return f"rules-{resolve_judge_path(judge).stem}_{goal}"
+    """``rules-<judge file stem>_<goal>``, e.g. ``rules-nethack_gold`` (see `naming.rules_annotator`)."""
+    return rules_annotator(judge, goal)
 
 
-def annotate_rules(ds, table: Table, name: str, options=None, block: int = 65536):
+def annotate_rules(ds, table: Table, name: str, options=None, block: int = 65536, shows: str = "captions"):
     """Label this chunk's pairs into ``preference/<name>.npy``. Instant and deterministic, so every
-    row of the chunk is (re)written: nothing stays unknown."""
-    return label_every_row(ds, name, options, lambda part: caption_utilities(table, pair_captions(ds, part)), block)
+    row of the chunk is (re)written: nothing stays unknown. ``shows`` picks the texts the rules read
+    (`runner.pair_texts`): captions as in Motif, transition texts, or ``now`` (``now: "..."``)."""
+    return label_every_row(ds, name, options, lambda part: caption_utilities(table, pair_texts(ds, part, shows)), block)

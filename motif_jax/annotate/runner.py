@@ -18,7 +18,15 @@ import numpy as np
 
 from motif_jax.annotate.asking import Asker
 from motif_jax.annotate.cache import AnswerCache
-from motif_jax.annotate.pairs import canonical_order, chunk_range, normalise, pair_key, subsequence_caption
+from motif_jax.annotate.pairs import (
+    canonical_order,
+    chunk_range,
+    member_now,
+    member_transition,
+    normalise,
+    pair_key,
+    subsequence_caption,
+)
 from motif_jax.annotate.verdict import swap_label
 from motif_jax.data.dataset import Label
 from motif_jax.errors import MotifError, disk_problem
@@ -77,6 +85,31 @@ def pair_captions(ds, rows: np.ndarray) -> list[tuple[str, str]]:
     """(caption1, caption2) texts of dataset rows, as the LLM sees them."""
     messages = np.asarray(ds.data("message")[rows])
     return [(subsequence_caption(m[0]), subsequence_caption(m[1])) for m in messages]
+
+
+TEXT_KINDS = ("captions", "transitions", "now")
+
+
+def pair_texts(ds, rows: np.ndarray, shows: str = "captions") -> list[tuple[str, str]]:
+    """The two texts of dataset rows that an annotator compares: ``captions`` (Motif), ``transitions``
+    (previous message, message, stat changes; the dataset must have them) or ``now`` (the captions in
+    the transition text's form, ``now: "..."``, for datasets without transitions)."""
+    if shows == "captions":
+        return pair_captions(ds, rows)
+    messages = np.asarray(ds.data("message")[rows])
+    if shows == "now":
+        return [(member_now(m[0]), member_now(m[1])) for m in messages]
+    if shows != "transitions":
+        raise ValueError(f"unknown text kind {shows!r}; expected one of {TEXT_KINDS}")
+    if not ds.has_transitions:
+        raise MotifError(
+            f"{ds.path}: has no transitions (data/prev_message.npy, data/delta.npy); collect it again with "
+            "this version, or use a template that shows captions"
+        )
+    prev, delta = np.asarray(ds.data("prev_message")[rows]), np.asarray(ds.data("delta")[rows])
+    return [
+        tuple(member_transition(prev[i, j], messages[i, j], delta[i, j]) for j in range(2)) for i in range(len(rows))
+    ]
 
 
 def check_settings(path: Path, settings: dict, overwrite: bool) -> None:
@@ -154,6 +187,7 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
     """Label this chunk's pending pairs of ``ds`` into ``preference/<name>.npy`` (and the soft labels
     in logprob mode); returns what happened."""
     options = options or RunOptions()
+    pair_texts(ds, np.arange(0), asker.template.shows)  # a template the dataset cannot fill fails before any file
     rows_all = chunk_range(len(ds), options.num_chunks, options.chunk)
     whole_file = options.overwrite and options.num_chunks == 1
     labels = ds.open_labels(name, overwrite=whole_file)  # first: it validates the name
@@ -181,7 +215,7 @@ def annotate(ds, asker: Asker, name: str, settings: dict, options: RunOptions | 
             rows = pending[begin : begin + options.batch_size]
             cache.reload()
             try:
-                new_labels, new_soft = block.label(rows, pair_captions(ds, rows))
+                new_labels, new_soft = block.label(rows, pair_texts(ds, rows, asker.template.shows))
                 cache.flush()  # answers first: a crash after this re-labels for free
                 labels[rows] = new_labels  # the label files are fully allocated: this cannot run out
                 if soft is not None:

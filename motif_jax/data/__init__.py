@@ -12,6 +12,7 @@ from motif_jax.data.dataset import (
     decode_message,
     open_dataset,
 )
+from motif_jax.data.transitions import transition_text
 
 __all__ = [
     "open_dataset",
@@ -21,4 +22,5 @@ __all__ = [
     "DatasetWriter",
     "SCHEMA_VERSION",
     "Label",
+    "transition_text",
 ]

@@ -8,6 +8,10 @@ different episodes and unrelated times. A slot's ``episode_score``
 is only known when its episode ends, so slots stay *pending* per env until then; collection finishes when
 every slot is filled and no slot is pending.
 
+Transitions: every stored step also gets the message of the env's previous step and the stat changes since
+that step (``data/prev_message.npy``, ``data/delta.npy``; see :mod:`motif_jax.data.transitions`), tracked per
+env over every step, stored or not; an episode's first step gets an empty message and a zero delta.
+
 Resume: the slot states and counters are saved to ``DIR/.collect/`` every few seconds (after flushing the
 memmaps) and when interrupted. A rerun reloads them, keeps every finished slot, and fills the others with
 fresh episodes (env seeds shifted by the attempt number). An uninterrupted run is deterministic given the
@@ -36,6 +40,14 @@ from motif_jax.data.dataset import (
     caption_distribution,
     output_dir_state,
     remove_dataset,
+)
+from motif_jax.data.transitions import (
+    DELTA_DTYPE,
+    DELTA_FIELDS,
+    DELTA_KEY,
+    PREV_MESSAGE_KEY,
+    TRANSITION_KEYS,
+    stat_delta,
 )
 from motif_jax.envs.loop import EnvLoop, EnvStep, LoopObserver
 from motif_jax.envs.pool import make_pool
@@ -389,6 +401,13 @@ class CollectionRun(LoopObserver):
         (self.out / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)  # marks DIR unfinished before any data exists
         specs = {key: (tuple(spaces[key].shape), np.dtype(spaces[key].dtype)) for key in settings.keys}
         specs[REWARD_KEY] = ((), np.dtype(np.float32))
+        # a collection begun before transitions existed resumes without them (its files have none)
+        self.transitions = not resume or all((self.out / "data" / f"{k}.npy").exists() for k in TRANSITION_KEYS)
+        if self.transitions:
+            specs[PREV_MESSAGE_KEY] = specs["message"]
+            specs[DELTA_KEY] = ((len(DELTA_FIELDS),), DELTA_DTYPE)
+            self.last_message = np.zeros((settings.num_envs, *spaces["message"].shape), spaces["message"].dtype)
+            self.last_blstats = np.zeros((settings.num_envs, *spaces["blstats"].shape), spaces["blstats"].dtype)
         self.writer = DatasetWriter(self.out, settings.pairs, settings.seq_len, specs, INFO_DTYPES, resume=resume)
         _save_progress(self.out, self.writer, self.book, self.counters)
 
@@ -396,12 +415,15 @@ class CollectionRun(LoopObserver):
         """Record this batch's subsequences and episode ends; save progress (or stop) between batches."""
         book, obs, info, episode_ids = self.book, b.obs, b.info, self.episode_ids
         starts = self.rng.random(len(b.env_ids)) < self.settings.sample_prob
+        transitions = self._transitions(b) if self.transitions else None
         for i in range(len(b.env_ids) if book.accepting else 0):
             env = int(b.env_ids[i])
             if self.recorder.open[env] is None and not starts[i]:
                 continue
             step = {key: obs[key][i] for key in self.settings.keys}
             step[REWARD_KEY] = np.float32(b.reward[i])
+            if transitions is not None:
+                step[PREV_MESSAGE_KEY], step[DELTA_KEY] = transitions[0][i], transitions[1][i]
             window = self.recorder.observe(env, step, bool(starts[i]), bool(b.ended[i]))
             slot = book.claim(env, episode_ids[env]) if window is not None and book.accepting else None
             if slot is not None:
@@ -424,6 +446,14 @@ class CollectionRun(LoopObserver):
             self.last_checkpoint = now
         if self.max_env_steps is not None and self.counters["env_steps"] >= self.max_env_steps:
             raise KeyboardInterrupt(f"stopped after {self.counters['env_steps']} env steps")
+
+    def _transitions(self, b: EnvStep) -> tuple[np.ndarray, np.ndarray]:
+        """This batch's previous messages and stat changes (rows of ``b``), then remember its observations."""
+        ids, first, obs = b.env_ids, b.first[:, None], b.obs
+        prev_message = np.where(first, 0, self.last_message[ids]).astype(self.last_message.dtype)
+        delta = np.where(first, 0, stat_delta(self.last_blstats[ids], obs["blstats"])).astype(DELTA_DTYPE)
+        self.last_message[ids], self.last_blstats[ids] = obs["message"], obs["blstats"]
+        return prev_message, delta
 
     def acted(self, b: EnvStep, actions, aux) -> None:
         self.counters["env_steps"] += len(b.env_ids)
@@ -452,6 +482,7 @@ def _finalize(out: Path, writer: DatasetWriter, settings: CollectSettings, count
             "resumed": counters["attempt"],
         },
         "captions": {k: captions[k] for k in ("steps", "unique", "fraction_empty")} | {"top": captions["top"][:10]},
+        **({"transitions": transitions_meta()} if DELTA_KEY in writer.data else {}),
         "collection_seconds": round(counters["seconds"], 2),
         "created": counters["created"],
         "completed": _now(),
@@ -459,6 +490,11 @@ def _finalize(out: Path, writer: DatasetWriter, settings: CollectSettings, count
     }
     writer.finalize(meta, captions)
     return json.loads((out / META_FILE).read_text())
+
+
+def transitions_meta() -> dict:
+    """meta.json's note that the dataset has transitions, and what its delta's last axis holds."""
+    return {"keys": list(TRANSITION_KEYS), "delta_fields": list(DELTA_FIELDS)}
 
 
 def _already_complete(out: Path, settings: CollectSettings) -> CollectResult:

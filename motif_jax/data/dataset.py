@@ -8,6 +8,8 @@ Layout (the original Motif layout plus a ``meta.json``)::
       data/<key>.npy              (N, 2, L, ...) one file per key, or shards data/<key>.00000.npy,
                                   data/<key>.00001.npy, ... concatenated along the first axis in number order;
                                   the per-step reward is data/rewards.npy (data/reward.npy in older datasets)
+      data/prev_message.npy       (N, 2, L, 256) the message of the step before each step (MaestroMotif's
+      data/delta.npy              transitions) and (N, 2, L, 5) int32 stat changes since it; optional
       info/<key>.npy              (N, 2) per pair member (shards named like data/)
       preference/<name>.npy       (N,) int8 labels: 0 first preferred, 1 second, 2 tie, 3 unknown
       annotations/<name>.soft.npy (N,) float32 P(first preferred), optional
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from motif_jax.data.transitions import DELTA_FIELDS, DELTA_KEY, PREV_MESSAGE_KEY, TRANSITION_KEYS
 from motif_jax.errors import MotifError, disk_problem
 from motif_jax.files import write_json_atomic
 
@@ -227,6 +230,7 @@ class PairsDataset:
         self.num_pairs, self.seq_len = int(message.shape[0]), int(message.shape[2])
         for key in self._data_files:
             self._check_data(key)
+        self._check_transitions()
         info_dir = self.path / "info"
         self._info_files = _scan_keys(info_dir) if info_dir.is_dir() else {}
         self._info: dict[str, Any] = {}
@@ -270,6 +274,34 @@ class PairsDataset:
             )
         if key == REWARD_KEY and not np.issubdtype(array.dtype, np.floating):
             raise MotifError(f"{where}: expected a float array, got {array.dtype}")
+
+    def _check_transitions(self) -> None:
+        """Both transition keys or neither; the previous message shaped like the message, the delta (..., 5) ints."""
+        present = [key for key in TRANSITION_KEYS if key in self._data_files]
+        data_dir = self.path / "data"
+        if present and len(present) != len(TRANSITION_KEYS):
+            other = next(key for key in TRANSITION_KEYS if key not in present)
+            raise MotifError(f"{data_dir}: has {present[0]}.npy but not {other}.npy (transitions need both)")
+        if "transitions" in self.meta and not present:
+            raise MotifError(f"{self.path / META_FILE}: lists transitions, but data/{DELTA_KEY}.npy is missing")
+        if not present:
+            return
+        prev, delta = self.data(PREV_MESSAGE_KEY), self.data(DELTA_KEY)
+        if prev.dtype != np.uint8 or tuple(prev.shape) != tuple(self.data("message").shape):
+            raise MotifError(
+                f"{data_dir / (PREV_MESSAGE_KEY + '.npy')}: expected uint8 shaped like message.npy "
+                f"{tuple(self.data('message').shape)}, got {prev.dtype} {tuple(prev.shape)}"
+            )
+        if not np.issubdtype(delta.dtype, np.integer) or tuple(delta.shape[3:]) != (len(DELTA_FIELDS),):
+            raise MotifError(
+                f"{data_dir / (DELTA_KEY + '.npy')}: expected integers (N, 2, L, {len(DELTA_FIELDS)}) "
+                f"({', '.join(DELTA_FIELDS)}), got {delta.dtype} {tuple(delta.shape)}"
+            )
+
+    @property
+    def has_transitions(self) -> bool:
+        """Whether each step comes with its previous message and stat changes (data/prev_message, data/delta)."""
+        return all(key in self._data_files for key in TRANSITION_KEYS)
 
     def _check_info(self, key: str) -> None:
         array = self.info(key)
