@@ -9,7 +9,7 @@ import pytest
 
 from motif_jax.agent import ppo
 from motif_jax.agent.config import RewardConfig, resolve_config
-from motif_jax.agent.learner import total_rewards
+from motif_jax.agent.learner import intrinsic_inputs, total_rewards
 from motif_jax.errors import MotifError
 from motif_jax.reward.checkpoints import saved_model
 from motif_jax.reward.model import ModelConfig, init_weights
@@ -26,7 +26,7 @@ def caption_batch():
     )
 
 
-FAKE = lambda p, m, c: m[:, 0].astype(jnp.float32) / 100 / c.astype(jnp.float32) ** 3  # noqa: E731
+FAKE = lambda p, x: x["message"][:, 0].astype(jnp.float32) / 100 / x["count"].astype(jnp.float32) ** 3  # noqa: E731
 
 
 def test_next_caption_rewards_the_observation_the_action_led_to():
@@ -82,3 +82,14 @@ def test_checkpoint_configs_without_head_bias_keep_their_old_shape():
     config = saved_model({"model": old})
     assert config == ModelConfig(mlp=(128, 128), head_bias=False)
     assert count(init_weights(config, 0)) == 158_464
+
+
+def test_with_skills_the_acting_skill_and_the_depth_change_on_arrival_are_scored():
+    """Transition t is scored by the model of the skill that took its action (slot t), seeing the depth change
+    measured on arriving (slot t + 1): the descender's step onto the next level shows it +1."""
+    batch = caption_batch()
+    obs = {**batch.obs, "skill": jnp.array([[0, 1, 2]]), "skill_depth_change": jnp.array([[0.0, 1.0, 0.0]])}
+    x = intrinsic_inputs(SimpleNamespace(obs=obs), "next")
+    np.testing.assert_array_equal(x["skill"], [0, 1])
+    np.testing.assert_array_equal(x["depth_change"], [1.0, 0.0])
+    np.testing.assert_array_equal(x["count"], np.asarray(batch.obs["message_count"])[0, 1:])

@@ -34,7 +34,7 @@ LAYERS = {
     "motif_jax.reward": "reward inference",
     **{
         f"motif_jax.reward.{name}": "reward training"
-        for name in ("train", "pairs", "losses", "cli", "inspect", "benchmark")
+        for name in ("train", "skill_training", "pairs", "losses", "cli", "inspect", "benchmark")
     },
     "motif_jax.agent": "agent",
     "motif_jax.evaluate": "evaluate",

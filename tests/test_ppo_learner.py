@@ -82,7 +82,7 @@ def test_intrinsic_reward_uses_the_caption_arriving_with_each_transition():
         rewards=jnp.array([[0.0, 20.0, 0.0]]),
         obs={"message": jnp.asarray(messages), "message_count": jnp.array([[1, 1, 2]])},
     )
-    fn = lambda p, m, c: p * (m[:, 0] > 0) / c.astype(jnp.float32) ** 3  # noqa: E731
+    fn = lambda p, x: p * (x["message"][:, 0] > 0) / x["count"].astype(jnp.float32) ** 3  # noqa: E731
     rc = RewardConfig(extrinsic_coef=0.1, llm_coef=0.5, env_scale=0.1, env_clip=1.0)
     total, ext, intr = total_rewards(batch, jnp.float32(4.0), fn, rc)
     np.testing.assert_allclose(ext, [[0.1, 0.0]], rtol=1e-6)  # 0.1·clip(2, ±1)

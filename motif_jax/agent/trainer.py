@@ -55,7 +55,8 @@ def load_intrinsic(config: TrainConfig, mesh):
         def skill_intrinsic(params, x):
             if "skill" not in x:
                 raise MotifError(f"reward.path {rc.path} holds per-skill reward models: train with --skills")
-            return rewards.intrinsic(params, x["message"], x["count"], x["skill"], x["depth_change"], beta=rc.beta)
+            features = x["depth_change"][:, None] if rewards.features else None
+            return rewards.intrinsic(params, x["message"], x["count"], x["skill"], features, beta=rc.beta)
 
         return parallel.replicate(rewards.params, mesh), skill_intrinsic
     model = load_reward(rc.path)

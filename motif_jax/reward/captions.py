@@ -21,6 +21,14 @@ def _as_rows(messages: np.ndarray) -> np.ndarray:
     return flat.view(np.dtype((np.void, MESSAGE_BYTES)))[:, 0]
 
 
+def _as_input_rows(messages: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Captions (..., 256) with their stat changes (..., F) -> (M,) opaque records of both."""
+    width = features.shape[-1]
+    stats = np.ascontiguousarray(np.asarray(features, np.float32).reshape(-1, width)).view(np.uint8)
+    flat = np.concatenate([np.asarray(messages, np.uint8).reshape(-1, MESSAGE_BYTES), stats], axis=1)
+    return np.ascontiguousarray(flat).view(np.dtype((np.void, flat.shape[1])))[:, 0]
+
+
 def _from_rows(records: np.ndarray) -> np.ndarray:
     return np.frombuffer(records.tobytes(), np.uint8).reshape(-1, MESSAGE_BYTES)
 
@@ -42,10 +50,40 @@ def unique_captions(messages, rows: np.ndarray | None = None, chunk_pairs: int =
     return _from_rows(uniq), total
 
 
+def unique_inputs(
+    messages, features, rows: np.ndarray | None = None, chunk_pairs: int = 4096
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Like :func:`unique_captions` for a model that reads stat changes: the distinct (caption, features)
+    inputs, (U, 256) uint8 and (U, F) float32, with their counts. ``features`` None: captions only (None)."""
+    if features is None:
+        captions, counts = unique_captions(messages, rows, chunk_pairs)
+        return captions, None, counts
+    width = features.shape[-1]
+    rows = np.arange(len(messages)) if rows is None else np.asarray(rows)
+    records, counts = [], []
+    for start in range(0, len(rows), chunk_pairs):
+        part = rows[start : start + chunk_pairs]
+        uniq, count = np.unique(_as_input_rows(messages[part], features[part]), return_counts=True)
+        records.append(uniq)
+        counts.append(count)
+    if not records:
+        return np.zeros((0, MESSAGE_BYTES), np.uint8), np.zeros((0, width), np.float32), np.zeros((0,), np.int64)
+    uniq, inverse = np.unique(np.concatenate(records), return_inverse=True)
+    total = np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
+    flat = np.frombuffer(uniq.tobytes(), np.uint8).reshape(len(uniq), -1)
+    captions = np.ascontiguousarray(flat[:, :MESSAGE_BYTES])
+    stats = np.ascontiguousarray(flat[:, MESSAGE_BYTES:]).view(np.float32).reshape(len(uniq), width)
+    return captions, stats, total
+
+
 @functools.lru_cache(maxsize=8)
 def _replicated_forward(mesh):
     """Jitted net forward with a replicated result; cached per mesh so compilations are shared."""
-    return jax.jit(lambda params, messages: params(messages), out_shardings=parallel.replicated(mesh))
+
+    def forward(params, messages, features):
+        return params(messages, features)
+
+    return jax.jit(forward, out_shardings=parallel.replicated(mesh))
 
 
 class MeshScorer:
@@ -68,16 +106,25 @@ class MeshScorer:
             size *= 2
         return size
 
-    def __call__(self, params: NetParams, messages: np.ndarray) -> np.ndarray:
+    def __call__(self, params: NetParams, messages: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Raw rewards of captions (..., 256), flattened; ``features`` (..., F): their stat changes, for a
+        model that reads them."""
         messages = np.asarray(messages, np.uint8).reshape(-1, MESSAGE_BYTES)
+        if features is not None:
+            features = np.asarray(features, np.float32).reshape(len(messages), -1)
         out = []
         for start in range(0, len(messages), self.max_batch):
             chunk = messages[start : start + self.max_batch]
             size = self._bucket(len(chunk))
             padded = np.zeros((size, MESSAGE_BYTES), np.uint8)
             padded[: len(chunk)] = chunk
-            local = padded[parallel.local_rows(size)]
-            raw = self._forward(params, parallel.shard_batch(local, self.mesh))
+            local_rows = parallel.local_rows(size)
+            stats = None
+            if features is not None:
+                padded_stats = np.zeros((size, features.shape[1]), np.float32)
+                padded_stats[: len(chunk)] = features[start : start + self.max_batch]
+                stats = parallel.shard_batch(padded_stats[local_rows], self.mesh)
+            raw = self._forward(params, parallel.shard_batch(padded[local_rows], self.mesh), stats)
             out.append(np.asarray(raw)[: len(chunk)])
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 

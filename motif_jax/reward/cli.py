@@ -1,4 +1,6 @@
 """`motif train-reward DIR --annotator NAME --out RDIR`: fit the reward model to a dataset's preferences.
+With ``--skills FILE`` instead of ``--annotator`` (MaestroMotif): one model per skill of the skills file, each
+on the labels its ``reward`` names, into RDIR/<skill>/, plus RDIR/skills.json (see `skill_training`).
 
 Settings: the TrainConfig defaults, the preset's (`default`: the paper's lr 1e-5, 1024 pairs, 10 epochs;
 `tiny`: a small net with lr 1e-3, 128 pairs, 3 epochs), a YAML --config file (which may name the preset:
@@ -14,6 +16,7 @@ import jax
 
 from motif_jax import parallel
 from motif_jax.config import add_keys_help, add_set_argument, stage_layers
+from motif_jax.reward.skill_training import SKILL_DEFAULTS, train_skill_rewards
 from motif_jax.reward.train import PRESETS, TrainConfig, resolve_config, train_reward
 
 # flag dest -> TrainConfig field
@@ -33,8 +36,21 @@ FLAG_FIELDS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_keys_help(parser, TrainConfig, "train-reward")
     parser.add_argument("dataset", help="pairs dataset directory (from `motif collect`, or the original Motif layout)")
-    parser.add_argument("--annotator", required=True, help="labels to learn: preference/<NAME>.npy")
-    parser.add_argument("--out", required=True, help="run directory: checkpoints/, metrics.jsonl")
+    labels = parser.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--annotator", help="labels to learn: preference/<NAME>.npy")
+    labels.add_argument(
+        "--skills",
+        metavar="FILE",
+        help="skills file (or a shipped one's name): one model per skill, on the labels its reward names",
+    )
+    parser.add_argument(
+        "--no-features",
+        action="store_true",
+        help="with --skills: models read captions only (default: the depth change too; config: model.features)",
+    )
+    parser.add_argument(
+        "--out", required=True, help="run directory: checkpoints/, metrics.jsonl (--skills: one per skill)"
+    )
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
@@ -57,8 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
+    """Preset < (with --skills: the skills' defaults) < --config < --set < flags."""
     flags = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items()}
-    return resolve_config(stage_layers(args.config, args.overrides, flags))
+    skills = getattr(args, "skills", None)
+    if skills and args.no_features:
+        flags["model.features"] = 0
+    defaults = [("skills defaults", SKILL_DEFAULTS)] if skills else []
+    return resolve_config([*defaults, *stage_layers(args.config, args.overrides, flags)])
 
 
 def show_config(file: str | None, preset: str | None, overrides: list[str]) -> TrainConfig:
@@ -69,6 +90,8 @@ def show_config(file: str | None, preset: str | None, overrides: list[str]) -> T
 def run(args: argparse.Namespace) -> int:
     parallel.maybe_initialize_distributed()
     config = build_config(args)
+    if args.skills:
+        return run_skills(args, config)
     history = train_reward(
         args.dataset,
         args.annotator,
@@ -83,6 +106,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"reward model saved under {args.out} (val_acc {history[-1]['val_acc']})")
     else:
         print(f"{args.out} already trained for {config.epochs} epochs; nothing to do")
+    return 0
+
+
+def run_skills(args: argparse.Namespace, config: TrainConfig) -> int:
+    """Every skill's model; a rerun skips the trained ones and resumes an interrupted one (no --resume needed)."""
+    histories = train_skill_rewards(
+        args.dataset, args.skills, args.out, config, progress=not args.no_progress and sys.stderr.isatty()
+    )
+    if jax.process_index() == 0:
+        accuracy = ", ".join(f"{skill} {h[-1]['val_acc']}" for skill, h in histories.items() if h)
+        print(f"{len(histories)} skill reward models under {args.out}" + (f" (val_acc {accuracy})" if accuracy else ""))
     return 0
 
 

@@ -23,10 +23,17 @@ def thresholded_count_reward(normalised: jax.Array, counts: jax.Array, threshold
 
 
 def intrinsic_reward(
-    params: NetParams, stats: NormStats, messages: jax.Array, counts: jax.Array, eps_quantile=0.5, beta=3.0
+    params: NetParams,
+    stats: NormStats,
+    messages: jax.Array,
+    counts: jax.Array,
+    eps_quantile=0.5,
+    beta=3.0,
+    features: jax.Array | None = None,
 ) -> jax.Array:
-    """Intrinsic reward of captions ``messages`` (..., 256) uint8 seen ``counts`` (...) times."""
-    normalised = normalise(params(messages), stats)
+    """Intrinsic reward of captions ``messages`` (..., 256) uint8 seen ``counts`` (...) times (with their
+    stat changes ``features`` (..., F) when the model reads them)."""
+    normalised = normalise(params(messages, features), stats)
     return thresholded_count_reward(normalised, counts, quantile_threshold(stats.quantiles, eps_quantile), beta)
 
 
@@ -38,5 +45,7 @@ class RewardParams:
     stats: NormStats
 
 
-def intrinsic_from_params(params: RewardParams, messages: jax.Array, counts: jax.Array, eps_quantile=0.5, beta=3.0):
-    return intrinsic_reward(params.net, params.stats, messages, counts, eps_quantile, beta)
+def intrinsic_from_params(
+    params: RewardParams, messages: jax.Array, counts: jax.Array, eps_quantile=0.5, beta=3.0, features=None
+):
+    return intrinsic_reward(params.net, params.stats, messages, counts, eps_quantile, beta, features)

@@ -15,10 +15,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
+from motif_jax.data.transitions import DELTA_FIELDS
 from motif_jax.errors import MotifError
 
 MESSAGE_BYTES = 256  # NLE's message observation
 PAD_BYTE = 0
+# A model with ``features`` = F reads the first F stat changes of a transition, in DELTA_FIELDS order (depth,
+# gold, hp, experience points, hunger): MaestroMotif's models read F = 1, the depth change alone.
+MAX_FEATURES = len(DELTA_FIELDS)
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -34,6 +38,7 @@ class ModelConfig:
     pool: int = 3
     mlp: tuple[int, ...] = (128, 256, 512)
     head_bias: bool = False  # the original's last layer has a bias (it gets no gradient, see CaptionEncoder)
+    features: int = 0  # stat changes read beside the caption (MaestroMotif: 1, the depth change); 0: caption only
 
     def __post_init__(self):
         # YAML/JSON give lists; the config must stay hashable.
@@ -45,6 +50,8 @@ class ModelConfig:
                 f"model.kernels ({len(self.kernels)} entries) and model.pool_after ({len(self.pool_after)}) "
                 "must have the same length"
             )
+        if not 0 <= self.features <= MAX_FEATURES:
+            raise MotifError(f"model.features must be in 0..{MAX_FEATURES}, got {self.features}")
         if not 1 <= self.max_len <= MESSAGE_BYTES:
             raise MotifError(f"model.max_len must be in 1..{MESSAGE_BYTES}, got {self.max_len}")
         if self.conv_output_length() < 1:
@@ -63,7 +70,9 @@ class ModelConfig:
 
 
 class CaptionEncoder(nnx.Module):
-    """uint8 captions (..., 256) -> float32 rewards (...)."""
+    """uint8 captions (..., 256) -> float32 rewards (...). With ``features`` > 0 the stat changes of the
+    step (..., features) join the pooled caption features at the MLP's input, so the caption still
+    decides what happened and the stats say how the character's state moved."""
 
     def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
         self.config = config
@@ -73,15 +82,16 @@ class CaptionEncoder(nnx.Module):
             nnx.Conv(widths[i], widths[i + 1], kernel_size=(k,), padding="VALID", rngs=rngs)
             for i, k in enumerate(config.kernels)
         )
-        dims = [config.conv_output_length() * config.channels, *config.mlp]
+        dims = [config.conv_output_length() * config.channels + config.features, *config.mlp]
         self.mlp = nnx.List(nnx.Linear(dims[i], dims[i + 1], rngs=rngs) for i in range(len(config.mlp)))
         # The Bradley-Terry loss only sees reward differences, so an output bias gets no gradient but
         # numerical noise, which Adam can amplify into drift (normalisation removes offsets anyway):
         # off unless asked for (the original had one).
         self.head = nnx.Linear(dims[-1], 1, use_bias=config.head_bias, rngs=rngs)
 
-    def __call__(self, messages: jax.Array) -> jax.Array:
+    def __call__(self, messages: jax.Array, features: jax.Array | None = None) -> jax.Array:
         batch_shape = messages.shape[:-1]
+        check_features(self.config, batch_shape, features)
         chars = messages.reshape(-1, messages.shape[-1])[:, : self.config.max_len].astype(jnp.int32)
         # Padding bytes embed to exactly zero, so trailing NULs carry no signal (like padding_idx).
         x = self.embed(chars) * (chars != PAD_BYTE)[..., None]
@@ -90,9 +100,33 @@ class CaptionEncoder(nnx.Module):
             if pooled:
                 x = nnx.max_pool(x, window_shape=(self.config.pool,), strides=(self.config.pool,))
         x = x.reshape(x.shape[0], -1)
+        if self.config.features:
+            stats = jnp.asarray(features, jnp.float32).reshape(x.shape[0], self.config.features)
+            x = jnp.concatenate([x, stats.astype(x.dtype)], axis=-1)
         for layer in self.mlp:
             x = nnx.relu(layer(x))
         return self.head(x)[:, 0].reshape(batch_shape)
+
+
+def check_features(config: ModelConfig, batch_shape: tuple[int, ...], features) -> None:
+    """The stat changes must come exactly when the model reads them, shaped (..., config.features)."""
+    if not config.features:
+        if features is not None:
+            raise MotifError("this reward model reads captions only; it takes no stat-change features")
+        return
+    expected = (*batch_shape, config.features)
+    if features is None:
+        raise MotifError(f"this reward model reads {config.features} stat-change feature(s) beside each caption")
+    if tuple(features.shape) != expected:
+        raise MotifError(f"reward features: expected shape {expected}, got {tuple(features.shape)}")
+
+
+def stat_features(config: ModelConfig, delta) -> jax.Array | None:
+    """The model's input from a transition's stat changes ``delta`` (..., 5) (data/delta.npy's layout):
+    (..., config.features) float32, or None for a caption-only model."""
+    if not config.features:
+        return None
+    return jnp.asarray(delta)[..., : config.features].astype(jnp.float32)
 
 
 @functools.cache
@@ -112,9 +146,10 @@ def abstract_weights(config: ModelConfig) -> dict[str, Any]:
     return jax.eval_shape(lambda: init_weights(config, 0))
 
 
-def apply(config: ModelConfig, weights: dict[str, Any], messages: jax.Array) -> jax.Array:
-    """Raw reward of each caption: pure function of (weights, messages); ``config`` is static."""
-    return nnx.merge(_graphdef(config), weights)(messages)
+def apply(config: ModelConfig, weights: dict[str, Any], messages: jax.Array, features=None) -> jax.Array:
+    """Raw reward of each caption (and its stat changes (..., config.features), when the model reads them):
+    pure function of (weights, messages, features); ``config`` is static."""
+    return nnx.merge(_graphdef(config), weights)(messages, features)
 
 
 @struct.dataclass
@@ -125,5 +160,5 @@ class NetParams:
     weights: Any
     config: ModelConfig = struct.field(pytree_node=False)
 
-    def __call__(self, messages: jax.Array) -> jax.Array:
-        return apply(self.config, self.weights, messages)
+    def __call__(self, messages: jax.Array, features: jax.Array | None = None) -> jax.Array:
+        return apply(self.config, self.weights, messages, features)

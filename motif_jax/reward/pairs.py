@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from motif_jax import parallel
+from motif_jax.data.transitions import DELTA_KEY
 from motif_jax.errors import MotifError
 from motif_jax.reward import losses
 
@@ -69,12 +70,37 @@ def epoch_batches(rows: np.ndarray, batch_size: int, seed: int | None, epoch: in
     return padded.reshape(num_batches, batch_size)
 
 
+class StatFeatures:
+    """The first ``width`` stat changes of data/delta.npy as float32 (N, 2, L, width), read lazily like a
+    memmap (rows first), for reward models that read them beside the caption."""
+
+    def __init__(self, ds, width: int):
+        if DELTA_KEY not in ds.keys:
+            raise MotifError(
+                f"{ds.path}: the reward model reads stat changes (model.features={width}) but the dataset has no "
+                f"data/{DELTA_KEY}.npy; collect it again, or train with model.features=0"
+            )
+        self.delta, self.width = ds.data(DELTA_KEY), width
+        if self.delta.ndim != 4 or self.delta.shape[-1] < width:
+            raise MotifError(
+                f"{ds.path}/data/{DELTA_KEY}.npy: expected shape (N, 2, L, >= {width}), got {tuple(self.delta.shape)}"
+            )
+        self.shape = (*self.delta.shape[:3], width)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return np.asarray(self.delta[rows])[..., : self.width].astype(np.float32)
+
+
 class BatchReader:
     """Global batch indices -> this process's rows, read from the memmap and sharded on the mesh."""
 
-    def __init__(self, messages, prefs: Preferences, mesh, with_agreement: bool):
+    def __init__(self, messages, prefs: Preferences, mesh, with_agreement: bool, features: StatFeatures | None = None):
         self.messages, self.prefs, self.mesh = messages, prefs, mesh
         self.with_agreement = with_agreement
+        self.features = features
 
     def __call__(self, global_rows: np.ndarray):
         rows = global_rows[parallel.local_rows(len(global_rows))]
@@ -86,6 +112,8 @@ class BatchReader:
             "target": self.prefs.target[safe],
             "weight": self.prefs.weight[safe] * real,
         }
+        if self.features is not None:
+            batch["features"] = self.features[distinct][back]
         if self.with_agreement:
             has = self.prefs.agree_target is not None
             batch["agree_target"] = self.prefs.agree_target[safe] if has else np.full(len(rows), 0.5, np.float32)
@@ -107,9 +135,10 @@ def prefetched(read: Callable, batches: np.ndarray) -> Iterator:
         yield pending.result()
 
 
-def dataset_fingerprint(ds, annotator: str, sample_rows: int = 64) -> str:
-    """sha256 over shapes, the annotator's labels and a sample of message rows: cheap even for huge
-    datasets, and changes when the labels or the data they refer to are replaced."""
+def dataset_fingerprint(ds, annotator: str, sample_rows: int = 64, features: StatFeatures | None = None) -> str:
+    """sha256 over shapes, the annotator's labels and a sample of message rows (and of the stat changes a
+    model reads): cheap even for huge datasets, and changes when the labels or the data they refer to are
+    replaced."""
     h = hashlib.sha256()
     messages = ds.data("message")
     h.update(json.dumps([len(ds), list(messages.shape), annotator]).encode())
@@ -119,4 +148,6 @@ def dataset_fingerprint(ds, annotator: str, sample_rows: int = 64) -> str:
         h.update(np.ascontiguousarray(soft).tobytes())
     rows = np.unique(np.linspace(0, len(ds) - 1, num=min(sample_rows, len(ds))).astype(np.int64))
     h.update(np.ascontiguousarray(messages[rows]).tobytes())
+    if features is not None:
+        h.update(np.ascontiguousarray(features[rows]).tobytes())
     return h.hexdigest()

@@ -33,12 +33,13 @@ from motif_jax.metrics import METRICS_FILE, MetricsWriter, keep_metrics
 from motif_jax.numerics import all_finite
 from motif_jax.progress import ProgressBar
 from motif_jax.reward import losses
-from motif_jax.reward.captions import MeshScorer, unique_captions
+from motif_jax.reward.captions import MeshScorer, unique_inputs
 from motif_jax.reward.checkpoints import saved_model
 from motif_jax.reward.model import ModelConfig, NetParams, init_weights
 from motif_jax.reward.normalise import NormStats, compute_stats, stats_to_json
 from motif_jax.reward.pairs import (
     BatchReader,
+    StatFeatures,
     dataset_fingerprint,
     epoch_batches,
     load_preferences,
@@ -123,7 +124,7 @@ def make_train_step(model: ModelConfig, lr: float, mesh) -> Callable:
 
     def step(state, batch):
         def loss_fn(weights):
-            rewards = losses.sequence_reward(NetParams(weights, model)(batch["messages"]))
+            rewards = losses.sequence_reward(NetParams(weights, model)(batch["messages"], batch.get("features")))
             return losses.mean_loss(rewards, batch["target"], batch["weight"]), rewards
 
         (_, rewards), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["weights"])
@@ -142,7 +143,7 @@ def make_train_step(model: ModelConfig, lr: float, mesh) -> Callable:
 @functools.lru_cache(maxsize=8)
 def make_eval_step(model: ModelConfig, mesh) -> Callable:
     def step(weights, batch):
-        rewards = losses.sequence_reward(NetParams(weights, model)(batch["messages"]))
+        rewards = losses.sequence_reward(NetParams(weights, model)(batch["messages"], batch.get("features")))
         sums = losses.preference_sums(rewards, batch["target"], batch["weight"])
         correct, _ = losses.pair_correct(rewards, batch["agree_target"])
         sums["agree_correct"] = jnp.sum(batch["agree_weight"] * correct)
@@ -213,6 +214,7 @@ def train_reward(
     devices=None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    title: str = "reward model",
 ) -> list[dict[str, Any]]:
     """Train (or resume) and return this call's per-epoch metrics. Every epoch ends in a checkpoint
     under ``out_dir/checkpoints`` holding weights, optimizer state and normalisation stats.
@@ -223,13 +225,14 @@ def train_reward(
         progress, log = False, None
     config.validate()
     return RewardTraining(open_dataset(dataset), annotator, config, parallel.make_mesh(devices), log).run(
-        Path(out_dir), resume, progress
+        Path(out_dir), resume, progress, title
     )
 
 
 class RewardTraining:
     """One run's fixed parts: settings, the split and its batch readers, the unique training captions
-    (for the normalisation stats), the compiled steps; ``run`` trains the epochs a checkpoint leaves."""
+    (for the normalisation stats), the compiled steps; ``run`` trains the epochs a checkpoint leaves.
+    A model that reads stat changes (``model.features``) gets them from data/delta.npy beside each caption."""
 
     def __init__(self, ds, annotator: str, config: TrainConfig, mesh, log: Callable[[str], None] | None):
         self.ds, self.annotator, self.config, self.mesh, self.log = ds, annotator, config, mesh, log
@@ -243,24 +246,25 @@ class RewardTraining:
             raise MotifError(
                 f"batch_size {config.batch_size} must be divisible by the {mesh.devices.size} devices of the mesh"
             )
-        self.fingerprint = dataset_fingerprint(ds, annotator)
+        features = StatFeatures(ds, config.model.features) if config.model.features else None
+        self.fingerprint = dataset_fingerprint(ds, annotator, features=features)
         messages = ds.data("message")
-        self.read_train = BatchReader(messages, prefs, mesh, with_agreement=False)
-        self.read_val = BatchReader(messages, prefs, mesh, with_agreement=True)
+        self.read_train = BatchReader(messages, prefs, mesh, with_agreement=False, features=features)
+        self.read_val = BatchReader(messages, prefs, mesh, with_agreement=True, features=features)
         self.val_batches = epoch_batches(val_rows, config.batch_size, None, 0)[: -(-len(val_rows) // config.batch_size)]
-        self.captions, self.counts = unique_captions(messages, self.train_rows)
+        self.captions, self.features, self.counts = unique_inputs(messages, features, self.train_rows)
         self.train_step = make_train_step(config.model, config.lr, mesh)
         self.eval_step = make_eval_step(config.model, mesh)
         self.scorer = MeshScorer(mesh)
 
-    def run(self, out_dir: Path, resume: bool, progress: bool) -> list[dict[str, Any]]:
+    def run(self, out_dir: Path, resume: bool, progress: bool, title: str = "reward model") -> list[dict[str, Any]]:
         make_dir(out_dir)
         history = []
         with Checkpointer(out_dir / CHECKPOINT_DIR, max_to_keep=self.config.keep) as ckpt:
             state, start_epoch, last = self.restore(ckpt, resume)
             metrics_log = open_metrics(out_dir, start_epoch, self.config, last)
             try:
-                with ProgressBar("reward model", 0, "batches", enabled=progress, transient=True) as bar:
+                with ProgressBar(title, 0, "batches", enabled=progress, transient=True) as bar:
                     for epoch in range(start_epoch + 1, self.config.epochs + 1):
                         state, record, stats = self.epoch(state, epoch, bar, ckpt)
                         meta = checkpoint_meta(
@@ -339,7 +343,8 @@ class RewardTraining:
         for batch in prefetched(self.read_val, self.val_batches):
             totals = _sum_metrics(totals, self.eval_step(state["weights"], batch))
         val = {k: float(v) for k, v in totals.items()}
-        stats = compute_stats(self.scorer(NetParams(state["weights"], self.config.model), self.captions), self.counts)
+        raw = self.scorer(NetParams(state["weights"], self.config.model), self.captions, self.features)
+        stats = compute_stats(raw, self.counts)
         record = {
             "epoch": epoch,
             "step": int(state["step"]),
