@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("motif_jax.evaluate.cli", "evaluate a trained agent checkpoint"),
     "plot": ("motif_jax.evaluate.plot", "plot learning curves of one or more runs"),
     "benchmark": ("motif_jax.benchmark", "measure steps/s of the pool, reward model and trainer"),
+    "skills": ("motif_jax.skills.cli", "write skill and policy code with an LLM (write-code) and check it (check)"),
     "experiment": ("motif_jax.experiment.cli", "run a grid of conditions x seeds (train + evaluate) and tabulate it"),
     "quickstart": ("motif_jax.quickstart", "run the whole pipeline at small scale on embedded defaults"),
     "config": ("motif_jax.config_cli", "show a stage's resolved, typed config (`motif config show train --config F`)"),
