@@ -26,6 +26,7 @@ from motif_jax.config import file_layers, load_yaml
 from motif_jax.errors import MotifError
 from motif_jax.files import write_json_atomic
 from motif_jax.metrics import last_value
+from motif_jax.skills.spec import skills_contents
 
 
 @dataclasses.dataclass
@@ -52,6 +53,8 @@ def fingerprint(argv: list[str], out: Path) -> list:
             parts.append([data for _, data in file_layers(arg)])
         elif flag == "--judge":
             parts.append(load_yaml(resolve_judge_path(arg)))
+        elif flag == "--skills":
+            parts.append(skills_contents(arg))
         elif arg.startswith(prefix):
             parts.append("OUT/" + arg[len(prefix) :])
         else:

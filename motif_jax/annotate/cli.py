@@ -357,9 +357,9 @@ def _run_skills(c: AnnotateConfig, ds, options: RunOptions, console: Console) ->
 
 def annotate_argv(
     dataset,
-    name: str,
+    name: str | None,
     *,
-    goal: str,
+    goal: str | None,
     backend: str = "rules",
     judge: str | None = None,
     mode: str | None = None,
@@ -369,6 +369,6 @@ def annotate_argv(
 ) -> list[str]:
     """The `motif annotate` command line of a pipeline step; with ``num_chunks`` > 1 it labels the first chunk."""
     argv = ["annotate", str(dataset), "--backend", backend] + (["--judge", judge] if judge else [])
-    argv += ["--goal", goal] + (["--mode", mode] if mode else []) + ["--name", name]
+    argv += (["--goal", goal] if goal else []) + (["--mode", mode] if mode else []) + (["--name", name] if name else [])
     argv += ["--num-chunks", str(num_chunks), "--chunk", "0"] if num_chunks > 1 else []
     return argv + list(extra) + ([] if progress else ["--no-progress"])

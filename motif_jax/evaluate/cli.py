@@ -198,9 +198,11 @@ def evaluate_argv(
     max_episode_steps: int,
     record=None,
     record_episodes: int = 1,
+    extra=(),
 ) -> list[str]:
     """The `motif evaluate` command line of a pipeline step; no ``checkpoints``: the random policy."""
     argv = ["evaluate", str(checkpoints)] if checkpoints else ["evaluate", "--policy", "random"]
     argv += ["--task", task, "--episodes", str(episodes), "--seed", str(seed), "--num-envs", str(num_envs)]
     argv += ["--max-episode-steps", str(max_episode_steps), "--json", str(json_path)]
-    return argv + (["--record", str(record), "--record-episodes", str(record_episodes)] if record else [])
+    argv += ["--record", str(record), "--record-episodes", str(record_episodes)] if record else []
+    return argv + list(extra)

@@ -109,6 +109,9 @@ def shared_steps(exp: Experiment, out: Path) -> list[Step]:
     for name, r in exp.rewards.items():
         if name not in needed_rewards:
             continue
+        if r.skills is not None:
+            steps += skill_reward_steps(exp, out, name, logs)
+            continue
         dataset, annotator = dataset_dir(out, r.dataset), annotator_name(exp, name)
         judge = judge_argument(exp, r.judge)
         argv = annotate_argv(dataset, annotator, goal=r.goal, judge=judge, progress=False)
@@ -120,6 +123,27 @@ def shared_steps(exp: Experiment, out: Path) -> list[Step]:
         )
         steps.append(Step(f"reward {name}", argv, logs / f"reward-{name}.log", folder))
     return steps
+
+
+def skill_reward_steps(exp: Experiment, out: Path, name: str, logs: Path) -> list[Step]:
+    """Label the dataset once per skill with the skills' rules judges, then fit one reward model per skill."""
+    from motif_jax.annotate.cli import annotate_argv
+    from motif_jax.reward.cli import train_reward_argv
+
+    r, dataset, folder = exp.rewards[name], dataset_dir(out, exp.rewards[name].dataset), reward_dir(out, name)
+    skills = skills_argument(exp, r.skills)
+    argv = annotate_argv(dataset, None, goal=None, extra=["--skills", skills], progress=False)
+    labels = Step(f"annotate {name}", argv, logs / f"annotate-{name}.log", dataset / "preference")
+    argv = train_reward_argv(
+        dataset, folder, skills=skills, preset=r.preset, epochs=r.epochs, seed=r.seed, progress=False
+    )
+    return [labels, Step(f"reward {name}", argv, logs / f"reward-{name}.log", folder / "skills.json")]
+
+
+def skills_argument(exp: Experiment, skills: str) -> str:
+    """A skills file relative to the experiment file if it exists there, else as written (a shipped name)."""
+    candidate = Path(exp.path).parent / skills
+    return str(candidate) if candidate.is_file() else skills
 
 
 def dataset_dir(out: Path, name: str) -> Path:
@@ -143,7 +167,7 @@ def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
             folder = out / "cells" / f"{condition}_s{seed}"
             eval_json = folder / "evaluation.partial.json"
             steps = []
-            if c.policy == "agent":
+            if c.policy == "agent" and c.agents_of is None:
                 train_steps = c.steps or exp.train.steps
                 argv = train_argv(
                     folder,
@@ -155,11 +179,13 @@ def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
                     extrinsic_coef=c.extrinsic_coef,
                     llm_coef=c.llm_coef,
                     sets=[*exp.train.set, *c.set],
+                    extra=["--skills", skills_argument(exp, c.skills)] if c.skills else (),
                 )
                 steps.append(
                     Step("train", argv, folder / "train.log", units=train_steps, metrics=folder / METRICS_FILE)
                 )
-            checkpoints = folder / "checkpoints" if c.policy == "agent" else None
+            trained = out / "cells" / f"{c.agents_of}_s{seed}" if c.agents_of else folder
+            checkpoints = trained / "checkpoints" if c.policy == "agent" else None
             argv = evaluate_argv(
                 checkpoints,
                 eval_json,
@@ -168,6 +194,7 @@ def plan_cells(exp: Experiment, out: Path) -> list[Cell]:
                 seed=e.seed + seed,
                 num_envs=e.num_envs,
                 max_episode_steps=e.max_episode_steps,
+                extra=["--skill", c.skill] if c.skill else (),
             )
             steps.append(Step("evaluate", argv, folder / "evaluate.log", units=e.episodes * EVAL_UNITS_PER_EPISODE))
             cells.append(Cell(condition, seed, folder, steps, eval_json, out))
@@ -294,7 +321,8 @@ def write_outputs(exp: Experiment, out: Path, cells: list[Cell], console=None) -
         "task": exp.task,
         "seeds": exp.seeds,
         "train_steps": {
-            n: (c.steps or exp.train.steps) if c.policy == "agent" else 0 for n, c in exp.conditions.items()
+            n: (c.steps or exp.train.steps) if c.policy == "agent" and not c.agents_of else 0
+            for n, c in exp.conditions.items()
         },
         "evaluate": dataclasses.asdict(e),
         "labels": labels,

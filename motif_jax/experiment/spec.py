@@ -62,6 +62,9 @@ class RewardSpec:
     preset: str = "tiny"  # reward-model preset
     epochs: int = 3
     seed: int = 0
+    # MaestroMotif: a skills file; each skill's rules judge labels the dataset (`annotate --skills`) and
+    # one reward model per skill is fitted (`train-reward --skills`); judge and goal are then unused
+    skills: str | None = None
 
 
 @dataclasses.dataclass
@@ -74,6 +77,11 @@ class ConditionSpec:
     steps: int | None = None  # default: train.steps
     set: list[str] = dataclasses.field(default_factory=list)  # more `--set key=value` for this condition
     label: str | None = None  # name in the table (default: the condition's key)
+    skills: str | None = None  # MaestroMotif: train with this skills file (`train --skills`)
+    # Evaluate the agents of another (earlier) condition instead of training: zero-shot on this condition's
+    # task with its policy over skills, or one `skill` alone for whole episodes
+    agents_of: str | None = None
+    skill: str | None = None
 
 
 @dataclasses.dataclass
@@ -161,8 +169,18 @@ def validate(exp: Experiment) -> None:
                 f"{where}: conditions.{name}.reward {c.reward!r} is not in rewards "
                 f"({', '.join(exp.rewards) or 'none declared'})"
             )
-        if c.policy == "agent" and (c.llm_coef or 0) > 0 and c.reward is None:
+        if c.policy == "agent" and (c.llm_coef or 0) > 0 and c.reward is None and c.agents_of is None:
             raise MotifError(f"{where}: conditions.{name}: llm_coef > 0 needs reward: <a rewards entry>")
+        if c.agents_of is not None:
+            earlier = list(exp.conditions)[: list(exp.conditions).index(name)]
+            source = exp.conditions.get(c.agents_of)
+            if c.agents_of not in earlier or source.policy != "agent" or source.agents_of is not None:
+                raise MotifError(
+                    f"{where}: conditions.{name}.agents_of {c.agents_of!r} must name a trained condition declared "
+                    f"before it ({', '.join(n for n in earlier if exp.conditions[n].agents_of is None) or 'none'})"
+                )
+        if c.skill is not None and c.agents_of is None:
+            raise MotifError(f"{where}: conditions.{name}.skill runs one skill of trained agents: add agents_of")
     if exp.train.config:
         config = train_config_path(exp)
         if not config.is_file():

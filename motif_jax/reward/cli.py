@@ -120,7 +120,10 @@ def run_skills(args: argparse.Namespace, config: TrainConfig) -> int:
     return 0
 
 
-def train_reward_argv(dataset, out, *, annotator: str, preset: str, epochs: int, seed: int, progress=True):
-    """The `motif train-reward` command line of a pipeline step."""
-    argv = ["train-reward", str(dataset), "--annotator", annotator, "--preset", preset, "--epochs", str(epochs)]
+def train_reward_argv(
+    dataset, out, *, preset: str, epochs: int, seed: int, annotator: str | None = None, skills=None, progress=True
+):
+    """The `motif train-reward` command line of a pipeline step: one annotator's model, or one per skill."""
+    labels = ["--skills", str(skills)] if skills is not None else ["--annotator", str(annotator)]
+    argv = ["train-reward", str(dataset), *labels, "--preset", preset, "--epochs", str(epochs)]
     return argv + ["--seed", str(seed), "--out", str(out)] + ([] if progress else ["--no-progress"])

@@ -180,3 +180,17 @@ def _file(value: Any, folder: Path, where: str) -> Path:
     if not path.is_file():
         raise MotifError(f"{where}: file {value} not found (looked in {folder})")
     return path
+
+
+def skills_contents(path: str | Path) -> dict:
+    """What a skills file decides, by content: its YAML and the text of every code file it names (names
+    relative to it), so a pipeline step redoes its work when a description or a skill's code changes."""
+    skillset = load_skills(path)
+    folder = skillset.path.resolve().parent
+    files = [s.code for s in skillset.skills.values()] + [skillset.training_policy]
+    files += [t.policy for t in skillset.tasks.values()]
+    code = {}
+    for f in map(Path, files):
+        name = f.resolve().relative_to(folder) if f.resolve().is_relative_to(folder) else f
+        code[str(name)] = f.read_text()
+    return {"file": _read_yaml(skillset.path), "code": code}
