@@ -238,3 +238,55 @@ def test_cells_and_shared_steps_are_known_by_contents_not_by_where_they_live(tmp
     edited_cells, edited_shared = fingerprints("a", "out1")
     assert edited_cells[0] == cells[0]  # random: no training config
     assert edited_cells[2:] != cells[2:] and edited_shared != shared
+
+
+def test_skills_cells_train_once_and_evaluate_the_same_agents_on_other_tasks(tmp_path):
+    text = EXPERIMENT.replace(
+        "  judge: {dataset: play, goal: gold}\n",
+        "  judge: {dataset: play, goal: gold}\n  skills: {dataset: play, skills: nethack}\n",
+    ) + (
+        "  skilled: {reward: skills, skills: nethack, extrinsic_coef: 0, llm_coef: 0.1}\n"
+        "  zero-shot: {agents_of: skilled, task: down-and-back}\n"
+        "  descender: {agents_of: skilled, skill: descender}\n"
+    )
+    exp = load_experiment(write_experiment(tmp_path, text))
+    out = tmp_path / "out"
+    cells = {c.name: c for c in run.plan_cells(exp, out)}
+    train = cells["skilled_s1"].steps[0].argv
+    assert train[train.index("--skills") + 1] == "nethack" and train[train.index("--reward") + 1].endswith("skills")
+    zero_shot = cells["zero-shot_s1"].steps
+    assert [s.name for s in zero_shot] == ["evaluate"]  # no training of its own
+    assert zero_shot[0].argv[1] == str(out / "cells" / "skilled_s1" / "checkpoints")
+    assert zero_shot[0].argv[zero_shot[0].argv.index("--task") + 1] == "down-and-back"
+    alone = cells["descender_s0"].steps[0].argv
+    assert alone[alone.index("--skill") + 1] == "descender"
+    shared = {s.name: s.argv for s in run.shared_steps(exp, out)}
+    assert shared["annotate skills"][-3:-1] == ["--skills", "nethack"]
+    assert "--skills" in shared["reward skills"] and "--annotator" not in shared["reward skills"]
+    bad = text.replace("agents_of: skilled, task", "agents_of: zero-shot, task")
+    with pytest.raises(MotifError, match="agents_of 'zero-shot' must name a trained condition declared before it"):
+        load_experiment(write_experiment(tmp_path, bad))
+    with pytest.raises(MotifError, match="skill runs one skill of trained agents: add agents_of"):
+        load_experiment(write_experiment(tmp_path, text.replace("{agents_of: skilled, skill", "{skill")))
+
+
+@pytest.mark.slow
+def test_shipped_maestro_experiment_runs_end_to_end_at_toy_size(tmp_path):
+    """Skills labels and reward models, skill training, zero-shot tasks, one skill alone, baselines: real stages."""
+    from pathlib import Path
+
+    from motif_jax.cli import main
+
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "maestro-cpu.yaml"
+    out = tmp_path / "grid"
+    sets = ["seeds=[0]", "train.steps=8192", "evaluate.episodes=2", "evaluate.num_envs=2"]
+    sets += ["evaluate.max_episode_steps=100", "datasets.play.pairs=300"]
+    assert (
+        main(["experiment", str(shipped), "--out", str(out), "--no-progress", *[a for s in sets for a in ("--set", s)]])
+        == 0
+    )
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["conditions"]["maestro-down-and-back"]["n_episodes"] == 2
+    assert (out / "shared" / "rewards" / "skills" / "skills.json").is_file()
+    report = json.loads((out / "cells" / "descender-alone_s0" / "result.json").read_text())["report"]
+    assert report["skills"]["chosen_by"] == "skill descender"

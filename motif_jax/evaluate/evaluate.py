@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from motif_jax.envs.loop import EnvLoop, EnvStep, LoopObserver
-from motif_jax.errors import MotifError
 from motif_jax.evaluate import stats
 
 # info key (pool contract) -> episode field
@@ -204,7 +203,11 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     report = {"task": settings.task, "seed": settings.seed, "greedy": settings.greedy, "num_envs": num_envs}
     report.update(summarize(episodes, tally.captions, END_REASONS, settings.top_captions))
     if skills:
-        chooser = f"skill {settings.skill}" if settings.skill else f"the policy over skills of {settings.task}"
+        chooser = f"the policy over skills of {settings.task}"
+        if settings.skill:
+            chooser = f"skill {settings.skill}"
+        elif settings.task not in skills[0].skillset.tasks:
+            chooser = f"the training policy over skills (the skills file has none for {settings.task})"
         report["skills"] = {"file": settings.skills, "chosen_by": chooser}
         if hasattr(skills[0], "drain_metrics"):
             report["skills"]["metrics"] = skills[0].drain_metrics()
@@ -227,12 +230,8 @@ def skill_observer(settings: EvalSettings, num_envs: int) -> list[LoopObserver]:
     skillset = load_skills(settings.skills)
     if settings.skill:
         return [FixedSkill(skillset, settings.skill, num_envs)]
-    if settings.task not in skillset.tasks:
-        raise MotifError(
-            f"{skillset.path}: no policy over skills for task {settings.task!r} (tasks: "
-            f"{', '.join(skillset.tasks) or 'none'}); add it under tasks: or run one skill with --skill NAME"
-        )
-    return [SkillController(skillset, skillset.tasks[settings.task].policy, num_envs)]
+    task = skillset.tasks.get(settings.task)  # a task without a policy: the one the skills trained under
+    return [SkillController(skillset, task.policy if task else skillset.training_policy, num_envs)]
 
 
 def _pool_obs_keys(policy, with_view: bool = False) -> tuple[str, ...]:
