@@ -163,15 +163,23 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     """
     import jax
 
+    from motif_jax.agent.config import TrainConfig
     from motif_jax.data import decode_message
     from motif_jax.envs.pool import make_pool
     from motif_jax.envs.pool_worker import TaskEnvFactory, episode_seed
     from motif_jax.envs.tasks import END_REASONS
+    from motif_jax.evaluate.intrinsic import IntrinsicCaptions, intrinsic_scorer
     from motif_jax.evaluate.record import RecordingTaskFactory, collect_recordings
 
     num_envs = max(1, min(settings.num_envs, settings.episodes))
     tally = _Quotas(episode_quotas(settings.episodes, num_envs), END_REASONS, decode_message, on_episode)
     skills = skill_observer(settings, num_envs)
+    paid = []
+    config = getattr(policy, "config", None)
+    scorer = intrinsic_scorer(config) if isinstance(config, TrainConfig) else None
+    if scorer is not None:
+        names = skills[0].skillset.names if skills else ()
+        paid = [IntrinsicCaptions(scorer, num_envs, decode_message, names)]
     key, state = jax.random.key(settings.seed), policy.initial_state(num_envs)
 
     def act(b: EnvStep):
@@ -193,13 +201,16 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
         env_options=settings.env_options,
     )
     try:
-        EnvLoop(pool, [*skills, tally], in_env_order=True).run(act, lambda: not np.any(tally.finished < tally.quota))
+        done = lambda: not np.any(tally.finished < tally.quota)  # noqa: E731
+        EnvLoop(pool, [*skills, *paid, tally], in_env_order=True).run(act, done)
         if settings.record_dir:
             # one more step resets the envs whose last counted episode just ended, which closes its ttyrec
             pool.step(np.zeros(num_envs, np.int64), np.arange(num_envs, dtype=np.int32))
     finally:
         pool.close()
     episodes = sorted(tally.episodes, key=lambda e: e.index)
+    for e in episodes if paid else ():  # the captions that paid most, per episode
+        e.values["top_intrinsic"] = paid[0].episodes.get((e.env_id, (e.index - e.env_id) // num_envs), [])
     report = {"task": settings.task, "seed": settings.seed, "greedy": settings.greedy, "num_envs": num_envs}
     report.update(summarize(episodes, tally.captions, END_REASONS, settings.top_captions))
     if skills:

@@ -157,7 +157,7 @@ class FixedSkill(LoopObserver):
     def __init__(self, skillset: SkillSet, name: str, num_envs: int):
         if name not in skillset.names:
             raise MotifError(f"{skillset.path}: no skill {name!r}; skills: {', '.join(skillset.names)}")
-        self.skill = skillset.names.index(name)
+        self.skillset, self.skill = skillset, skillset.names.index(name)
         self.start_depth = np.zeros(num_envs, np.float32)
 
     def observe(self, batch: EnvStep) -> None:
