@@ -23,6 +23,8 @@ from motif_jax.agent.networks import make_policy
 from motif_jax.checkpoint import Checkpointer, abstract_like
 from motif_jax.config import from_dict
 from motif_jax.errors import MotifError
+from motif_jax.skills.controller import SkillController
+from motif_jax.skills.spec import load_skills
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, int | None]:
@@ -126,6 +128,10 @@ class StatefulPolicy:
         self.obs_keys = tuple(self.policy.obs_keys)
         self.state = self.policy.initial_state(num_envs)
         self.key = jax.random.key(seed)
+        self.observers = []  # an agent trained with skills plays them with its training policy over skills
+        if self.policy.config.skills:
+            skills = load_skills(self.policy.config.skills)
+            self.observers.append(SkillController(skills, skills.training_policy, num_envs))
 
     def __call__(self, obs: dict[str, np.ndarray], starts_episode: np.ndarray) -> np.ndarray:
         self.key, key = jax.random.split(self.key)

@@ -361,7 +361,7 @@ class CollectionRun(LoopObserver):
         self.rng = np.random.default_rng([settings.seed, 1, attempt])
         wanted = set(settings.keys) | {"blstats"} | set(getattr(self.policy, "obs_keys", ()))
         seed = settings.seed + attempt * _ATTEMPT_SEED_STRIDE
-        keys = tuple(sorted(wanted - {"message_count"}))
+        keys = tuple(sorted(wanted - {"message_count", "skill", "skill_depth_change"}))  # those two: the policy's
         pool = make_pool(settings.task, settings.num_envs, settings.num_envs, seed=seed, obs_keys=keys)
         self.started = time.monotonic()
         try:
@@ -374,7 +374,8 @@ class CollectionRun(LoopObserver):
             self.last_checkpoint = time.monotonic()
             total, done = 2 * settings.pairs, self.book.num_done
             with ProgressBar("collect", total, "subsequences", completed=done, enabled=self.show_progress) as self.bar:
-                loop = EnvLoop(pool, [self], in_env_order=True)
+                # a skilled agent brings its skill controller, which writes the skill inputs first
+                loop = EnvLoop(pool, [*getattr(policy, "observers", ()), self], in_env_order=True)
                 loop.run(lambda b: (policy(b.obs, b.first), None), lambda: self.book.finished)
                 self.bar.update(info=self._rate_info(0))
         except BaseException as error:
