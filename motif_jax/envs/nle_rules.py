@@ -45,13 +45,19 @@ def answer_eat_prompt(key: int, message: bytes) -> int:
     'y' means yes: eat the food on the floor, or the first item offered from the inventory.
     Any other key cancels the eating. Outside an eat prompt the key is returned unchanged.
     """
-    if EAT_MENU_PROMPT in message:
+    return _answer_item_prompt(key, message, (EAT_MENU_PROMPT,), EAT_FLOOR_QUESTIONS)
+
+
+def _answer_item_prompt(key: int, message: bytes, item_prompts, yes_no_questions) -> int:
+    """'y' picks the first item an item prompt offers (or says yes to a yes/no question), any other key
+    cancels; outside those prompts the key is unchanged."""
+    if any(prompt in message for prompt in item_prompts):
         if key == YES_KEY:
             letter = first_offered_letter(message)
             if letter is not None:
                 return letter
         return ESCAPE_KEY
-    if any(question in message for question in EAT_FLOOR_QUESTIONS):
+    if any(question in message for question in yes_no_questions):
         return YES_KEY if key == YES_KEY else ESCAPE_KEY
     return key
 
@@ -103,15 +109,7 @@ MENU_COMMANDS = (int(nethack.Command.CAST), int(nethack.Command.ENHANCE))
 
 def answer_extra_prompt(key: int, message: bytes) -> int:
     """Translate the agent's key while the game asks one of the extra actions' questions (else unchanged)."""
-    if any(prompt in message for prompt in EXTRA_ITEM_PROMPTS):
-        if key == YES_KEY:
-            letter = first_offered_letter(message)
-            if letter is not None:
-                return letter
-        return ESCAPE_KEY
-    if any(question in message for question in EXTRA_YES_NO_QUESTIONS):
-        return YES_KEY if key == YES_KEY else ESCAPE_KEY
-    return key
+    return _answer_item_prompt(key, message, EXTRA_ITEM_PROMPTS, EXTRA_YES_NO_QUESTIONS)
 
 
 # ------------------------------------------------------------------------------------ MaestroMotif goals
