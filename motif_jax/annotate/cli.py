@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 
 from rich.console import Console
 
 from motif_jax.annotate import skills
 from motif_jax.annotate.agreement import describe, judge_comparisons, skill_comparisons
 from motif_jax.annotate.asking import Asker
-from motif_jax.annotate.backends import LLM_BACKENDS, Sampling, make_backend
+from motif_jax.annotate.backends import LLM_BACKENDS, make_backend
+from motif_jax.annotate.backends.config import BackendConfig
 from motif_jax.annotate.baselines import annotate_baseline
 from motif_jax.annotate.engines import EnginePool
 from motif_jax.annotate.naming import llm_annotator
@@ -33,14 +33,13 @@ BACKENDS = ("score", "return", "rules", "llamacpp", "openai", "vllm")
 
 
 @dataclasses.dataclass
-class AnnotateConfig:
+class AnnotateConfig(BackendConfig):
     backend: str = "llamacpp"  # score | return | rules | llamacpp | openai | vllm
     goal: str = "defaultgoal"  # goal in the template: defaultgoal, zeroknowledge, combat, gold, stairs
     prompt: str = "default"  # built-in wording (default, reworded) or a YAML template file
     mode: str = "generate"  # generate: reasoning + regex verdict; logprob: P('1') vs P('2'), soft labels
     both_orders: bool = False  # also ask with captions swapped
     tie_band: float = 0.1  # logprob mode: |P(first) - 0.5| <= band is a tie
-    model: str | None = None  # GGUF file (llamacpp), served model name (openai), HF id or folder (vllm)
     name: str | None = None  # annotator name (default <model>_<goal>_<template>[_logprob][_both])
     judge: str | None = None  # rules backend: judge YAML file or a name in configs/judges/ (default nethack)
     skills: str | None = None  # skills file: label once per skill, its description the goal (--goal, --name unused)
@@ -55,26 +54,10 @@ class AnnotateConfig:
     log_dir: str | None = None  # keep every conversation as text under LOG_DIR/<name>/
     no_progress: bool = False  # no progress bar
     score_key: str = "score"  # score baseline: info key to compare
-    temperature: float = 0.1  # sampling temperature
-    top_p: float = 0.95  # nucleus sampling
-    top_k: int = 50  # top-k sampling
-    max_tokens: int = 512  # reply length cap
-    seed: int = 0  # sampling seed
-    n_ctx: int = 4096  # llamacpp: context length
-    threads: int | None = None  # llamacpp: CPU threads (default: all, at most 8)
-    base_url: str = "http://127.0.0.1:8000/v1"  # openai: server URL
-    api_key_env: str = "OPENAI_API_KEY"  # openai: name of the environment variable holding the API key
     concurrency: int = 8  # openai: requests in flight
-    timeout: float = 120.0  # openai: seconds per request
-    max_retries: int = 5  # openai: retries per request
     prefill: bool = False  # openai, logprob mode: continue the answer prefix (vLLM's continue_final_message)
-    no_top_k: bool = False  # openai: do not send top_k (strict OpenAI APIs)
     structured_outputs: bool = False  # openai, generate mode: constrain replies with the template's guided_regex
-    tensor_parallel_size: int = 1  # vllm: GPUs per model
-    max_model_len: int = 8192  # vllm: context length
-    gpu_memory_utilization: float = 0.9  # vllm: share of GPU memory
     no_structured_outputs: bool = False  # vllm: do not constrain replies with the template's guided_regex
-    dtype: str = "auto"  # vllm: model weights dtype (auto: the model's; float32 on CPU)
 
 
 CHOICES = {"backend": BACKENDS, "mode": ("generate", "logprob")}
@@ -206,41 +189,14 @@ def _pooled(c: AnnotateConfig) -> bool:
     return c.engines > 1 or c.ray_address is not None
 
 
-def _check_api_key(c: AnnotateConfig, named: bool) -> None:
-    """A key variable the user named (flag, file, --set) must be set; only the default may be absent
-    (a local server needs no key). Checked before connecting, so the error says what is wrong."""
-    if c.backend != "openai" or not c.api_key_env:
-        return
-    if (named or c.api_key_env != AnnotateConfig.api_key_env) and not os.environ.get(c.api_key_env):
-        raise MotifError(
-            f"--api-key-env {c.api_key_env}: that environment variable is not set (or empty); "
-            "export it, or leave the option out for a server without a key"
-        )
-
-
 def build_backend(c: AnnotateConfig, template):
-    sampling = Sampling(c.temperature, c.top_p, c.top_k, c.max_tokens, c.seed)
-    if c.backend == "llamacpp":
-        options = {"n_ctx": c.n_ctx, "n_threads": c.threads}
-    elif c.backend == "openai":
-        options = {
-            "base_url": c.base_url,
-            "api_key_env": c.api_key_env,
-            "concurrency": c.concurrency,
-            "timeout": c.timeout,
-            "max_retries": c.max_retries,
-            "prefill": c.prefill,
-            "send_top_k": not c.no_top_k,
-            "guided_regex": template.guided_regex if c.structured_outputs else None,
-        }
-    else:
-        options = {
-            "tensor_parallel_size": c.tensor_parallel_size,
-            "max_model_len": c.max_model_len,
-            "gpu_memory_utilization": c.gpu_memory_utilization,
-            "dtype": c.dtype,
-            "guided_regex": None if c.no_structured_outputs else template.guided_regex,
-        }
+    sampling = c.sampling()
+    options = c.backend_options(concurrency=c.concurrency)
+    if c.backend == "openai":
+        options["prefill"] = c.prefill
+        options["guided_regex"] = template.guided_regex if c.structured_outputs else None
+    elif c.backend == "vllm":
+        options["guided_regex"] = None if c.no_structured_outputs else template.guided_regex
     if _pooled(c):
         return EnginePool(
             c.engines,
@@ -259,7 +215,7 @@ def build_backend(c: AnnotateConfig, template):
 def run(args: argparse.Namespace) -> int:
     c = config_from_args(args)
     _validate(c)
-    _check_api_key(c, named=args.api_key_env is not None)
+    c.check_api_key(named=args.api_key_env is not None)
     ds = open_dataset(args.dataset)
     console = Console()
     options = RunOptions(

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from motif_jax.annotate.backends.config import BackendConfig
 from motif_jax.config import add_set_argument, describe_keys, merge, stage_layers
 from motif_jax.errors import MotifError, make_dir
 
@@ -26,7 +26,7 @@ CODE_BACKENDS = ("llamacpp", "openai", "vllm")
 
 
 @dataclasses.dataclass
-class WriteCodeConfig:
+class WriteCodeConfig(BackendConfig):
     skills: str | None = None  # the skills file (or a shipped one by name, e.g. nethack)
     out: str | None = None  # output folder: the code, its provenance and skills.yaml
     skill: list[str] = dataclasses.field(default_factory=list)  # only these skills (default: all)
@@ -35,24 +35,10 @@ class WriteCodeConfig:
     prompts: str | None = None  # prompts YAML (default: the shipped configs/prompts/skills/write-code.yaml)
     time_limit: float = 10.0  # sandbox: seconds per run of a test
     memory_mb: int = 1024  # sandbox: address space per run, MiB
-    backend: str = "llamacpp"  # llamacpp | openai | vllm
-    model: str | None = None  # GGUF file (llamacpp), served model name (openai), HF id or folder (vllm)
-    temperature: float = 0.2  # sampling temperature
-    top_p: float = 0.95  # nucleus sampling
-    top_k: int = 50  # top-k sampling
+    temperature: float = 0.2  # sampling temperature (the paper's, for code)
     max_tokens: int = 1024  # reply length cap
-    seed: int = 0  # sampling seed
     n_ctx: int = 8192  # llamacpp: context length
-    threads: int | None = None  # llamacpp: CPU threads (default: all, at most 8)
-    base_url: str = "http://127.0.0.1:8000/v1"  # openai: server URL
-    api_key_env: str = "OPENAI_API_KEY"  # openai: name of the environment variable holding the API key
     timeout: float = 300.0  # openai: seconds per request
-    max_retries: int = 5  # openai: retries per request
-    no_top_k: bool = False  # openai: do not send top_k (strict OpenAI APIs)
-    tensor_parallel_size: int = 1  # vllm: GPUs per model
-    max_model_len: int = 8192  # vllm: context length
-    gpu_memory_utilization: float = 0.9  # vllm: share of GPU memory
-    dtype: str = "auto"  # vllm: model weights dtype
 
 
 @dataclasses.dataclass
@@ -153,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- write-code
 def run_write_code(c: WriteCodeConfig, named_key: bool = False, console: Console | None = None) -> int:
-    from motif_jax.annotate.backends import Sampling, make_backend
+    from motif_jax.annotate.backends import make_backend
     from motif_jax.files import write_atomic
     from motif_jax.skills.design.prompts import load_prompts
     from motif_jax.skills.design.sandbox import Limits
@@ -174,13 +160,13 @@ def run_write_code(c: WriteCodeConfig, named_key: bool = False, console: Console
     skillset = load_skills(c.skills)
     skills, tasks = _selection(c, skillset)
     prompts = load_prompts(c.prompts)
-    _check_api_key(c, named_key)
+    c.check_api_key(named_key)
     out = make_dir(c.out)
     if out.resolve() == skillset.path.parent:
         raise MotifError(f"--out {c.out} is the skills file's own folder; write the code to another folder")
-    sampling = Sampling(c.temperature, c.top_p, c.top_k, c.max_tokens, c.seed)
+    sampling = c.sampling()
     limits = Limits(c.time_limit, c.memory_mb << 20)
-    backend = make_backend(c.backend, sampling, model=c.model, **_backend_options(c))
+    backend = make_backend(c.backend, sampling, model=c.model, **c.backend_options())
     written, failed = {}, []
     try:
         settings = settings_of(c.backend, backend, sampling, prompts, c.rounds, limits)
@@ -214,33 +200,6 @@ def _selection(c: WriteCodeConfig, skillset) -> tuple[list[str], list[str]]:
     if not c.skill and not c.task:
         return list(skillset.names), list(skillset.tasks)
     return [n for n in skillset.names if n in c.skill], [n for n in skillset.tasks if n in c.task]
-
-
-def _backend_options(c: WriteCodeConfig) -> dict:
-    if c.backend == "llamacpp":
-        return {"n_ctx": c.n_ctx, "n_threads": c.threads}
-    if c.backend == "openai":
-        return {
-            "base_url": c.base_url,
-            "api_key_env": c.api_key_env,
-            "concurrency": 1,
-            "timeout": c.timeout,
-            "max_retries": c.max_retries,
-            "send_top_k": not c.no_top_k,
-        }
-    return {
-        "tensor_parallel_size": c.tensor_parallel_size,
-        "max_model_len": c.max_model_len,
-        "gpu_memory_utilization": c.gpu_memory_utilization,
-        "dtype": c.dtype,
-    }
-
-
-def _check_api_key(c: WriteCodeConfig, named: bool) -> None:
-    """A key variable the user named must be set; the default may be absent (a local server needs none)."""
-    if c.backend == "openai" and c.api_key_env and (named or c.api_key_env != WriteCodeConfig.api_key_env):
-        if not os.environ.get(c.api_key_env):
-            raise MotifError(f"--api-key-env {c.api_key_env}: that environment variable is not set (or empty)")
 
 
 # ----------------------------------------------------------------------------------------------- check
