@@ -16,7 +16,7 @@ from motif_jax.annotate import skills
 from motif_jax.annotate.agreement import describe, judge_comparisons, skill_comparisons
 from motif_jax.annotate.asking import Asker
 from motif_jax.annotate.backends import LLM_BACKENDS, make_backend
-from motif_jax.annotate.backends.config import BackendConfig
+from motif_jax.annotate.backends.config import BackendConfig, add_backend_arguments
 from motif_jax.annotate.baselines import annotate_baseline
 from motif_jax.annotate.engines import EnginePool
 from motif_jax.annotate.naming import llm_annotator
@@ -99,40 +99,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     work.add_argument("--log-dir", help="keep every conversation as text under LOG_DIR/<name>/")
     work.add_argument("--no-progress", action="store_true", default=None)
     work.add_argument("--score-key", help="score baseline: info key to compare")
-    sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--temperature", type=float)
-    sampling.add_argument("--top-p", type=float)
-    sampling.add_argument("--top-k", type=int)
-    sampling.add_argument("--max-tokens", type=int)
-    sampling.add_argument("--seed", type=int)
-    llama = parser.add_argument_group("llamacpp")
-    llama.add_argument("--n-ctx", type=int)
-    llama.add_argument("--threads", type=int, help="CPU threads (default: all, at most 8)")
-    openai = parser.add_argument_group("openai")
-    openai.add_argument("--base-url")
-    openai.add_argument("--api-key-env", help="name of the environment variable holding the API key")
-    openai.add_argument("--concurrency", type=int)
-    openai.add_argument("--timeout", type=float)
-    openai.add_argument("--max-retries", type=int)
-    openai.add_argument(
+    groups = add_backend_arguments(parser)
+    groups["openai"].add_argument("--concurrency", type=int)
+    groups["openai"].add_argument(
         "--prefill",
         action="store_true",
         default=None,
         help="logprob mode: continue the answer prefix (vLLM's continue_final_message)",
     )
-    openai.add_argument("--no-top-k", action="store_true", default=None, help="do not send top_k (strict OpenAI APIs)")
-    openai.add_argument(
+    groups["openai"].add_argument(
         "--structured-outputs",
         action="store_true",
         default=None,
         help="generate mode: constrain replies with the template's guided_regex (vllm serve)",
     )
-    vllm = parser.add_argument_group("vllm")
-    vllm.add_argument("--tensor-parallel-size", type=int)
-    vllm.add_argument("--max-model-len", type=int)
-    vllm.add_argument("--gpu-memory-utilization", type=float)
-    vllm.add_argument("--no-structured-outputs", action="store_true", default=None)
-    vllm.add_argument("--dtype", help="model weights dtype (auto: the model's; float32 on CPU)")
+    groups["vllm"].add_argument("--no-structured-outputs", action="store_true", default=None)
     parser.add_argument("--config", help="YAML file with option values (the keys listed below)")
     add_set_argument(parser, "override an option, dashes or underscores (repeatable)")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from motif_jax.annotate.backends.config import BackendConfig
+from motif_jax.annotate.backends.config import BackendConfig, add_backend_arguments
 from motif_jax.config import add_set_argument, describe_keys, merge, stage_layers
 from motif_jax.errors import MotifError, make_dir
 
@@ -84,26 +84,7 @@ def _write_code_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-mb", type=int, help="sandbox address space per test run, MiB (1024)")
     parser.add_argument("--backend", choices=CODE_BACKENDS, help="default llamacpp")
     parser.add_argument("--model", help="GGUF file (llamacpp), served model name (openai), HF id or folder (vllm)")
-    sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--temperature", type=float, help="0.2")
-    sampling.add_argument("--top-p", type=float)
-    sampling.add_argument("--top-k", type=int)
-    sampling.add_argument("--max-tokens", type=int, help="1024")
-    sampling.add_argument("--seed", type=int)
-    llama = parser.add_argument_group("llamacpp")
-    llama.add_argument("--n-ctx", type=int)
-    llama.add_argument("--threads", type=int)
-    openai = parser.add_argument_group("openai")
-    openai.add_argument("--base-url")
-    openai.add_argument("--api-key-env", help="name of the environment variable holding the API key")
-    openai.add_argument("--timeout", type=float)
-    openai.add_argument("--max-retries", type=int)
-    openai.add_argument("--no-top-k", action="store_true", default=None, help="do not send top_k")
-    vllm = parser.add_argument_group("vllm")
-    vllm.add_argument("--tensor-parallel-size", type=int)
-    vllm.add_argument("--max-model-len", type=int)
-    vllm.add_argument("--gpu-memory-utilization", type=float)
-    vllm.add_argument("--dtype")
+    add_backend_arguments(parser)
     _common(parser)
 
 

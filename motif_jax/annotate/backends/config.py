@@ -64,3 +64,29 @@ class BackendConfig:
                 f"--api-key-env {self.api_key_env}: that environment variable is not set (or empty); "
                 "export it, or leave the option out for a server without a key"
             )
+
+
+def add_backend_arguments(parser) -> dict:
+    """The flags of ``BackendConfig``'s keys but ``--backend`` and ``--model`` (each command words those),
+    in argument groups; returns the groups by backend name so a command can add its own flags to them."""
+    sampling = parser.add_argument_group("sampling")
+    sampling.add_argument("--temperature", type=float)
+    sampling.add_argument("--top-p", type=float)
+    sampling.add_argument("--top-k", type=int)
+    sampling.add_argument("--max-tokens", type=int)
+    sampling.add_argument("--seed", type=int)
+    llama = parser.add_argument_group("llamacpp")
+    llama.add_argument("--n-ctx", type=int)
+    llama.add_argument("--threads", type=int, help="CPU threads (default: all, at most 8)")
+    openai = parser.add_argument_group("openai")
+    openai.add_argument("--base-url")
+    openai.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    openai.add_argument("--timeout", type=float)
+    openai.add_argument("--max-retries", type=int)
+    openai.add_argument("--no-top-k", action="store_true", default=None, help="do not send top_k (strict OpenAI APIs)")
+    vllm = parser.add_argument_group("vllm")
+    vllm.add_argument("--tensor-parallel-size", type=int)
+    vllm.add_argument("--max-model-len", type=int)
+    vllm.add_argument("--gpu-memory-utilization", type=float)
+    vllm.add_argument("--dtype", help="model weights dtype (auto: the model's; float32 on CPU)")
+    return {"sampling": sampling, "llamacpp": llama, "openai": openai, "vllm": vllm}
