@@ -239,9 +239,18 @@ def _section_given_a_value(merged: DictConfig, data: Any, prefix: str = "") -> s
 
 
 def field_docs(schema: type) -> dict[str, str]:
-    """Each field's doc: the comment on its line in the class body, else the comment lines right above it."""
+    """Each field's doc: the comment on its line in the class body, else the comment lines right above it;
+    a field a subclass redeclares without a comment keeps its base class's."""
+    docs: dict[str, str] = {}
+    for cls in reversed(schema.__mro__[:-1]):
+        if dataclasses.is_dataclass(cls):
+            docs.update({k: v for k, v in _own_field_docs(cls, schema).items() if v})
+    return docs
+
+
+def _own_field_docs(cls: type, schema: type) -> dict[str, str]:
     try:
-        lines = inspect.getsource(schema).splitlines()
+        lines = inspect.getsource(cls).splitlines()
     except (OSError, TypeError):
         return {}
     docs, above = {}, []
