@@ -144,6 +144,13 @@ def test_sandbox_names_missing_functions_and_tests():
     assert not syntax.passed and syntax.reason.startswith("the code did not load: SyntaxError")
 
 
+def test_a_test_that_redefines_the_functions_still_checks_the_code():
+    """Small models send their test with its own copy of the functions; the test must call the code's."""
+    shadowing = GOOD_SKILL + "\n\n" + SKILL_TEST
+    assert not run_unit_test(BAD_SKILL, shadowing, SKILL_FUNCTIONS, FAST).passed
+    assert run_unit_test(GOOD_SKILL, BAD_SKILL + "\n\n" + SKILL_TEST, SKILL_FUNCTIONS, FAST).passed
+
+
 # ------------------------------------------------------------------------------------------ replies
 def test_code_is_read_from_fences_robustly():
     assert code_blocks("```python\na = 1\n```\ntext\n```py\nb = 2\n```") == ["a = 1\n", "b = 2\n"]
@@ -188,8 +195,11 @@ class ScriptedLLM:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 llm.requests.append(body)
                 content = llm.replies.pop(0) if llm.replies else "(script exhausted)"
+                status = 200 if self.path.endswith("/chat/completions") else 404
+                if isinstance(content, int):  # an HTTP error, e.g. 400 for a prompt past the context window
+                    status, content = content, "prompt too long for the context window"
                 data = json.dumps({"choices": [{"message": {"content": content}}]}).encode()
-                self.send_response(200 if self.path.endswith("/chat/completions") else 404)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -268,6 +278,18 @@ def test_a_no_verdict_asks_for_a_rewrite_and_an_unreadable_one_accepts(scripted)
         (True, "no", False),
         (True, "unreadable", True),
     ]
+
+
+def test_a_conversation_the_backend_refuses_fails_its_group_only(scripted):
+    """A long conversation can outgrow the context window mid-group: that group fails, the run goes on."""
+    llm = scripted([fenced(SKILL_TEST), fenced(BAD_SKILL), 400])
+    result, lines = _run_loop(llm, rounds=3)
+    assert result.accepted_round is None and [r.number for r in result.rounds] == [1, 2]
+    assert result.rounds[1].reason.startswith("the model could not answer: ") and "HTTP 400" in result.rounds[1].reason
+    assert lines[-1].startswith("skill descender: round 2/3: FAILED: the model could not answer")
+    assert result.conversation[-1]["role"] == "user"  # the unanswered request is in the provenance
+    with pytest.raises(MotifError, match="HTTP 400"):  # the group's first request failing is the backend's failure
+        _run_loop(scripted([400]))
 
 
 @pytest.mark.parametrize(

@@ -232,7 +232,7 @@ class VLLMBackend:
         except self._engine_errors as e:  # the engine process died (EngineDeadError) or rejected the batch
             raise MotifError(
                 f"vLLM engine failed ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "
-                "labels so far are kept: rerun to resume"
+                "what was written so far is kept: rerun the command to resume"
             ) from e
 
     def complete(self, conversations: list[Conversation]) -> list[str]:

@@ -217,6 +217,9 @@ def _test_steps(request: dict, ns: dict, View, Started) -> dict:
         return _failed(f"the test did not load: {one_line(e)}", e)
     if not callable(test_ns.get("test")):
         return {"ok": False, "reason": "the unit test defines no function test()"}
+    # A test block that also defines the functions under test (small models send code and test together)
+    # would check its own copies: the test always calls the code's functions.
+    test_ns.update({name: ns[name] for name in request.get("required", ())})
     try:
         test_ns["test"]()
     except AssertionError as e:

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from motif_jax.annotate.backends import Backend, Sampling
+from motif_jax.errors import MotifError
 from motif_jax.files import write_atomic, write_json_atomic
 from motif_jax.skills.design.prompts import Prompts, extract_code, extract_test
 from motif_jax.skills.design.sandbox import POLICY_FUNCTIONS, SKILL_FUNCTIONS, Limits, Outcome, run_unit_test
@@ -128,11 +129,33 @@ def write_group(
     limits: Limits = DEFAULT_LIMITS,
     say: Callable[[str], None] = print,
 ) -> GroupResult:
-    """The test-and-refine loop of one group (see the module docstring)."""
+    """The test-and-refine loop of one group (see the module docstring). A backend error after the group's
+    first answer (e.g. the conversation outgrew the context window) ends this group as failed, not the run."""
     chat = Conversation(backend, prompts.say("system"))
+    history: list[Round] = []
+    try:
+        _refine(group, chat, prompts, rounds, limits, say, history)
+    except MotifError as e:
+        if len(chat.messages) <= 2:
+            raise  # the first request of the group failed: the backend itself fails, not this conversation
+        failed = Round(len(history) + 1, None, None, False, f"the model could not answer: {e}", "", 0.0, None, False)
+        history.append(failed)
+        say(f"{group.label}: round {failed.number}/{rounds}: {_describe(failed)}")
+    return GroupResult(group, history, chat.messages)
+
+
+def _refine(
+    group: Group,
+    chat: Conversation,
+    prompts: Prompts,
+    rounds: int,
+    limits: Limits,
+    say: Callable[[str], None],
+    history: list[Round],
+) -> None:
+    """The rounds, appended to ``history`` as they finish (so a backend error keeps the finished ones)."""
     test = extract_test(chat.ask(group.test_request))
     code = extract_code(chat.ask(group.code_request), group.required)
-    history: list[Round] = []
     outcome = None
     for number in range(1, rounds + 1):
         if outcome is not None:
@@ -151,7 +174,6 @@ def write_group(
         say(f"{group.label}: round {number}/{rounds}: {_describe(done)}")
         if accepted:
             break
-    return GroupResult(group, history, chat.messages)
 
 
 def _run(code: str | None, test: str | None, required: tuple[str, ...], limits: Limits) -> Outcome:
