@@ -43,23 +43,34 @@ class Step:
 
 def fingerprint(argv: list[str], out: Path) -> list:
     """A `motif` invocation as what decides its result, wherever the checkout and the output live:
-    paths under ``out`` are relative to it, and config and judge files count by their contents (a
-    config with its `extends:` chain). Editing cpu.yaml or a judge redoes what depends on it; moving
-    the checkout or the output folder redoes nothing."""
+    paths under ``out`` are relative to it; config, judge and skills files count by their contents (a
+    config with its `extends:` chain, a judge by the goal's table, skills with their code and judges).
+    Editing cpu.yaml or a judge's goal redoes what depends on it; moving the checkout or the output
+    folder redoes nothing."""
     prefix = str(out) + os.sep
     parts: list = []
     for flag, arg in zip([None, *argv], argv):
         if flag == "--config":
             parts.append([data for _, data in file_layers(arg)])
         elif flag == "--judge":
-            parts.append(load_yaml(resolve_judge_path(arg)))
+            parts.append(judge_table(arg, argv[argv.index("--goal") + 1] if "--goal" in argv else None))
         elif flag == "--skills":
-            parts.append(skills_contents(arg))
+            skills = skills_contents(arg)  # with each skill's rules table, which its labels come from
+            tables = {k: judge_table(r["judge"], r["goal"]) for k, r in skills["rewards"].items() if "judge" in r}
+            parts.append({**skills, "judges": tables})
         elif arg.startswith(prefix):
             parts.append("OUT/" + arg[len(prefix) :])
         else:
             parts.append(arg)
     return parts
+
+
+def judge_table(judge: str, goal: str | None):
+    """What a rules judge decides for one goal: that goal's table (YAML anchors resolved), so editing
+    another goal of the same file redoes nothing; the whole file when no goal is named."""
+    data = load_yaml(resolve_judge_path(judge))
+    goals = data.get("goals") if isinstance(data, dict) else None
+    return goals[goal] if goal and isinstance(goals, dict) and goal in goals else data
 
 
 def run_steps(steps: list[Step], out: Path, markers: Path, console, *, echo: bool = False, hint: str) -> dict:

@@ -238,6 +238,9 @@ def test_cells_and_shared_steps_are_known_by_contents_not_by_where_they_live(tmp
     edited_cells, edited_shared = fingerprints("a", "out1")
     assert edited_cells[0] == cells[0]  # random: no training config
     assert edited_cells[2:] != cells[2:] and edited_shared != shared
+    # another goal of the same judge file changes nothing of the labels made with this one
+    (tmp_path / "a" / "judge.yaml").write_text("goals: {gold: {rules: [[2, gold]]}, combat: {rules: [[1, kill]]}}\n")
+    assert fingerprints("a", "out1")[1] == edited_shared
 
 
 def test_skills_cells_train_once_and_evaluate_the_same_agents_on_other_tasks(tmp_path):

@@ -193,4 +193,5 @@ def skills_contents(path: str | Path) -> dict:
     for f in map(Path, files):
         name = f.resolve().relative_to(folder) if f.resolve().is_relative_to(folder) else f
         code[str(name)] = f.read_text()
-    return {"file": _read_yaml(skillset.path), "code": code}
+    rewards = {name: dict(spec.reward) for name, spec in skillset.skills.items()}
+    return {"file": _read_yaml(skillset.path), "code": code, "rewards": rewards}
