@@ -318,3 +318,22 @@ def test_skills_with_other_networks_or_no_skills_file_are_one_line_errors(tmp_pa
     (tmp_path / "skills.json").write_text(json.dumps({"skills": ["a"], "quantiles": {"a": 0.99}}))
     with pytest.raises(MotifError, match="quantile 0.99 of skill 'a'"):
         load_skills(tmp_path, devices=ONE_DEVICE)
+
+
+def test_a_labels_template_names_every_skills_annotator(depth_ds, tmp_path):
+    from motif_jax.data import open_dataset
+    from motif_jax.reward.skill_training import skill_labels
+    from motif_jax.skills.spec import load_skills
+
+    skills = write_skills_file(
+        tmp_path,
+        {"climber": {"annotator": "shallow"}, "descender": {"judge": "nethack", "goal": "descender"}},
+        {"climber": 0.5, "descender": 0.85},
+    )
+    for name in ("llm_climber_t", "llm_descender_t"):
+        np.save(depth_ds / "preference" / f"{name}.npy", np.load(depth_ds / "preference" / "depth.npy"))
+    ds = open_dataset(depth_ds)
+    labels = skill_labels(load_skills(skills), ds, skills, "llm_{skill}_t")
+    assert labels == {"climber": "llm_climber_t", "descender": "llm_descender_t"}
+    with pytest.raises(MotifError, match=r"needs \{skill\}"):
+        skill_labels(load_skills(skills), ds, skills, "llm_t")

@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skills file (or a shipped one's name): one model per skill, on the labels its reward names",
     )
     parser.add_argument(
+        "--labels",
+        metavar="NAME",
+        help="with --skills: the annotator of every skill, {skill} filled in (default: each skill's reward entry), "
+        "e.g. MODEL_{skill}_default-transitions for an LLM's `annotate --skills` labels",
+    )
+    parser.add_argument(
         "--no-features",
         action="store_true",
         help="with --skills: models read captions only (default: the depth change too; config: model.features)",
@@ -112,7 +118,12 @@ def run(args: argparse.Namespace) -> int:
 def run_skills(args: argparse.Namespace, config: TrainConfig) -> int:
     """Every skill's model; a rerun skips the trained ones and resumes an interrupted one (no --resume needed)."""
     histories = train_skill_rewards(
-        args.dataset, args.skills, args.out, config, progress=not args.no_progress and sys.stderr.isatty()
+        args.dataset,
+        args.skills,
+        args.out,
+        config,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        labels=args.labels,
     )
     if jax.process_index() == 0:
         accuracy = ", ".join(f"{skill} {h[-1]['val_acc']}" for skill, h in histories.items() if h)

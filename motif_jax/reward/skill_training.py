@@ -31,9 +31,18 @@ from motif_jax.skills.spec import load_skills
 SKILL_DEFAULTS = {"model": {"features": 1}}  # MaestroMotif's reward models read the depth change too
 
 
-def skill_labels(skill_set, ds, skills_path: str | Path) -> dict[str, str]:
-    """skill -> the annotator whose labels it learns; every label file must be there before any training."""
-    labels = {name: reward_annotator(name, skill_set.skills[name].reward) for name in skill_set.names}
+def skill_labels(skill_set, ds, skills_path: str | Path, template: str | None = None) -> dict[str, str]:
+    """skill -> the annotator whose labels it learns (the skills file's ``reward``, or ``template`` with
+    ``{skill}`` filled in, e.g. an LLM's ``<model>_{skill}_default-transitions``); every label file must be
+    there before any training."""
+    if template is not None and "{skill}" not in template:
+        raise MotifError(
+            f"--labels {template!r}: the annotator name needs {{skill}}, e.g. MODEL_{{skill}}_default-transitions"
+        )
+    labels = {
+        name: template.replace("{skill}", name) if template else reward_annotator(name, skill_set.skills[name].reward)
+        for name in skill_set.names
+    }
     have = set(ds.annotators)
     for skill, annotator in labels.items():
         if annotator not in have:
@@ -78,6 +87,7 @@ def train_skill_rewards(
     devices=None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    labels: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Train every skill's reward model in the skills file's order; returns each skill's per-epoch metrics
     of this call (empty for a skill already trained). Every process of a multi-host job calls this."""
@@ -86,7 +96,7 @@ def train_skill_rewards(
     config.validate()
     skill_set = load_skills(skills_path)
     ds = open_dataset(dataset)
-    labels = skill_labels(skill_set, ds, skills_path)
+    labels = skill_labels(skill_set, ds, skills_path, labels)
     out_dir = Path(out_dir)
     make_dir(out_dir)
     if jax.process_index() == 0:
