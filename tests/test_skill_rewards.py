@@ -174,6 +174,7 @@ def skills_run(depth_ds, tmp_path_factory):
     return argv, skills, out
 
 
+@pytest.mark.slow  # trains two reward models (~15 s); the toy maestro grid covers the command too
 def test_skills_train_one_model_each_and_record_them(skills_run):
     _, skills, out = skills_run
     meta = json.loads((out / "skills.json").read_text())
@@ -190,6 +191,7 @@ def test_skills_train_one_model_each_and_record_them(skills_run):
     assert descender[0] > descender[1] and climber[0] < climber[1]  # going down pays one, going up the other
 
 
+@pytest.mark.slow  # trains two reward models (~15 s); the toy maestro grid covers the command too
 def test_a_rerun_skips_finished_skills_and_resumes_an_interrupted_one(skills_run, capsys):
     argv, _, out = skills_run
     descender_metrics = (out / "descender" / "metrics.jsonl").read_text()
@@ -243,6 +245,7 @@ def test_no_features_flag_trains_caption_only_models(tmp_path):
 # The stacked intrinsic reward.
 
 
+@pytest.mark.slow  # trains two reward models (~15 s); the toy maestro grid covers the command too
 def test_load_skills_stacks_the_models_and_matches_each_single_model(skills_run, depth_ds):
     _, _, out = skills_run
     rewards = load_skills(out, devices=ONE_DEVICE)

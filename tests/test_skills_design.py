@@ -369,6 +369,7 @@ def test_write_code_rejects_unknown_names_in_one_line(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------ check
+@pytest.mark.slow  # plays a real episode through the sandbox (~8 s)
 def test_check_reports_full_agreement_of_identical_code_and_finds_a_difference(tmp_path, capsys):
     reference = _skills_file(tmp_path / "ref")
     candidate_dir = tmp_path / "cand"
