@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         skill=args.skill,
         env_options=_env_options(policy.config, args.task or policy.task) if args.policy == "checkpoint" else None,
     )
+    trained_with_skills = args.policy == "checkpoint" and "skill" in policy.obs_keys
+    if (args.skills or args.skill) and not trained_with_skills:
+        raise MotifError(f"--skills/--skill: {source} was not trained with skills (motif train --skills FILE)")
     with ProgressBar("evaluate", settings.episodes, "episodes", transient=True, console=console) as bar:
         report = evaluate(policy, settings, on_episode=lambda _: bar.advance())
     report = {"checkpoint": source, **report}
