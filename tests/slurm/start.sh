@@ -11,7 +11,8 @@ if [[ "${1:-}" == --stop ]]; then
   dir="${2:?--stop needs DIR}"
   pids=(); for f in "$dir"/*.pid; do [[ -f "$f" ]] && pids+=("$(cat "$f")"); done
   kill "${pids[@]}" 2>/dev/null || true
-  for _ in $(seq 20); do kill -0 "${pids[@]}" 2>/dev/null || exit 0; sleep 0.5; done
+  alive() { for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
+  for _ in $(seq 20); do alive || exit 0; sleep 0.5; done   # until every daemon is gone, not just the first
   kill -9 "${pids[@]}" 2>/dev/null || true   # a daemon that ignored SIGTERM would hold the ports
   exit 0
 fi
