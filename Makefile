@@ -77,7 +77,7 @@ test-cluster: $(STAMP)
 	@$(call timed,cluster tests,$(BIN)/python -m pytest -m cluster)
 	@command -v slurmctld >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null; }
 	@dir=$$(mktemp -d -t motif-slurm.XXXXXX); eval "$$(tests/slurm/start.sh $$dir)" && \
-	  $(call timed,SLURM tests,$(BIN)/python -m pytest -m slurm); rc=$$?; tests/slurm/start.sh --stop $$dir; exit $$rc
+	  ($(call timed,SLURM tests,$(BIN)/python -m pytest -m slurm)); rc=$$?; tests/slurm/start.sh --stop $$dir; exit $$rc
 
 clean:
 	rm -rf $(VENV) $(LLM_VENV) $(WHEELS) runs .pytest_cache
