@@ -219,3 +219,18 @@ def test_cli_settings_layer_defaults_config_set_and_flags(tmp_path):
     config.write_text("pair: 3\n")
     with pytest.raises(MotifError, match="unknown key"):
         settings_from_args(parser.parse_args(["--out", "x", "--config", str(config)]))
+
+
+def test_mention_stairs_setting_reaches_the_command_line_and_older_settings_still_match():
+    import argparse
+
+    from motif_jax.data.collect_cli import add_arguments, collect_argv, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert not settings_from_args(parser.parse_args(["--out", "x"])).mention_stairs
+    settings = settings_from_args(parser.parse_args(["--out", "x", "--mention-stairs"]))
+    assert settings.mention_stairs and settings.as_dict()["mention_stairs"] is True
+    assert "mention_stairs" not in CollectSettings().as_dict()  # datasets collected before the option still match
+    argv = collect_argv("d", task="score", pairs=2, seed=0, num_envs=1, mention_stairs=True)
+    assert settings_from_args(parser.parse_args(argv[1:])).mention_stairs

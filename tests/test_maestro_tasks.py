@@ -162,6 +162,9 @@ def test_env_options_are_checked():
         env_option_kwargs({"character": "mon hum"})
     with pytest.raises(MotifError, match="env_options.extra_actions"):
         env_option_kwargs({"extra_actions": "yes"})
+    with pytest.raises(MotifError, match="env_options.mention_stairs"):
+        env_option_kwargs({"mention_stairs": 1})
+    assert env_option_kwargs({"mention_stairs": True}) == {"mention_stairs": True}
     with pytest.raises(MotifError, match="mapping"):
         env_option_kwargs(["extra_actions"])
 
@@ -395,3 +398,16 @@ def test_pool_passes_env_options_to_its_envs():
         assert plain.action_space.n == 23
     finally:
         plain.close()
+
+
+def test_train_config_env_options():
+    from motif_jax.agent.config import EnvConfig, env_options
+
+    assert env_options(EnvConfig(), "staircase") is None  # Motif's own setup: no options at all
+    assert env_options(EnvConfig(mention_stairs=True), "envpool:CartPole-v1") is None
+    assert env_options(EnvConfig(mention_stairs=True), "staircase") == {
+        "character": None,
+        "extra_actions": False,
+        "mention_stairs": True,
+    }
+    assert "mention_stairs" not in env_options(EnvConfig(extra_actions=True), "score")

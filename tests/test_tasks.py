@@ -375,3 +375,34 @@ def test_death_reports_last_in_game_stats():
     }
     assert episode["explored"] > 0
     env.close()
+
+
+@pytest.mark.parametrize("mention", [False, True])
+def test_mention_stairs_captions_only_an_empty_message_on_a_staircase_down(mention):
+    env = make_task_env("staircase", wizard=True, mention_stairs=mention)
+    env.reset(seed=0)
+    teleport_onto_stairs(env)
+    observation, reward, term, *_ = env.step(SEARCH)  # on the stairs, nothing else to say
+    assert caption(observation) == ("There is a staircase down here." if mention else "")
+    assert (reward, term) == (0.0, False)  # the caption changes no reward
+    env.step(EAT)
+    observation, *_ = env.step(SEARCH)  # a message of the game's own stays as it is
+    assert caption(observation) == "Never mind."
+    teleport_onto_stairs(env, "<")
+    observation, *_ = env.step(SEARCH)  # a staircase up is not captioned
+    assert caption(observation) != "There is a staircase down here."
+    env.close()
+
+
+def test_mention_stairs_changes_no_game():
+    actions = np.random.default_rng(3).integers(0, 23, size=400).tolist()
+    plain, mention = make_task_env("staircase"), make_task_env("staircase", mention_stairs=True)
+    frames_a, rewards_a = play(plain, actions, seed=5)
+    frames_b, rewards_b = play(mention, actions, seed=5)
+    assert rewards_a == rewards_b and len(frames_a) == len(frames_b)
+    for a, b in zip(frames_a, frames_b):
+        np.testing.assert_array_equal(a["glyphs"], b["glyphs"])
+        if caption(a) != caption(b):
+            assert (caption(a), caption(b)) == ("", "There is a staircase down here.")
+    plain.close()
+    mention.close()

@@ -26,6 +26,9 @@ class EnvConfig:
     obs_keys: list[str] = dataclasses.field(default_factory=lambda: ["glyphs", "blstats", "message"])  # observations
     character: str | None = None  # NLE character, e.g. mon-hum-neu-mal (None: NLE's default, a human neutral Monk)
     extra_actions: bool = False  # add CAST, ENHANCE, PRAY, QUAFF and DROP to the 23 task actions (MaestroMotif)
+    # caption a step that ends on a staircase down with nothing else to say "There is a staircase down here."
+    # NetHack says nothing there, so a caption-only reward cannot pay for finding the stairs (off: Motif's captions)
+    mention_stairs: bool = False
 
 
 @dataclasses.dataclass
@@ -306,9 +309,10 @@ def validate(c: TrainConfig) -> None:
 
 def env_options(env: EnvConfig, task: str) -> dict | None:
     """The NLE task options of ``make_pool`` (None: today's Motif setup, and all an envpool env accepts)."""
-    if task.startswith("envpool:") or (env.character is None and not env.extra_actions):
+    if task.startswith("envpool:") or (env.character is None and not env.extra_actions and not env.mention_stairs):
         return None
-    return {"character": env.character, "extra_actions": env.extra_actions}
+    options = {"character": env.character, "extra_actions": env.extra_actions}
+    return options | ({"mention_stairs": True} if env.mention_stairs else {})
 
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:

@@ -84,6 +84,7 @@ class CollectSettings:
     num_envs: int = 16  # parallel envs
     policy: str = "random"  # 'random' or a run/checkpoint directory of a trained agent
     sample_prob: float = 0.1  # probability that a step starts a subsequence
+    mention_stairs: bool = False  # caption a staircase down under the hero (the env option of `motif train`)
 
     def __post_init__(self):
         object.__setattr__(self, "keys", tuple(dict.fromkeys(("message", *self.keys))))  # captions always kept
@@ -97,7 +98,11 @@ class CollectSettings:
             raise MotifError("keys: the reward is always stored (data/rewards.npy); name observation keys only")
 
     def as_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "keys": list(self.keys)}
+        """The settings as recorded; an option left off is left out, so older datasets still match."""
+        settings = {**dataclasses.asdict(self), "keys": list(self.keys)}
+        if not self.mention_stairs:
+            del settings["mention_stairs"]
+        return settings
 
 
 @dataclasses.dataclass
@@ -362,7 +367,10 @@ class CollectionRun(LoopObserver):
         wanted = set(settings.keys) | {"blstats"} | set(getattr(self.policy, "obs_keys", ()))
         seed = settings.seed + attempt * _ATTEMPT_SEED_STRIDE
         keys = tuple(sorted(wanted - {"message_count", "skill", "skill_depth_change"}))  # those two: the policy's
-        pool = make_pool(settings.task, settings.num_envs, settings.num_envs, seed=seed, obs_keys=keys)
+        options = {"mention_stairs": True} if settings.mention_stairs else None
+        pool = make_pool(
+            settings.task, settings.num_envs, settings.num_envs, seed=seed, obs_keys=keys, env_options=options
+        )
         self.started = time.monotonic()
         try:
             policy = self.policy or RandomPolicy(int(pool.action_space.n), self.rng)

@@ -13,7 +13,7 @@ from motif_jax.config import add_keys_help, merge, no_preset, stage_layers
 from motif_jax.data.collect import CollectSettings, collect
 
 # flag dest -> CollectSettings field
-FLAG_FIELDS = ("task", "pairs", "seed", "seq_len", "num_envs", "policy", "sample_prob")
+FLAG_FIELDS = ("task", "pairs", "seed", "seq_len", "num_envs", "policy", "sample_prob", "mention_stairs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", help="'random' (default) or a run/checkpoint directory of a trained agent")
     parser.add_argument(
         "--sample-prob", type=float, help=f"probability that a step starts a subsequence (default {d.sample_prob})"
+    )
+    parser.add_argument(
+        "--mention-stairs",
+        action="store_true",
+        default=None,
+        help='caption a staircase down under the hero "There is a staircase down here." '
+        "(train with env.mention_stairs=true)",
     )
     parser.add_argument("--overwrite", action="store_true", help="delete an existing dataset in --out first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -109,10 +116,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def collect_argv(out, *, task: str, pairs: int, seed: int, num_envs: int, policy: str = "random", progress=True):
+def collect_argv(
+    out,
+    *,
+    task: str,
+    pairs: int,
+    seed: int,
+    num_envs: int,
+    policy: str = "random",
+    mention_stairs: bool = False,
+    progress=True,
+):
     """The `motif collect` command line of a pipeline step."""
     argv = ["collect", "--task", task, "--pairs", str(pairs), "--seed", str(seed), "--num-envs", str(num_envs)]
     argv += ["--out", str(out)] + ([] if progress else ["--no-progress"])
+    argv += ["--mention-stairs"] if mention_stairs else []
     return argv + (["--policy", policy] if policy != "random" else [])
 
 

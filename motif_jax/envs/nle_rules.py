@@ -12,6 +12,7 @@ import numpy as np
 from nle import nethack
 
 DESCEND_MESSAGE = b"You descend the stairs."
+STAIRS_DOWN_MESSAGE = b"There is a staircase down here."  # NetHack's look-here words (env option mention_stairs)
 EAT_MENU_PROMPT = b"What do you want to eat?"
 # Asked first when food lies on the floor: "There is a lichen corpse here; eat it? [ynq] (n)".
 EAT_FLOOR_QUESTIONS = (b"; eat it?", b"; eat one?")

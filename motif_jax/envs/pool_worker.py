@@ -48,6 +48,7 @@ class TaskEnvFactory:
     max_episode_steps: int | None = None  # None: the task's default cap
     character: str | None = None  # None: NLE's default character (see tasks.DEFAULT_CHARACTER)
     extra_actions: bool = False  # append tasks.EXTRA_ACTIONS to the 23 task actions
+    mention_stairs: bool = False  # caption a staircase down under the hero (tasks.MotifNetHackTask)
 
     def __call__(self):
         from motif_jax.envs.tasks import make_task_env
@@ -57,6 +58,8 @@ class TaskEnvFactory:
             kwargs["character"] = self.character
         if self.extra_actions:
             kwargs["extra_actions"] = True
+        if self.mention_stairs:
+            kwargs["mention_stairs"] = True
         return make_task_env(self.task, obs_keys=self.obs_keys, **kwargs)
 
 

@@ -8,8 +8,11 @@ so copy what you keep. Every observation also has "message_count", the number of
 message has been seen in the current episode (including now), which the intrinsic reward needs.
 
 Env options (see `env_option_kwargs`): `character`, NLE's character string (default NLE's own,
-"mon-hum-neu-mal": a human neutral male Monk), and `extra_actions`, which appends cast, enhance, pray,
-quaff and drop to the 23 task actions (MaestroMotif's skills need them).
+"mon-hum-neu-mal": a human neutral male Monk), `extra_actions`, which appends cast, enhance, pray,
+quaff and drop to the 23 task actions (MaestroMotif's skills need them), and `mention_stairs`, which
+captions a step that ends on a staircase down with nothing else to say "There is a staircase down here."
+(NetHack's own words for it): NetHack says nothing when the hero walks onto stairs, so without it a
+caption-only reward model cannot know the stairs and a policy cannot see them under the hero.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ EXTRA_ACTIONS = (
     nethack.Command.QUAFF,
     nethack.Command.DROP,
 )
-ENV_OPTIONS = ("character", "extra_actions")
+ENV_OPTIONS = ("character", "extra_actions", "mention_stairs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +135,10 @@ _MESSAGE_COUNT_SPACE = gymnasium.spaces.Box(low=0, high=np.iinfo(np.int32).max, 
 _IN_YN_FUNCTION = 1  # the game waits for a single-key answer
 _IN_GETLIN = 2  # the game waits for a line of text
 _XWAITFORSPACE = 3  # a --More-- waits for a key
+_ON_STAIRS_DOWN = 4  # the hero stands on a staircase down (NLE's own staircase task ends on it)
 _SPACE_KEY = ord(" ")
 _DESCEND_MESSAGE_ARRAY = np.frombuffer(nle_rules.DESCEND_MESSAGE, dtype=np.uint8)
+_STAIRS_MESSAGE_ARRAY = np.frombuffer(nle_rules.STAIRS_DOWN_MESSAGE, dtype=np.uint8)
 _NLE_OPTIONS = inspect.signature(NLE.__init__).parameters
 _PROGRESS_GOALS = frozenset({"golden-exit", "down-and-back", "xp-then-down"})
 _LEAVE_QUESTION = b"Still climb?"  # going up the stairs of level 1; NLE would decline it
@@ -155,8 +160,9 @@ def env_option_kwargs(env_options: Mapping | None) -> dict:
     if not isinstance(character, str) or character.split() != [character]:
         example = DEFAULT_CHARACTER
         raise MotifError(f"env_options.character: expected an NLE character such as {example!r}, got {character!r}")
-    if not isinstance(kwargs.get("extra_actions", False), bool):
-        raise MotifError(f"env_options.extra_actions: expected true or false, got {kwargs['extra_actions']!r}")
+    for flag in ("extra_actions", "mention_stairs"):
+        if not isinstance(kwargs.get(flag, False), bool):
+            raise MotifError(f"env_options.{flag}: expected true or false, got {kwargs[flag]!r}")
     return kwargs
 
 
@@ -214,6 +220,8 @@ class MotifNetHackTask(NLE):
     is the agent's to answer ('y'); quaff and drop ask which item, answered like eat ('y': the first
     item offered, any other key cancels), as are their follow-up questions (drink from a fountain or
     sink, sell a dropped item in a shop). Without it the action set and behaviour are Motif's.
+    With `mention_stairs`, a step that ends on a staircase down with an empty message line shows
+    "There is a staircase down here." (see the module docstring); without it the captions are Motif's.
     """
 
     def __init__(
@@ -223,6 +231,7 @@ class MotifNetHackTask(NLE):
         obs_keys: Sequence[str] | None = None,
         max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
         extra_actions: bool = False,
+        mention_stairs: bool = False,
         **nle_kwargs,
     ):
         if task not in TASK_SPECS:
@@ -250,6 +259,7 @@ class MotifNetHackTask(NLE):
         self._pending_seed = seed
         self._keys = [int(action) for action in actions]
         self._extra_actions = bool(extra_actions)
+        self._mention_stairs = bool(mention_stairs)
         self._oracle_glyph = nle_rules.find_oracle_glyph() if spec.goal in ("oracle", "delphi") else -1
         self._altar_glyph, self._town_glyphs = -1, ()
         if spec.goal == "minetown":
@@ -326,6 +336,8 @@ class MotifNetHackTask(NLE):
         if not self._allow_all_modes or observation[self._program_state_index][0] == 1:
             observation, done = self._perform_known_steps(observation, done, exceptions=True)
         self._menu_choice = None
+        if self._mention_stairs and not done:
+            self._mention_stairs_down()
         self._steps += 1
         if self._counts_kills:
             shown = nle_rules.message_key(self._message)
@@ -414,6 +426,12 @@ class MotifNetHackTask(NLE):
             "end_reason": end_reason,
         }
 
+    def _mention_stairs_down(self) -> None:
+        """Caption a staircase down under the hero, as NetHack's look-here command would, when the
+        message line is empty (every message NetHack shows stays as it is)."""
+        if self._internal[_ON_STAIRS_DOWN] and not self._message[0]:
+            self._message[: len(_STAIRS_MESSAGE_ARRAY)] = _STAIRS_MESSAGE_ARRAY
+
     # ----------------------------------------------------------------------------- NLE overrides
     def _perform_known_steps(self, observation, done, exceptions=True):
         """NLE's automatic answers (--More--, text input, unwanted questions), which also keep the
@@ -455,16 +473,19 @@ def make_task_env(
     obs_keys: Sequence[str] | None = None,
     max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
     extra_actions: bool = False,
+    mention_stairs: bool = False,
     **nle_kwargs,
 ) -> MotifNetHackTask:
     """Build one task env. `seed` seeds the first reset; `extra_actions` appends EXTRA_ACTIONS;
-    `nle_kwargs` go to NLE (e.g. character, default DEFAULT_CHARACTER)."""
+    `mention_stairs` captions a staircase down under the hero; `nle_kwargs` go to NLE (e.g. character,
+    default DEFAULT_CHARACTER)."""
     return MotifNetHackTask(
         task,
         seed=seed,
         obs_keys=obs_keys,
         max_episode_steps=max_episode_steps,
         extra_actions=extra_actions,
+        mention_stairs=mention_stairs,
         **nle_kwargs,
     )
 

@@ -152,7 +152,7 @@ class EvalSettings:
     # file, or `skill`, one skill for whole episodes
     skills: str | None = None
     skill: str | None = None
-    env_options: dict | None = None  # NLE character and extra actions, as the agent trained (make_pool)
+    env_options: dict | None = None  # NLE character, extra actions, stairs captions: as the agent trained (make_pool)
 
 
 def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], None] | None = None) -> dict:

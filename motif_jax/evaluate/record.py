@@ -50,6 +50,7 @@ class RecordingTaskFactory:
     max_episode_steps: int = 5000
     character: str | None = None  # as envs.pool_worker.TaskEnvFactory
     extra_actions: bool = False
+    mention_stairs: bool = False
 
     def __call__(self) -> gymnasium.Env:
         from motif_jax.envs.tasks import make_task_env
@@ -63,6 +64,7 @@ class RecordingTaskFactory:
             save_ttyrec_every=1,
             savedir=str(savedir),
             extra_actions=self.extra_actions,
+            mention_stairs=self.mention_stairs,
             **options,
         )
         return SeedLoggingRecorder(env, savedir)

@@ -103,7 +103,14 @@ def shared_steps(exp: Experiment, out: Path) -> list[Step]:
         if name in used:
             folder = dataset_dir(out, name)
             argv = collect_argv(
-                folder, task=d.task, pairs=d.pairs, seed=d.seed, num_envs=d.num_envs, policy=d.policy, progress=False
+                folder,
+                task=d.task,
+                pairs=d.pairs,
+                seed=d.seed,
+                num_envs=d.num_envs,
+                policy=d.policy,
+                mention_stairs=d.mention_stairs,
+                progress=False,
             )
             steps.append(Step(f"dataset {name}", argv, logs / f"dataset-{name}.log", folder))
     for name, r in exp.rewards.items():

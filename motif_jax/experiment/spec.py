@@ -52,6 +52,7 @@ class DatasetSpec:
     seed: int = 0
     num_envs: int = 8
     policy: str = "random"
+    mention_stairs: bool = False  # `motif collect --mention-stairs`
 
 
 @dataclasses.dataclass
