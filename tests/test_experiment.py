@@ -293,3 +293,12 @@ def test_shipped_maestro_experiment_runs_end_to_end_at_toy_size(tmp_path):
     assert (out / "shared" / "rewards" / "skills" / "skills.json").is_file()
     report = json.loads((out / "cells" / "descender-alone_s0" / "result.json").read_text())["report"]
     assert report["skills"]["chosen_by"] == "skill descender"
+
+
+def test_a_dataset_collected_with_captioned_stairs_says_so_on_its_command_line(tmp_path):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "sparse-cpu.yaml"
+    steps = {s.name: s.argv for s in run.shared_steps(load_experiment(shipped), tmp_path)}
+    assert "--mention-stairs" in steps["dataset play-captioned"]
+    assert "--mention-stairs" not in steps["dataset play"]  # the argv, and so the cache key, of before

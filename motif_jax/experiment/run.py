@@ -102,16 +102,7 @@ def shared_steps(exp: Experiment, out: Path) -> list[Step]:
     for name, d in exp.datasets.items():
         if name in used:
             folder = dataset_dir(out, name)
-            argv = collect_argv(
-                folder,
-                task=d.task,
-                pairs=d.pairs,
-                seed=d.seed,
-                num_envs=d.num_envs,
-                policy=d.policy,
-                mention_stairs=d.mention_stairs,
-                progress=False,
-            )
+            argv = collect_argv(folder, **dataclasses.asdict(d), progress=False)  # its fields are collect's flags
             steps.append(Step(f"dataset {name}", argv, logs / f"dataset-{name}.log", folder))
     for name, r in exp.rewards.items():
         if name not in needed_rewards:
