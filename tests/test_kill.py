@@ -13,12 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from annotate_data import write_pairs
+from chat_server import ChatServer
 from motif_jax.annotate.pairs import normalise, pair_key
 from motif_jax.annotate.prompts import load_template
 from motif_jax.data import open_dataset
@@ -147,50 +147,28 @@ def test_kill_collect_then_rerun_completes_a_valid_dataset(tmp_path):
 CAPTION = re.compile(r'Message ([12]): "(.*?)"(?:\n|$)', re.S)
 
 
-class StubJudge:
+class StubJudge(ChatServer):
     """An OpenAI-compatible server on 127.0.0.1 that prefers the longer caption (equal lengths: none) and
     records every question it gets, in order."""
 
     def __init__(self, delay_s: float = 0.05):
         self.asked: list[tuple[str, str]] = []
         self.lock = threading.Lock()
-        judge = self
+        self.delay_s = delay_s
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                captions = dict(CAPTION.findall(body["messages"][1]["content"]))
-                a, b = captions["1"], captions["2"]
-                with judge.lock:
-                    judge.asked.append((a, b))
-                time.sleep(delay_s)
-                verdict = "1" if len(a) > len(b) else "2" if len(b) > len(a) else "None"
-                reply = {"choices": [{"message": {"content": f'Thinking.\n{{"best_message": {verdict}}}'}}]}
-                data = json.dumps(reply).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client was killed mid-request
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, body: dict) -> tuple[int, str]:
+        captions = dict(CAPTION.findall(body["messages"][1]["content"]))
+        a, b = captions["1"], captions["2"]
+        with self.lock:
+            self.asked.append((a, b))
+        time.sleep(self.delay_s)
+        verdict = "1" if len(a) > len(b) else "2" if len(b) > len(a) else "None"
+        return 200, f'Thinking.\n{{"best_message": {verdict}}}'
 
     def count(self) -> int:
         with self.lock:
             return len(self.asked)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def expected_label(a: str, b: str) -> int:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from chat_server import ChatServer
 from motif_jax.annotate.backends import Sampling, make_backend
 from motif_jax.cli import main
 from motif_jax.errors import MotifError
@@ -182,40 +181,20 @@ def test_a_broken_prompts_file_is_one_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ the loop
-class ScriptedLLM:
+class ScriptedLLM(ChatServer):
     """An OpenAI-compatible server on 127.0.0.1 answering /v1/chat/completions with queued replies, in order;
     it records every request body."""
 
     def __init__(self, replies: list[str]):
         self.replies, self.requests = list(replies), []
-        llm = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                llm.requests.append(body)
-                content = llm.replies.pop(0) if llm.replies else "(script exhausted)"
-                status = 200 if self.path.endswith("/chat/completions") else 404
-                if isinstance(content, int):  # an HTTP error, e.g. 400 for a prompt past the context window
-                    status, content = content, "prompt too long for the context window"
-                data = json.dumps({"choices": [{"message": {"content": content}}]}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def _answer(self, body: dict) -> tuple[int, str]:
+        self.requests.append(body)
+        content = self.replies.pop(0) if self.replies else "(script exhausted)"
+        if isinstance(content, int):  # an HTTP error, e.g. 400 for a prompt past the context window
+            return content, "prompt too long for the context window"
+        return 200, content
 
 
 @pytest.fixture
