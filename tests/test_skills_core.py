@@ -139,6 +139,9 @@ def test_view_of_a_real_observation():
         glyphs[0, 2], glyphs[y, x] = cmap_glyph("altar"), monster_glyph("Oracle")  # the hero's own cell: unseen
         seen = make_view({**obs, "glyphs": glyphs}).in_sight
         assert seen == {"downstairs", "shopkeeper", "monster", "altar"}
+        lazy = make_view({**obs, "glyphs": glyphs}, lazy_sight=True).in_sight  # worked out on first use
+        assert lazy == seen and "altar" in lazy and frozenset(lazy) == seen and "oracle" not in lazy
+        assert hash(lazy) == hash(seen) and len(lazy) == 4
     finally:
         env.close()
 
@@ -375,6 +378,8 @@ def test_controller_over_a_real_pool(tmp_path):
     shipped_metrics = shipped.drain_metrics()
     assert sum(shipped_metrics[f"skill/{n}/steps"] for n in SHIPPED.names) == len(seen_shipped.rows)
     assert shipped_metrics["skill/discoverer/activations"] >= num_envs  # every episode starts exploring
+    # a view kept past its step holds what was in sight then, not a window on the next step's glyphs
+    assert all(type(view.in_sight) is frozenset for view in shipped.start_view if view is not None)
 
 
 def test_controller_without_a_possible_skill_names_the_policy(tmp_path):

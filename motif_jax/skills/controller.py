@@ -62,7 +62,7 @@ class SkillController(LoopObserver):
         skill, depth_change = np.empty(n, np.int32), np.empty(n, np.float32)
         with self._lock:
             for i, env in enumerate(batch.env_ids.tolist()):
-                view = make_view({key: batch.obs[key][i] for key in keys})
+                view = make_view({key: batch.obs[key][i] for key in keys}, lazy_sight=True)
                 ended = bool(batch.ended[i])
                 starts = batch.first[i] or self.active[env] == NO_SKILL
                 # Measured against the skill that acted, before any switch: the step on which the
@@ -126,7 +126,7 @@ class SkillController(LoopObserver):
                 f"{self.policy.where}: no skill's initiation holds (depth {view.depth}, turn {view.turn}); "
                 f"skills: {', '.join(self.skill_names)}"
             )
-        view = dataclasses.replace(view, available=available)
+        view = dataclasses.replace(view, available=available, in_sight=frozenset(view.in_sight))  # kept: frozen
         k = self.skill_names.index(self.policy.choose(view, self.memory[env]))
         self.active[env], self.start_view[env], self.skill_steps[env] = k, view, 0
         self.last_depth_change[env] = 0.0

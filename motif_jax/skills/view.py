@@ -8,6 +8,7 @@ map is one table lookup over the glyphs (the table, glyph -> bit mask of names, 
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,12 +97,20 @@ class Started:
     view: View
 
 
-def make_view(obs: dict[str, np.ndarray], available: tuple[str, ...] = ()) -> View:
-    """The view of one env's observation (``blstats``, ``message``; ``glyphs``, ``inv_strs`` when present)."""
+def make_view(obs: dict[str, np.ndarray], available: tuple[str, ...] = (), lazy_sight: bool = False) -> View:
+    """The view of one env's observation (``blstats``, ``message``; ``glyphs``, ``inv_strs`` when present).
+
+    ``lazy_sight``: ``in_sight`` is worked out from the glyphs on first use (two thirds of a view's cost),
+    so the glyphs must stay as they are while the view is read; see :class:`SightOnDemand`."""
     bl = obs["blstats"].tolist()
     x, y = bl[nethack.NLE_BL_X], bl[nethack.NLE_BL_Y]
     glyphs = obs.get("glyphs")
-    in_sight = frozenset() if glyphs is None else labels_of(_mask_in_sight(glyphs, x, y))
+    if glyphs is None:
+        in_sight = frozenset()
+    elif lazy_sight:
+        in_sight = SightOnDemand(glyphs, x, y)
+    else:
+        in_sight = labels_of(_mask_in_sight(glyphs, x, y))
     inv = obs.get("inv_strs")
     return View(
         message=_text(obs["message"]),
@@ -120,6 +129,38 @@ def make_view(obs: dict[str, np.ndarray], available: tuple[str, ...] = ()) -> Vi
         inventory=() if inv is None else tuple(_text(row) for row in inv[inv[:, 0] != 0]),
         available=tuple(available),
     )
+
+
+class SightOnDemand(Set):
+    """``View.in_sight`` worked out on first use. The controller builds a view of every env at every step,
+    but most steps run only the active skill's termination, which rarely asks what is in sight; the
+    controller freezes it (``frozenset(view.in_sight)``) before keeping a view past the step."""
+
+    __slots__ = ("_glyphs", "_x", "_y", "_names")
+
+    def __init__(self, glyphs: np.ndarray, x: int, y: int):
+        self._glyphs, self._x, self._y, self._names = glyphs, x, y, None
+
+    def _get(self) -> frozenset[str]:
+        if self._names is None:
+            self._names = labels_of(_mask_in_sight(self._glyphs, self._x, self._y))
+            self._glyphs = None
+        return self._names
+
+    def __contains__(self, name) -> bool:
+        return name in self._get()
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __hash__(self) -> int:
+        return hash(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
 
 
 def _mask_in_sight(glyphs: np.ndarray, x: int, y: int) -> int:
