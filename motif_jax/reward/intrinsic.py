@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from motif_jax.reward.distinct import per_distinct
 from motif_jax.reward.model import NetParams
 from motif_jax.reward.normalise import NormStats, normalise, quantile_threshold
 
@@ -32,8 +33,8 @@ def intrinsic_reward(
     features: jax.Array | None = None,
 ) -> jax.Array:
     """Intrinsic reward of captions ``messages`` (..., 256) uint8 seen ``counts`` (...) times (with their
-    stat changes ``features`` (..., F) when the model reads them)."""
-    normalised = normalise(params(messages, features), stats)
+    stat changes ``features`` (..., F) when the model reads them). The model runs once per distinct row."""
+    normalised = normalise(per_distinct(params, messages, features), stats)
     return thresholded_count_reward(normalised, counts, quantile_threshold(stats.quantiles, eps_quantile), beta)
 
 

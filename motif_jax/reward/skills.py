@@ -6,7 +6,8 @@ normalisation, threshold (its eps quantile) and the usual count penalty:
     r_int = 1[r_hat_k(m) > q_k] * r_hat_k(m) / N(m)**beta,   k = the step's skill
 
 All K networks share one architecture, so their weights stack on a leading skill axis; every step runs
-through all K nets and keeps its own skill's output (K forward passes, see :func:`skill_raw_rewards`).
+through all K nets and keeps its own skill's output (K forward passes, see :func:`skill_raw_rewards`), once
+per distinct caption of the batch (``distinct.per_distinct``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from flax import struct
 from motif_jax import parallel
 from motif_jax.errors import MotifError
 from motif_jax.reward.checkpoints import restore_inference
+from motif_jax.reward.distinct import per_distinct
 from motif_jax.reward.intrinsic import thresholded_count_reward
 from motif_jax.reward.model import ModelConfig, NetParams, apply, check_features
 from motif_jax.reward.normalise import NormStats, quantile_threshold
@@ -69,7 +71,7 @@ def skill_intrinsic(
     episode, each scored by the model of its step's skill ``skills`` (...) int32 in 0..K-1, with the stat
     changes ``features`` (..., F) float32 when the models read them. Pure and jittable."""
     skills = jnp.asarray(skills, jnp.int32)
-    raw = select_skill(skill_raw_rewards(params.net, messages, features), skills)
+    raw = select_skill(per_distinct(lambda m, f: skill_raw_rewards(params.net, m, f), messages, features), skills)
     normalised = (raw - params.stats.mean[skills]) / params.stats.std[skills]
     return thresholded_count_reward(normalised, counts, params.thresholds[skills], beta)
 

@@ -1,0 +1,75 @@
+"""Scoring each distinct caption once gives what scoring every frame gives: with few distinct rows, with
+more than the capacity (every row scored), with stat changes and with K skills' models at once."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from motif_jax.reward.distinct import distinct_capacity, per_distinct, row_keys
+from motif_jax.reward.model import NetParams, init_weights
+from motif_jax.reward.train import preset_config
+
+TINY = preset_config("tiny").model
+
+
+def captions(texts: list[str], picks) -> np.ndarray:
+    rows = np.zeros((len(texts), 256), np.uint8)
+    for i, text in enumerate(texts):
+        rows[i, : len(text)] = np.frombuffer(text.encode(), np.uint8)
+    return rows[np.asarray(picks)]
+
+
+def test_capacity_is_an_eighth_of_the_batch_with_a_floor():
+    assert distinct_capacity(100) == 100  # small batches: every row
+    assert distinct_capacity(2048) == 256
+    assert distinct_capacity(15360) == 1920
+
+
+def test_row_keys_tell_captions_and_stat_changes_apart():
+    m = captions(["You hit the newt.", "You hit the newt!", ""], [0, 1, 2, 0])
+    keys = np.asarray(row_keys(jnp.asarray(m)))
+    assert keys.shape == (4, 64) and keys.dtype == np.uint32
+    assert (keys[0] == keys[3]).all() and not (keys[0] == keys[1]).all()
+    f = jnp.asarray([[1.0], [1.0], [0.0], [-1.0]])
+    with_f = np.asarray(row_keys(jnp.asarray(m), f))
+    assert with_f.shape == (4, 65) and not (with_f[0] == with_f[3]).all()
+
+
+def test_few_distinct_rows_score_as_every_row_in_any_batch_shape():
+    net = NetParams(init_weights(TINY, 0), TINY)
+    rng = np.random.default_rng(0)
+    texts = ["", "It's a wall.", "You kill the newt!", "Welcome to experience level 2."]
+    m = jnp.asarray(captions(texts, rng.integers(0, 4, size=6 * 50)).reshape(6, 50, 256))
+    scored_once = jax.jit(lambda x: per_distinct(net, x, capacity=8))(m)
+    assert scored_once.shape == (6, 50)
+    np.testing.assert_allclose(scored_once, net(m), rtol=1e-5, atol=1e-6)
+    # one score per caption text, so equal captions got exactly the same value
+    assert len(np.unique(np.asarray(scored_once))) == 4
+
+
+def test_more_distinct_rows_than_capacity_are_all_scored():
+    net = NetParams(init_weights(TINY, 1), TINY)
+    m = jnp.asarray(captions([f"message {i}" for i in range(40)], np.arange(40)))
+    np.testing.assert_allclose(per_distinct(net, m, capacity=16), net(m), rtol=1e-5, atol=1e-6)
+
+
+def test_stat_changes_and_a_leading_skill_axis():
+    def score(messages, features):  # (K=2, R): a caption's byte sum, and it plus the depth change
+        total = jnp.sum(messages.astype(jnp.float32), axis=-1)
+        return jnp.stack([total, total + 1000 * features[:, 0]])
+
+    m = jnp.asarray(captions(["You descend.", "It's a wall."], [0, 0, 1, 0, 1]))
+    f = jnp.asarray([[1.0], [0.0], [0.0], [1.0], [-1.0]])
+    out = per_distinct(score, m, f, capacity=4)
+    np.testing.assert_allclose(out, score(m, f))
+    assert out.shape == (2, 5) and out[1, 0] == out[1, 3] != out[1, 1]
+
+
+def test_the_model_sees_the_distinct_rows_only_while_they_fit():
+    def rows_seen(messages, features):  # every frame gets the number of rows the model was run on
+        return jnp.full(messages.shape[:1], messages.shape[0], jnp.float32)
+
+    few = jnp.asarray(captions(["", "It's a wall."], [0, 1] * 50))
+    many = jnp.asarray(captions([f"message {i}" for i in range(100)], np.arange(100)))
+    assert set(np.asarray(per_distinct(rows_seen, few, capacity=16)).tolist()) == {16.0}
+    assert set(np.asarray(per_distinct(rows_seen, many, capacity=16)).tolist()) == {100.0}
