@@ -73,3 +73,15 @@ def test_the_model_sees_the_distinct_rows_only_while_they_fit():
     many = jnp.asarray(captions([f"message {i}" for i in range(100)], np.arange(100)))
     assert set(np.asarray(per_distinct(rows_seen, few, capacity=16)).tolist()) == {16.0}
     assert set(np.asarray(per_distinct(rows_seen, many, capacity=16)).tolist()) == {100.0}
+
+
+def test_a_batch_sharded_over_eight_devices_scores_as_on_one():
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    assert len(jax.devices()) == 8
+    net = NetParams(init_weights(TINY, 2), TINY)
+    texts = ["", "It's a wall.", "You kill the newt!"]
+    m = captions(texts, np.random.default_rng(1).integers(0, 3, size=8 * 32)).reshape(8, 32, 256)
+    rows = NamedSharding(Mesh(np.array(jax.devices()), ("data",)), PartitionSpec("data"))
+    sharded = jax.jit(lambda x: per_distinct(net, x, capacity=16))(jax.device_put(jnp.asarray(m), rows))
+    np.testing.assert_allclose(sharded, net(jnp.asarray(m)), rtol=1e-5, atol=1e-6)
