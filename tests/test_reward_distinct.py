@@ -1,11 +1,12 @@
 """Scoring each distinct caption once gives what scoring every frame gives: with few distinct rows, with
-more than the capacity (every row scored), with stat changes and with K skills' models at once."""
+more than the largest size below the batch (every row scored), with stat changes and with K skills' models
+at once; the model runs on the smallest size that holds the distinct rows."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from motif_jax.reward.distinct import distinct_capacity, per_distinct, row_keys
+from motif_jax.reward.distinct import per_distinct, row_keys, tiers
 from motif_jax.reward.model import NetParams, init_weights
 from motif_jax.reward.train import preset_config
 
@@ -19,10 +20,11 @@ def captions(texts: list[str], picks) -> np.ndarray:
     return rows[np.asarray(picks)]
 
 
-def test_capacity_is_an_eighth_of_the_batch_with_a_floor():
-    assert distinct_capacity(100) == 100  # small batches: every row
-    assert distinct_capacity(2048) == 256
-    assert distinct_capacity(15360) == 1920
+def test_sizes_grow_fourfold_up_to_the_batch():
+    assert tiers(50) == (50,)  # small batches: every row
+    assert tiers(64) == (64,)
+    assert tiers(512) == (64, 256, 512)
+    assert tiers(2048) == (64, 256, 1024, 2048)
 
 
 def test_row_keys_tell_captions_and_stat_changes_apart():
@@ -40,17 +42,17 @@ def test_few_distinct_rows_score_as_every_row_in_any_batch_shape():
     rng = np.random.default_rng(0)
     texts = ["", "It's a wall.", "You kill the newt!", "Welcome to experience level 2."]
     m = jnp.asarray(captions(texts, rng.integers(0, 4, size=6 * 50)).reshape(6, 50, 256))
-    scored_once = jax.jit(lambda x: per_distinct(net, x, capacity=8))(m)
+    scored_once = jax.jit(lambda x: per_distinct(net, x, sizes=(8,)))(m)
     assert scored_once.shape == (6, 50)
     np.testing.assert_allclose(scored_once, net(m), rtol=1e-5, atol=1e-6)
     # one score per caption text, so equal captions got exactly the same value
     assert len(np.unique(np.asarray(scored_once))) == 4
 
 
-def test_more_distinct_rows_than_capacity_are_all_scored():
+def test_more_distinct_rows_than_any_size_are_all_scored():
     net = NetParams(init_weights(TINY, 1), TINY)
     m = jnp.asarray(captions([f"message {i}" for i in range(40)], np.arange(40)))
-    np.testing.assert_allclose(per_distinct(net, m, capacity=16), net(m), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(per_distinct(net, m, sizes=(16,)), net(m), rtol=1e-5, atol=1e-6)
 
 
 def test_stat_changes_and_a_leading_skill_axis():
@@ -60,7 +62,7 @@ def test_stat_changes_and_a_leading_skill_axis():
 
     m = jnp.asarray(captions(["You descend.", "It's a wall."], [0, 0, 1, 0, 1]))
     f = jnp.asarray([[1.0], [0.0], [0.0], [1.0], [-1.0]])
-    out = per_distinct(score, m, f, capacity=4)
+    out = per_distinct(score, m, f, sizes=(4,))
     np.testing.assert_allclose(out, score(m, f))
     assert out.shape == (2, 5) and out[1, 0] == out[1, 3] != out[1, 1]
 
@@ -71,8 +73,12 @@ def test_the_model_sees_the_distinct_rows_only_while_they_fit():
 
     few = jnp.asarray(captions(["", "It's a wall."], [0, 1] * 50))
     many = jnp.asarray(captions([f"message {i}" for i in range(100)], np.arange(100)))
-    assert set(np.asarray(per_distinct(rows_seen, few, capacity=16)).tolist()) == {16.0}
-    assert set(np.asarray(per_distinct(rows_seen, many, capacity=16)).tolist()) == {100.0}
+    assert set(np.asarray(per_distinct(rows_seen, few, sizes=(16,))).tolist()) == {16.0}
+    assert set(np.asarray(per_distinct(rows_seen, many, sizes=(16,))).tolist()) == {100.0}
+    # the smallest size that holds them: 20 distinct rows of 100 run at 32, not 16 or 64
+    twenty = jnp.asarray(captions([f"message {i}" for i in range(20)], np.arange(100) % 20))
+    seen = jax.jit(lambda x: per_distinct(rows_seen, x, sizes=(16, 32, 64)))(twenty)
+    assert set(np.asarray(seen).tolist()) == {32.0}
 
 
 def test_a_batch_sharded_over_eight_devices_scores_as_on_one():
@@ -83,5 +89,5 @@ def test_a_batch_sharded_over_eight_devices_scores_as_on_one():
     texts = ["", "It's a wall.", "You kill the newt!"]
     m = captions(texts, np.random.default_rng(1).integers(0, 3, size=8 * 32)).reshape(8, 32, 256)
     rows = NamedSharding(Mesh(np.array(jax.devices()), ("data",)), PartitionSpec("data"))
-    sharded = jax.jit(lambda x: per_distinct(net, x, capacity=16))(jax.device_put(jnp.asarray(m), rows))
+    sharded = jax.jit(lambda x: per_distinct(net, x, sizes=(16,)))(jax.device_put(jnp.asarray(m), rows))
     np.testing.assert_allclose(sharded, net(jnp.asarray(m)), rtol=1e-5, atol=1e-6)

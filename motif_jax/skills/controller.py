@@ -26,7 +26,7 @@ from motif_jax.envs.loop import EnvStep, LoopObserver
 from motif_jax.errors import MotifError
 from motif_jax.skills.code import load_code
 from motif_jax.skills.spec import SkillSet
-from motif_jax.skills.view import Started, View, make_view
+from motif_jax.skills.view import Started, View, make_views
 
 VIEW_KEYS = ("blstats", "message", "glyphs", "inv_strs")
 NO_SKILL = -1
@@ -39,12 +39,14 @@ class SkillController(LoopObserver):
         self.skillset = skillset
         skills, self.policy = load_code(skillset, policy_path)
         self._codes = [skills[name] for name in skillset.names]
-        self.active = np.full(num_envs, NO_SKILL, np.int32)
+        # Per env state as Python lists: the loop below touches each item a few times per step, and a
+        # list item costs a tenth of a numpy scalar's read or write.
+        self.active: list[int] = [NO_SKILL] * num_envs
         self.start_view: list[View | None] = [None] * num_envs
-        self.skill_steps = np.zeros(num_envs, np.int64)  # agent steps since the active skill began
+        self.skill_steps: list[int] = [0] * num_envs  # agent steps since the active skill began
         self.memory: list[dict] = [{} for _ in range(num_envs)]
-        self.episode_switches = np.zeros(num_envs, np.int64)
-        self.last_depth_change = np.zeros(num_envs, np.float32)
+        self.episode_switches: list[int] = [0] * num_envs
+        self.last_depth_change: list[float] = [0.0] * num_envs
         self._lock = threading.Lock()  # the metrics may be drained from another thread
         self._reset_metrics()
 
@@ -57,14 +59,15 @@ class SkillController(LoopObserver):
         return len(self.skillset.names)
 
     def observe(self, batch: EnvStep) -> None:
-        keys = [key for key in VIEW_KEYS if key in batch.obs]
+        views = make_views({key: batch.obs[key] for key in VIEW_KEYS if key in batch.obs}, lazy_sight=True)
         n = len(batch.env_ids)
-        skill, depth_change = np.empty(n, np.int32), np.empty(n, np.float32)
+        ended_rows, first_rows = batch.ended.tolist(), batch.first.tolist()
+        skill, depth_change = [0] * n, [0.0] * n
         with self._lock:
-            for i, env in enumerate(batch.env_ids.tolist()):
-                view = make_view({key: batch.obs[key][i] for key in keys}, lazy_sight=True)
-                ended = bool(batch.ended[i])
-                starts = batch.first[i] or self.active[env] == NO_SKILL
+            steps = self._steps
+            for i, (env, view) in enumerate(zip(batch.env_ids.tolist(), views)):
+                ended = ended_rows[i]
+                starts = first_rows[i] or self.active[env] == NO_SKILL
                 # Measured against the skill that acted, before any switch: the step on which the
                 # descender arrives one level down shows +1 to its reward model, not the next skill's 0.
                 if not starts and view.depth > 0:  # 0: the game is over and the bottom line reads zero
@@ -80,24 +83,24 @@ class SkillController(LoopObserver):
                     self._finish_activation(env)
                     self.episode_switches[env] += 1
                     self._activate(env, view)
-                active = int(self.active[env])
+                active = self.active[env]
                 skill[i] = active
                 self.skill_steps[env] += 1
-                self._steps[active] += 1
+                steps[active] += 1
                 if ended:
                     self._finish_activation(env)
                     self._episodes += 1
-                    self._switches += int(self.episode_switches[env])
+                    self._switches += self.episode_switches[env]
                     self.active[env] = NO_SKILL
-        batch.obs["skill"] = skill
-        batch.obs["skill_depth_change"] = depth_change
+        batch.obs["skill"] = np.array(skill, np.int32)
+        batch.obs["skill_depth_change"] = np.array(depth_change, np.float32)
 
     def drain_metrics(self) -> dict[str, float]:
         """Per skill since the last drain: ``skill/<name>/share`` of the steps, ``/steps``, ``/activations``,
         ``/mean_duration`` (steps, over finished activations; NaN if none) and ``skill/switches_per_episode``
         (over finished episodes; NaN if none)."""
         with self._lock:
-            steps, activations = self._steps, self._activations
+            steps, activations = np.asarray(self._steps, np.int64), self._activations
             finished, finished_steps = self._finished, self._finished_steps
             episodes, switches = self._episodes, self._switches
             self._reset_metrics()
@@ -116,7 +119,7 @@ class SkillController(LoopObserver):
     # ----------------------------------------------------------------------------- per env
     def _terminates(self, env: int, view: View) -> bool:
         start = self.start_view[env]
-        since = Started(turns=view.turn - start.turn, steps=int(self.skill_steps[env]), view=start)
+        since = Started(view.turn - start.turn, self.skill_steps[env], start)
         return self._codes[self.active[env]].termination(view, since)
 
     def _activate(self, env: int, view: View) -> None:
@@ -139,7 +142,7 @@ class SkillController(LoopObserver):
 
     def _reset_metrics(self) -> None:
         k = self.num_skills
-        self._steps = np.zeros(k, np.int64)
+        self._steps = [0] * k
         self._activations = np.zeros(k, np.int64)
         self._finished = np.zeros(k, np.int64)
         self._finished_steps = np.zeros(k, np.int64)

@@ -102,33 +102,53 @@ def make_view(obs: dict[str, np.ndarray], available: tuple[str, ...] = (), lazy_
 
     ``lazy_sight``: ``in_sight`` is worked out from the glyphs on first use (two thirds of a view's cost),
     so the glyphs must stay as they are while the view is read; see :class:`SightOnDemand`."""
-    bl = obs["blstats"].tolist()
-    x, y = bl[nethack.NLE_BL_X], bl[nethack.NLE_BL_Y]
-    glyphs = obs.get("glyphs")
-    if glyphs is None:
-        in_sight = frozenset()
-    elif lazy_sight:
-        in_sight = SightOnDemand(glyphs, x, y)
-    else:
-        in_sight = labels_of(_mask_in_sight(glyphs, x, y))
-    inv = obs.get("inv_strs")
-    return View(
-        message=_text(obs["message"]),
-        depth=bl[nethack.NLE_BL_DEPTH],
-        dlvl=bl[nethack.NLE_BL_DLEVEL],
-        dungeon=bl[nethack.NLE_BL_DNUM],
-        hp=bl[nethack.NLE_BL_HP],
-        max_hp=bl[nethack.NLE_BL_HPMAX],
-        gold=bl[nethack.NLE_BL_GOLD],
-        xp_level=bl[nethack.NLE_BL_XP],
-        xp_points=bl[nethack.NLE_BL_EXP],
-        hunger=bl[nethack.NLE_BL_HUNGER],
-        turn=bl[nethack.NLE_BL_TIME],
-        score=bl[nethack.NLE_BL_SCORE],
-        in_sight=in_sight,
-        inventory=() if inv is None else tuple(_text(row) for row in inv[inv[:, 0] != 0]),
-        available=tuple(available),
-    )
+    batch = {key: value[None] for key, value in obs.items()}
+    return make_views(batch, available, lazy_sight)[0]
+
+
+def make_views(obs: dict[str, np.ndarray], available: tuple[str, ...] = (), lazy_sight: bool = False) -> list[View]:
+    """:func:`make_view` of every row of a batch of observations (leading axis: envs), built in one pass:
+    the controller makes one per env per step, so the bottom lines convert to Python in one call."""
+    rows = obs["blstats"].tolist()
+    messages = [row.partition(b"\0")[0].decode("latin-1") for row in map(bytes, obs["message"])]
+    glyphs, inv = obs.get("glyphs"), obs.get("inv_strs")
+    available = tuple(available)
+    views = []
+    for i, bl in enumerate(rows):
+        x, y = bl[nethack.NLE_BL_X], bl[nethack.NLE_BL_Y]
+        if glyphs is None:
+            in_sight = frozenset()
+        elif lazy_sight:
+            in_sight = SightOnDemand(glyphs[i], x, y)
+        else:
+            in_sight = labels_of(_mask_in_sight(glyphs[i], x, y))
+        views.append(
+            View(
+                messages[i],
+                bl[_DEPTH],
+                bl[_DLEVEL],
+                bl[_DNUM],
+                bl[_HP],
+                bl[_HPMAX],
+                bl[_GOLD],
+                bl[_XP],
+                bl[_EXP],
+                bl[_HUNGER],
+                bl[_TIME],
+                bl[_SCORE],
+                in_sight,
+                () if inv is None else tuple(_text(row) for row in inv[i][inv[i][:, 0] != 0]),
+                available,
+            )
+        )
+    return views
+
+
+# View's fields from the bottom line, in View's field order (message first, in_sight after score)
+_DEPTH, _DLEVEL, _DNUM = nethack.NLE_BL_DEPTH, nethack.NLE_BL_DLEVEL, nethack.NLE_BL_DNUM
+_HP, _HPMAX, _GOLD = nethack.NLE_BL_HP, nethack.NLE_BL_HPMAX, nethack.NLE_BL_GOLD
+_XP, _EXP, _HUNGER = nethack.NLE_BL_XP, nethack.NLE_BL_EXP, nethack.NLE_BL_HUNGER
+_TIME, _SCORE = nethack.NLE_BL_TIME, nethack.NLE_BL_SCORE
 
 
 class SightOnDemand(Set):
