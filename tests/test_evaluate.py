@@ -19,6 +19,7 @@ def reports(tmp_path_factory):
         ("a", []),
         ("b", []),
         ("recorded", ["--record", str(tmp / "replay"), "--record-episodes", "2"]),
+        ("watched", ["--caption-actions", "It's", "--caption-actions", "never shown", "--top-captions", "50"]),
     ]:
         assert main(["evaluate", *ARGS, "--seed", "0", "--json", str(tmp / f"{name}.json"), *extra]) == 0
         out[name] = json.loads((tmp / f"{name}.json").read_text())
@@ -56,6 +57,21 @@ def test_same_command_twice_gives_the_same_numbers(reports):
     assert recorded == first
 
 
+def test_caption_actions_count_the_actions_taken_where_a_caption_was_shown(reports):
+    report = reports["watched"]
+    every = report["actions"]["all"]
+    assert every["steps"] == 3 * 40  # one action per step; the last observation of an episode gets none
+    assert abs(sum(every["shares"].values()) - 1) < 1e-9 and len(every["shares"]) > 10  # random: most actions
+    assert report["actions"]["after_caption"]["never shown"] == {"steps": 0, "shares": {}}
+    walls = report["actions"]["after_caption"]["It's"]
+    shown = sum(n for caption, n in report["top_captions"] if caption.startswith("It's"))
+    assert 0 < walls["steps"] <= shown
+    assert reports["a"]["actions"]["after_caption"] == {}
+    assert {k: v for k, v in report.items() if k not in ("actions", "top_captions")} == {
+        k: v for k, v in reports["a"].items() if k not in ("actions", "top_captions")
+    }
+
+
 def test_record_keeps_ttyrecs_and_renders_a_gif(reports):
     replay = reports["tmp"] / "replay"
     assert sorted(p.name for p in replay.iterdir()) == [
@@ -71,5 +87,7 @@ def test_record_keeps_ttyrecs_and_renders_a_gif(reports):
 def test_bad_options_are_clear_errors(capsys):
     assert main(["evaluate", "--task", "score"]) == 2
     assert "give a checkpoint directory" in capsys.readouterr().err
+    assert main(["evaluate", *ARGS, "--caption-actions", " "]) == 2
+    assert "--caption-actions needs a non-empty caption text" in capsys.readouterr().err
     assert main(["evaluate", *ARGS, "--record", "x", "--record-episodes", "5"]) == 2
     assert "--record-episodes 5 exceeds --episodes 3" in capsys.readouterr().err

@@ -32,6 +32,13 @@ def test_success_rate_and_end_reasons():
     assert list(counts) == ["none", "death", "time_limit", "weird"]
 
 
+def test_action_shares_most_taken_first_and_untaken_left_out():
+    shares = stats.action_shares([1, 0, 3, 1], ["a", "b", "c", "d"])
+    assert shares == {"steps": 5, "shares": {"c": 0.6, "a": 0.2, "d": 0.2}}
+    assert list(shares["shares"]) == ["c", "a", "d"]  # ties by action id
+    assert stats.action_shares([0, 0], ["a", "b"]) == {"steps": 0, "shares": {}}
+
+
 def test_top_captions_breaks_ties_alphabetically():
     counts = Counter({"b": 3, "a": 3, "c": 5, "d": 1})
     assert stats.top_captions(counts, k=3) == [("c", 5), ("a", 3), ("b", 3)]

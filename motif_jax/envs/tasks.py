@@ -47,6 +47,12 @@ EXTRA_ACTIONS = (
 ENV_OPTIONS = ("character", "extra_actions", "mention_stairs")
 
 
+def action_names(extra_actions: bool = False) -> tuple[str, ...]:
+    """Each action id's name and key as reports show them, e.g. ``DOWN >`` (id order, as the env's actions)."""
+    actions = tuple(TASK_ACTIONS) + (EXTRA_ACTIONS if extra_actions else ())
+    return tuple(f"{a.name} {chr(int(a))}" if 32 < int(a) < 127 else a.name for a in actions)
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     """What a task rewards and when it ends."""

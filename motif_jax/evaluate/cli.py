@@ -52,6 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record-episodes", type=int, default=1, help="how many episodes to keep with --record")
     parser.add_argument("--gif-max-frames", type=int, default=400, help="longer recordings are subsampled")
     parser.add_argument("--top-captions", type=int, default=10, help="most frequent captions to list")
+    parser.add_argument(
+        "--caption-actions",
+        metavar="TEXT",
+        action="append",
+        default=[],
+        help="also report the actions taken at steps whose caption starts with TEXT (repeatable), e.g. "
+        "'There is a staircase down here.'",
+    )
     parser.add_argument("--wandb", metavar="PROJECT", help="also log the report to Weights & Biases")
     parser.add_argument(
         "--skills",
@@ -91,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         record_dir=args.record,
         record_episodes=args.record_episodes,
         top_captions=args.top_captions,
+        caption_actions=tuple(args.caption_actions),
         skills=args.skills or (policy.config.skills if args.policy == "checkpoint" else None),
         skill=args.skill,
         env_options=_env_options(policy.config, args.task or policy.task) if args.policy == "checkpoint" else None,
@@ -156,6 +165,8 @@ def _check(args: argparse.Namespace) -> None:
             raise MotifError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.skill and args.policy == "random":
         raise MotifError("--skill needs a checkpoint trained with skills, not --policy random")
+    if any(not text.strip() for text in args.caption_actions):
+        raise MotifError("--caption-actions needs a non-empty caption text")
     if args.record and args.record_episodes > args.episodes:
         raise MotifError(f"--record-episodes {args.record_episodes} exceeds --episodes {args.episodes}")
 
@@ -183,7 +194,18 @@ def report_table(report: dict):
     captions.add_column("caption")
     for caption, count in report["top_captions"]:
         captions.add_row(str(count), caption)
-    return Group(metrics, captions)
+    tables = [metrics, captions]
+    if report.get("actions", {}).get("after_caption"):
+        actions = Table(title="actions taken (most frequent five)")
+        actions.add_column("where")
+        actions.add_column("steps", justify="right")
+        actions.add_column("actions")
+        rows = {"every step": report["actions"]["all"], **report["actions"]["after_caption"]}
+        for where, taken in rows.items():
+            top = ", ".join(f"{name} {share:.1%}" for name, share in list(taken["shares"].items())[:5])
+            actions.add_row(where, str(taken["steps"]), top or "-")
+        tables.append(actions)
+    return Group(*tables)
 
 
 def _fmt(x: float) -> str:

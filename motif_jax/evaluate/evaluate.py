@@ -67,18 +67,24 @@ def episode_from_info(info: dict[str, np.ndarray], row: int, end_reasons: tuple[
 
 
 class _Quotas(LoopObserver):
-    """Counts env ``i``'s first ``quotas[i]`` finished episodes, and how often each non-empty caption was
-    seen during them (``decode`` turns a batch of NLE messages into strings)."""
+    """Counts env ``i``'s first ``quotas[i]`` finished episodes, how often each non-empty caption was
+    seen during them (``decode`` turns a batch of NLE messages into strings), the actions taken, and the
+    actions taken where a caption starting with one of ``watched`` was shown."""
 
-    def __init__(self, quotas, end_reasons, decode, on_episode):
+    def __init__(self, quotas, end_reasons, decode, on_episode, num_actions: int, watched: tuple[str, ...] = ()):
         self.quota, self.finished = np.asarray(quotas), np.zeros(len(quotas), np.int64)
         self.end_reasons, self.decode, self.on_episode = end_reasons, decode, on_episode
         self.episodes: list[Episode] = []
         self.captions: Counter = Counter()
+        self.actions = np.zeros(num_actions, np.int64)
+        self.watched = {text: np.zeros(num_actions, np.int64) for text in watched}
+        self._shown: tuple[np.ndarray, list[str]] = (np.zeros(0, bool), [])
 
     def observe(self, b: EnvStep) -> None:
         counting = self.finished[b.env_ids] < self.quota[b.env_ids]
-        for caption in np.asarray(self.decode(b.obs["message"][counting]), dtype=object).reshape(-1):
+        shown = list(np.asarray(self.decode(b.obs["message"][counting]), dtype=object).reshape(-1))
+        self._shown = (counting & ~b.ended, [c for c, ended in zip(shown, b.ended[counting]) if not ended])
+        for caption in shown:
             if caption:
                 self.captions[caption] += 1
         for row in np.flatnonzero(b.ended & counting):
@@ -93,9 +99,25 @@ class _Quotas(LoopObserver):
             if self.on_episode is not None:
                 self.on_episode(episode)
 
+    def acted(self, b: EnvStep, actions, aux) -> None:
+        rows, captions = self._shown  # rows of counted episodes that get an action, and their captions
+        taken = np.asarray(actions)[rows]
+        np.add.at(self.actions, taken, 1)
+        for text, counts in self.watched.items():
+            for action, caption in zip(taken.tolist(), captions):
+                if caption.startswith(text):
+                    counts[action] += 1
 
-def summarize(episodes: list[Episode], captions: Counter, end_reasons: tuple[str, ...] = (), top_k: int = 10) -> dict:
-    """The JSON report: headline means (``mean_return``, ``ci95``, ``success_rate``, ...), details, per episode."""
+
+def summarize(
+    episodes: list[Episode],
+    captions: Counter,
+    end_reasons: tuple[str, ...] = (),
+    top_k: int = 10,
+    actions: dict[str, Any] | None = None,
+) -> dict:
+    """The JSON report: headline means (``mean_return``, ``ci95``, ``success_rate``, ...), details, per episode;
+    ``actions``: the action shares (:func:`stats.action_shares`), reported as given."""
     if not episodes:
         raise ValueError("no episodes to summarise")
     values = [e.values for e in episodes]
@@ -111,6 +133,8 @@ def summarize(episodes: list[Episode], captions: Counter, end_reasons: tuple[str
                 report["episode_length" if field == "length" else field] = details[field]["mean"]
     report["end_reasons"] = stats.end_reason_counts((v.get("end_reason", "none") for v in values), end_reasons)
     report["top_captions"] = [[caption, count] for caption, count in stats.top_captions(captions, top_k)]
+    if actions is not None:
+        report["actions"] = actions
     report["details"] = details
     report["per_episode"] = [{"index": e.index, "env_id": e.env_id, **e.values} for e in episodes]
     return report
@@ -148,6 +172,8 @@ class EvalSettings:
     record_dir: str | None = None
     record_episodes: int = 1
     top_captions: int = 10
+    # captions (their beginning) whose steps get their own action shares: what the agent does when it sees them
+    caption_actions: tuple[str, ...] = ()
     # MaestroMotif: a skills file, and who picks the skill: the policy over skills of `task` in that
     # file, or `skill`, one skill for whole episodes
     skills: str | None = None
@@ -167,12 +193,14 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     from motif_jax.data import decode_message
     from motif_jax.envs.pool import make_pool
     from motif_jax.envs.pool_worker import TaskEnvFactory, episode_seed
-    from motif_jax.envs.tasks import END_REASONS
+    from motif_jax.envs.tasks import END_REASONS, action_names
     from motif_jax.evaluate.intrinsic import IntrinsicCaptions, intrinsic_scorer
     from motif_jax.evaluate.record import RecordingTaskFactory, collect_recordings
 
     num_envs = max(1, min(settings.num_envs, settings.episodes))
-    tally = _Quotas(episode_quotas(settings.episodes, num_envs), END_REASONS, decode_message, on_episode)
+    names = action_names(bool((settings.env_options or {}).get("extra_actions")))
+    quotas = episode_quotas(settings.episodes, num_envs)
+    tally = _Quotas(quotas, END_REASONS, decode_message, on_episode, len(names), tuple(settings.caption_actions))
     skills = skill_observer(settings, num_envs)
     paid = []
     config = getattr(policy, "config", None)
@@ -212,7 +240,11 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     for e in episodes if paid else ():  # the captions that paid most, per episode
         e.values["top_intrinsic"] = paid[0].episodes.get((e.env_id, (e.index - e.env_id) // num_envs), [])
     report = {"task": settings.task, "seed": settings.seed, "greedy": settings.greedy, "num_envs": num_envs}
-    report.update(summarize(episodes, tally.captions, END_REASONS, settings.top_captions))
+    actions = {
+        "all": stats.action_shares(tally.actions, names),
+        "after_caption": {text: stats.action_shares(n, names) for text, n in tally.watched.items()},
+    }
+    report.update(summarize(episodes, tally.captions, END_REASONS, settings.top_captions, actions))
     if skills:
         chooser = f"the policy over skills of {settings.task}"
         if settings.skill:

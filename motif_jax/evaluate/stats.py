@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -46,6 +47,15 @@ def end_reason_counts(reasons: Iterable[str], known: Sequence[str] = ()) -> dict
 def top_captions(counts: Mapping[str, int], k: int = 10) -> list[tuple[str, int]]:
     """The ``k`` most frequent captions, ties broken alphabetically so reports are reproducible."""
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:k]
+
+
+def action_shares(counts: Sequence[int], names: Sequence[str]) -> dict[str, Any]:
+    """``{"steps": n, "shares": {name: share}}`` of per-action step counts, most taken first (ties by id);
+    actions never taken are left out."""
+    counts = [int(c) for c in counts]
+    total = sum(counts)
+    order = sorted((i for i, c in enumerate(counts) if c), key=lambda i: (-counts[i], i))
+    return {"steps": total, "shares": {names[i]: counts[i] / total for i in order}}
 
 
 def describe(values: Sequence[float]) -> dict[str, float]:
