@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as scipy_stats
