@@ -198,9 +198,9 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
     from motif_jax.evaluate.record import RecordingTaskFactory, collect_recordings
 
     num_envs = max(1, min(settings.num_envs, settings.episodes))
-    names = action_names(bool((settings.env_options or {}).get("extra_actions")))
+    action_labels = action_names(bool((settings.env_options or {}).get("extra_actions")))
     quotas = episode_quotas(settings.episodes, num_envs)
-    tally = _Quotas(quotas, END_REASONS, decode_message, on_episode, len(names), tuple(settings.caption_actions))
+    tally = _Quotas(quotas, END_REASONS, decode_message, on_episode, len(action_labels), settings.caption_actions)
     skills = skill_observer(settings, num_envs)
     paid = []
     config = getattr(policy, "config", None)
@@ -241,8 +241,8 @@ def evaluate(policy, settings: EvalSettings, on_episode: Callable[[Episode], Non
         e.values["top_intrinsic"] = paid[0].episodes.get((e.env_id, (e.index - e.env_id) // num_envs), [])
     report = {"task": settings.task, "seed": settings.seed, "greedy": settings.greedy, "num_envs": num_envs}
     actions = {
-        "all": stats.action_shares(tally.actions, names),
-        "after_caption": {text: stats.action_shares(n, names) for text, n in tally.watched.items()},
+        "all": stats.action_shares(tally.actions, action_labels),
+        "after_caption": {text: stats.action_shares(n, action_labels) for text, n in tally.watched.items()},
     }
     report.update(summarize(episodes, tally.captions, END_REASONS, settings.top_captions, actions))
     if skills:
