@@ -124,27 +124,27 @@ def make_views(obs: dict[str, np.ndarray], available: tuple[str, ...] = (), lazy
             in_sight = labels_of(_mask_in_sight(glyphs[i], x, y))
         views.append(
             View(
-                messages[i],
-                bl[_DEPTH],
-                bl[_DLEVEL],
-                bl[_DNUM],
-                bl[_HP],
-                bl[_HPMAX],
-                bl[_GOLD],
-                bl[_XP],
-                bl[_EXP],
-                bl[_HUNGER],
-                bl[_TIME],
-                bl[_SCORE],
-                in_sight,
-                () if inv is None else tuple(_text(row) for row in inv[i][inv[i][:, 0] != 0]),
-                available,
+                message=messages[i],
+                depth=bl[_DEPTH],
+                dlvl=bl[_DLEVEL],
+                dungeon=bl[_DNUM],
+                hp=bl[_HP],
+                max_hp=bl[_HPMAX],
+                gold=bl[_GOLD],
+                xp_level=bl[_XP],
+                xp_points=bl[_EXP],
+                hunger=bl[_HUNGER],
+                turn=bl[_TIME],
+                score=bl[_SCORE],
+                in_sight=in_sight,
+                inventory=() if inv is None else tuple(_text(row) for row in inv[i][inv[i][:, 0] != 0]),
+                available=available,
             )
         )
     return views
 
 
-# View's fields from the bottom line, in View's field order (message first, in_sight after score)
+# Where View's fields sit in the bottom line
 _DEPTH, _DLEVEL, _DNUM = nethack.NLE_BL_DEPTH, nethack.NLE_BL_DLEVEL, nethack.NLE_BL_DNUM
 _HP, _HPMAX, _GOLD = nethack.NLE_BL_HP, nethack.NLE_BL_HPMAX, nethack.NLE_BL_GOLD
 _XP, _EXP, _HUNGER = nethack.NLE_BL_XP, nethack.NLE_BL_EXP, nethack.NLE_BL_HUNGER
