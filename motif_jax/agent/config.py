@@ -77,7 +77,7 @@ class PPOConfig:
     vf_coef: float = 0.5  # value loss coefficient
     ent_coef: float = 0.003  # entropy bonus coefficient
     max_grad_norm: float = 4.0  # global gradient-norm clip
-    norm_adv: bool = True  # normalise advantages per minibatch
+    norm_adv: bool = True  # normalise advantages per minibatch (off for sparse rewards: configs/cpu-sparse.yaml)
     advantage: str = "gae"  # gae | vtrace (corrects the actor's one-update policy lag)
     vtrace_rho: float = 1.0  # V-trace rho clip
     vtrace_c: float = 1.0  # V-trace c clip
