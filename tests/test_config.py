@@ -146,6 +146,6 @@ def test_shipped_cpu_config_needs_no_set_workaround(capsys):
 def test_shipped_sparse_cpu_config_is_cpu_yaml_with_raw_advantages_and_captioned_stairs(capsys):
     assert main(["config", "show", "train", "--config", "configs/cpu-sparse.yaml", "--set", "task=staircase-lvl3"]) == 0
     c = yaml.safe_load(capsys.readouterr().out)
-    assert c["task"] == "staircase-lvl3"  # --task (or task=) picks the goal task
+    assert c["task"] == "staircase-lvl3"  # --env (or task=) picks the goal task
     assert (c["ppo"]["norm_adv"], c["env"]["mention_stairs"], c["reward"]["extrinsic_coef"]) == (False, True, 10.0)
     assert (c["ppo"]["epochs"], c["ppo"]["lr"]) == (4, 5e-4)  # the rest is cpu.yaml's
