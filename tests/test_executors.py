@@ -78,7 +78,7 @@ def test_status_tells_running_from_lost_and_pending(tmp_path, capsys):
 def test_executor_flags_override_the_file_and_bad_values_name_the_field(tmp_path, monkeypatch):
     path = write_experiment(tmp_path)
     seen = {}
-    monkeypatch.setattr(run, "run_experiment", lambda exp, out, progress: seen.setdefault("x", exp.executor))
+    monkeypatch.setattr(run, "run_experiment", lambda exp, out, progress, only: seen.setdefault("x", exp.executor))
     monkeypatch.setattr(run, "write_outputs", lambda *a: None)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "table.md").write_text("")

@@ -165,6 +165,25 @@ def test_rerun_skips_finished_cells_and_resumes_the_killed_one(tmp_path, monkeyp
     assert fake.calls == []
 
 
+def test_only_runs_the_named_conditions_and_the_agents_they_evaluate(tmp_path, monkeypatch):
+    text = EXPERIMENT + "  alone: {agents_of: intrinsic, label: evaluated again}\n"
+    exp = load_experiment(write_experiment(tmp_path, text))
+    out = tmp_path / "out"
+    fake = FakeMotif()
+    monkeypatch.setattr(pipeline, "run_motif", fake)
+    run.run_experiment(exp, out, progress=False, only=["random"])
+    assert [c[0] for c in fake.calls] == ["evaluate", "evaluate"]  # no dataset, label or reward needed
+    assert "(2 of 6 cells finished so far)" in (out / "table.md").read_text()
+    fake.calls.clear()
+    run.run_experiment(exp, out, progress=False, only=["alone"])  # trains the agents it evaluates
+    assert [c[0] for c in fake.calls] == ["collect", "annotate", "train-reward"] + ["train", "evaluate"] * 2 + [
+        "evaluate"
+    ] * 2
+    assert "evaluated again" in (out / "table.md").read_text() and "random" in (out / "table.md").read_text()
+    with pytest.raises(MotifError, match="--only nope: no such condition .*random, intrinsic, alone"):
+        run.run_experiment(exp, out, progress=False, only=["nope"])
+
+
 def test_changed_settings_of_a_finished_cell_are_refused(tmp_path, monkeypatch):
     path = write_experiment(tmp_path)
     monkeypatch.setattr(pipeline, "run_motif", FakeMotif())

@@ -1,7 +1,8 @@
 """`motif experiment FILE --out DIR`: run a grid of conditions × seeds and tabulate it.
 
 Finished cells are skipped on a rerun, so an interrupted experiment resumes where it stopped;
-`--report-only` rebuilds results.json, table.md and the plots from the cells already done;
+`--only` runs a few conditions of a large grid; `--report-only` rebuilds results.json, table.md and
+the plots from the cells already done;
 `--status DIR` shows each cell's state from the output folder alone.
 """
 
@@ -30,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_set_argument(parser, "override a value of the experiment file, e.g. --set train.steps=200000")
     for flag, key, text in EXECUTOR_FLAGS:
         parser.add_argument(flag, dest=f"executor_{key}", help=f"{text} (executor.{key})")
+    parser.add_argument(
+        "--only",
+        metavar="NAME[,NAME...]",
+        type=lambda text: [name for name in text.split(",") if name],
+        help="run only these conditions (and the trained ones they evaluate); the table lists every finished cell",
+    )
     parser.add_argument("--report-only", action="store_true", help="only rebuild the outputs from finished cells")
     parser.add_argument("--status", metavar="DIR", help="show each cell of the experiment in DIR: done, running, ...")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report_only:
         write_outputs(exp, out, plan_cells(exp, out), console)
     else:
-        run_experiment(exp, out, progress=not args.no_progress)
+        run_experiment(exp, out, progress=not args.no_progress, only=args.only)
     console.print((out / "table.md").read_text())
     console.print(f"wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'plots'}")
     if args.wandb:

@@ -32,7 +32,7 @@ from motif_jax.evaluate.stats import json_safe
 from motif_jax.experiment import executors
 from motif_jax.experiment import results as results_mod
 from motif_jax.experiment.executors import claimed, heartbeat, running, write_failure
-from motif_jax.experiment.spec import Experiment, digest, train_config_path
+from motif_jax.experiment.spec import Experiment, digest, selected_conditions, train_config_path
 from motif_jax.files import write_json_atomic
 from motif_jax.metrics import METRICS_FILE
 from motif_jax.pipeline import Step, fingerprint, run_step, run_steps
@@ -89,16 +89,18 @@ def annotator_name(exp: Experiment, reward: str) -> str:
     return default_name(judge_argument(exp, spec.judge), spec.goal)
 
 
-def shared_steps(exp: Experiment, out: Path) -> list[Step]:
-    """Collect every dataset, then label and train every reward model (in declaration order)."""
+def shared_steps(exp: Experiment, out: Path, conditions: set[str] | None = None) -> list[Step]:
+    """Collect the datasets, then label and train the reward models (in declaration order) that the
+    ``conditions`` (default: all) train with."""
     from motif_jax.annotate.cli import annotate_argv
     from motif_jax.data.collect_cli import collect_argv
     from motif_jax.reward.cli import train_reward_argv
 
     steps = []
     logs = out / "shared" / "logs"
-    used = {r.dataset for r in exp.rewards.values()}
-    needed_rewards = {c.reward for c in exp.conditions.values() if c.reward and c.policy == "agent"}
+    chosen = [c for name, c in exp.conditions.items() if conditions is None or name in conditions]
+    needed_rewards = {c.reward for c in chosen if c.reward and c.policy == "agent"}
+    used = {exp.rewards[name].dataset for name in needed_rewards}
     for name, d in exp.datasets.items():
         if name in used:
             folder = dataset_dir(out, name)
@@ -254,28 +256,32 @@ def _run_claimed_cell(cell: Cell, advance) -> dict:
     return result
 
 
-def run_experiment(exp: Experiment, out: Path, progress: bool = True) -> dict:
-    """Run what is not done yet on the experiment's executor and (re)write results.json, table.md
-    and plots/; raises once the outputs are written if a cell failed (a rerun resubmits it)."""
+def run_experiment(exp: Experiment, out: Path, progress: bool = True, only: list[str] | None = None) -> dict:
+    """Run what is not done yet (of the conditions in ``only`` and those they evaluate, or of all) on the
+    experiment's executor and (re)write results.json, table.md and plots/ from every finished cell;
+    raises once the outputs are written if a cell failed (a rerun resubmits it)."""
     from rich.console import Console
 
     out = out.resolve()  # cells may run elsewhere (Ray workers, SLURM jobs)
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
+    selected = selected_conditions(exp, only)
     shutil.copyfile(exp.path, out / "experiment.yaml")
     cells = plan_cells(exp, out)
     write_json_atomic(out / "cells.json", [c.name for c in cells])  # what `--status` lists
-    busy = [c for c in cells if not cell_is_done(c) and running(c.folder)]
-    todo = [c for c in cells if not cell_is_done(c) and c not in busy]
+    runnable = [c for c in cells if c.condition in selected]
+    busy = [c for c in runnable if not cell_is_done(c) and running(c.folder)]
+    todo = [c for c in runnable if not cell_is_done(c) and c not in busy]
     x = exp.executor
     console.print(
         f"experiment {exp.name}: {len(cells)} cells ({len(exp.conditions)} conditions × "
-        f"{len(exp.seeds)} seeds), {len(cells) - len(todo) - len(busy)} done before, {len(todo)} to run "
-        f"on the {x.kind} executor"
+        f"{len(exp.seeds)} seeds)"
+        + (f", {len(runnable)} of them selected" if only else "")
+        + f", {len(runnable) - len(todo) - len(busy)} done before, {len(todo)} to run on the {x.kind} executor"
         + (f", {len(busy)} running elsewhere ({', '.join(c.name for c in busy)})" if busy else "")
     )
     hint = "use a new --out, or delete its marker in shared/done and what it made"
-    run_steps(shared_steps(exp, out), out, out / "shared" / "done", console, hint=hint)
+    run_steps(shared_steps(exp, out, selected), out, out / "shared" / "done", console, hint=hint)
     started, finished = time.perf_counter(), 0
 
     def report(cell: Cell, err: Exception | None) -> None:

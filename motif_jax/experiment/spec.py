@@ -188,6 +188,19 @@ def validate(exp: Experiment) -> None:
             raise MotifError(f"{where}: train.config {exp.train.config!r} not found ({config})")
 
 
+def selected_conditions(exp: Experiment, only: list[str] | None) -> set[str]:
+    """The conditions ``--only`` names plus the trained ones whose agents they evaluate (every condition
+    when ``only`` is empty): what a partial run must run, or find done."""
+    if not only:
+        return set(exp.conditions)
+    unknown = [name for name in only if name not in exp.conditions]
+    if unknown:
+        raise MotifError(
+            f"{exp.path}: --only {', '.join(unknown)}: no such condition (the file has {', '.join(exp.conditions)})"
+        )
+    return set(only) | {exp.conditions[name].agents_of for name in only if exp.conditions[name].agents_of}
+
+
 def train_config_path(exp: Experiment) -> Path:
     return Path(exp.path).parent / exp.train.config
 
