@@ -153,6 +153,41 @@ def test_a_dataset_without_stat_changes_is_a_one_line_error(depth_ds, tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_inspect_ranks_captions_with_their_depth_change(depth_ds, tmp_path):
+    from motif_jax.annotate.rules import load_table
+    from motif_jax.data import open_dataset
+    from motif_jax.reward.captions import pair_rewards_from_unique, unique_inputs
+    from motif_jax.reward.inspect import inspect_run
+    from motif_jax.reward.pairs import StatFeatures
+
+    config = preset_config("tiny", epochs=3, batch_size=64, model={"features": 1})
+    out = tmp_path / "run"
+    train_reward(depth_ds, "depth", out, config, devices=ONE_DEVICE, progress=False, log=None)
+    report, normalised = inspect_run(out, top=5, judge="nethack", goal="descender")
+    assert report["features"] == 1 and report["captions"] == 400 * 2
+    ds = open_dataset(depth_ds)
+    messages, features = ds.data("message"), StatFeatures(ds, 1)
+    captions, stats, _ = unique_inputs(messages, features)
+    assert report["unique_captions"] == len(captions) == len(normalised) > len(unique_inputs(messages, None)[0])
+    # the depth change decides: going down tops the ranking, going up ends it, each shown as the judge reads it
+    table = load_table("nethack", "descender")
+    for text, _, count in report["top"]:
+        assert text.startswith('now: "') and text.endswith('" | depth +1') and count >= 1
+        assert table.utility(text) > 0
+    assert all(text.endswith('" | depth -1') and table.utility(text) < 0 for text, _, _ in report["bottom"])
+    # accuracy uses each pair member's caption and depth change: caption-only lookups would be near chance
+    labels = np.load(depth_ds / "preference" / "depth.npy")
+    assert report["accuracy"]["depth"]["pairs"] == int(np.sum(labels < 2))
+    assert report["accuracy"]["depth"]["acc"] > 0.9 and report["accuracy"]["shallow"]["acc"] < 0.1
+    rm = load(out, devices=ONE_DEVICE)
+    looked_up = pair_rewards_from_unique(messages, captions, normalised, features=features, unique_features=stats)
+    np.testing.assert_allclose(looked_up, rm.score(messages, features[:])[1].mean(axis=-1), rtol=1e-5, atol=1e-5)
+    # --judge rates the same texts: every input that went down is good for the descender; nearly all pay at the median
+    good = report["judge"]["paid"]["0.50"]["good"]
+    went_down = int(np.sum(stats[:, 0] == 1))
+    assert good[1] >= went_down and good[0] >= 0.9 * went_down
+
+
 # ---------------------------------------------------------------------------------------------------------
 # `motif train-reward --skills`.
 

@@ -130,16 +130,27 @@ class MeshScorer:
 
 
 def pair_rewards_from_unique(
-    messages, captions: np.ndarray, rewards: np.ndarray, chunk_pairs: int = 4096
+    messages,
+    captions: np.ndarray,
+    rewards: np.ndarray,
+    chunk_pairs: int = 4096,
+    features=None,
+    unique_features: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N, 2) reward of every pair member (mean over its L steps) of a (N, 2, L, 256) array-like, looked
-    up in ``rewards`` of the byte-sorted unique ``captions`` (as returned by :func:`unique_captions`)."""
-    keys = _as_rows(captions)
+    up in ``rewards`` of the byte-sorted unique ``captions`` (as returned by :func:`unique_captions`).
+    For a model that reads stat changes, pass the pairs' ``features`` (N, 2, L, F) array-like and the
+    ``unique_features`` of :func:`unique_inputs`: a step is then looked up by caption and stat changes."""
+    keys = _as_rows(captions) if features is None else _as_input_rows(captions, unique_features)
     out = np.zeros((len(messages), 2), np.float32)
     for start in range(0, len(messages), chunk_pairs):
         chunk = np.asarray(messages[start : start + chunk_pairs])
-        where = np.searchsorted(keys, _as_rows(chunk))
-        if np.any(where >= len(keys)) or np.any(keys[np.minimum(where, len(keys) - 1)] != _as_rows(chunk)):
-            raise ValueError("a caption of the dataset is missing from the unique captions")
+        if features is None:
+            rows = _as_rows(chunk)
+        else:
+            rows = _as_input_rows(chunk, np.asarray(features[start : start + chunk_pairs]))
+        where = np.searchsorted(keys, rows)
+        if np.any(where >= len(keys)) or np.any(keys[np.minimum(where, len(keys) - 1)] != rows):
+            raise ValueError("an input of the dataset is missing from the unique inputs")
         out[start : start + len(chunk)] = rewards[where].reshape(chunk.shape[:3]).mean(axis=-1)
     return out

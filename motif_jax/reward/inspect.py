@@ -2,8 +2,10 @@
 
 Shows the best and worst captions by normalised reward with how often each occurs in the
 dataset, writes a histogram of rewards over unique captions (PNG), and the model's accuracy
-on every label set of the dataset (non-tie pairs). With ``--judge`` it also shows, for the
-thresholds an agent may train with (``reward.eps_quantile``), how many of the captions the rules
+on every label set of the dataset (non-tie pairs). A model that reads stat changes beside the
+caption (MaestroMotif's skill rewards) is ranked over distinct (caption, stat changes) inputs,
+each shown as the transition text the skills' rules judges read. With ``--judge`` it also shows,
+for the thresholds an agent may train with (``reward.eps_quantile``), how many of the captions the rules
 judge rates good, neutral and bad would pay: a goal drowns when its few good captions pay next to
 hundreds of neutral ones.
 """
@@ -21,10 +23,12 @@ from rich.markup import escape  # captions like "[ynq]" are not markup
 from rich.table import Table
 
 from motif_jax.annotate.rules import load_table
-from motif_jax.data import decode_message, open_dataset
+from motif_jax.data import decode_message, open_dataset, transition_text
+from motif_jax.data.transitions import DELTA_FIELDS
 from motif_jax.errors import MotifError
 from motif_jax.reward import load, losses
-from motif_jax.reward.captions import pair_rewards_from_unique, unique_captions
+from motif_jax.reward.captions import pair_rewards_from_unique, unique_inputs
+from motif_jax.reward.pairs import StatFeatures
 
 HISTOGRAM_FILE = "reward_histogram.png"
 PAY_LEVELS = (0.5, 0.8, 0.9, 0.95)  # eps_quantile values the judge report shows
@@ -47,6 +51,18 @@ def resolve_dataset(explicit: str | None, meta: dict[str, Any]) -> Path:
     if recorded and Path(recorded).is_dir():
         return Path(recorded)
     raise MotifError(f"the training dataset {recorded!r} no longer exists; pass --dataset DIR")
+
+
+def input_texts(captions: np.ndarray, features: np.ndarray | None) -> list[str]:
+    """Unique inputs as text: the caption alone for a caption-only model; else the transition text a
+    skill's rules judge labels (``now: "..." | depth +1``), so ``--judge`` rates what it rated. The text
+    holds only what the model reads: no previous message, only the stat changes among its features."""
+    texts = [str(t) for t in decode_message(captions)] if len(captions) else []
+    if features is None:
+        return texts
+    delta = np.zeros((len(texts), len(DELTA_FIELDS)), np.int64)
+    delta[:, : features.shape[1]] = np.rint(features)
+    return [transition_text(None, text, d) for text, d in zip(texts, delta)]
 
 
 def ranked(captions: list[str], rewards: np.ndarray, counts: np.ndarray, k: int) -> tuple[list, list]:
@@ -103,17 +119,19 @@ def write_histogram(path: Path, rewards: np.ndarray, quantiles: dict[float, floa
 def inspect_run(
     run_dir: str | Path, dataset: str | None = None, top: int = 20, judge: str | None = None, goal: str = "defaultgoal"
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The report dict and the normalised reward of every unique caption (for the histogram)."""
+    """The report dict and the normalised reward of every unique input (for the histogram): a caption,
+    or a caption with its stat changes for a model that reads them."""
     if top < 1:
         raise MotifError(f"--top must be >= 1, got {top}")
     rm = load(run_dir)
     ds = open_dataset(resolve_dataset(dataset, rm.meta))
     messages = ds.data("message")
-    uniq, counts = unique_captions(messages)
-    raw, normalised = rm.score(uniq)
-    texts = [str(t) for t in decode_message(uniq)] if len(uniq) else []
+    features = StatFeatures(ds, rm.features) if rm.features else None
+    uniq, stats, counts = unique_inputs(messages, features)
+    raw, normalised = rm.score(uniq, stats)
+    texts = input_texts(uniq, stats)
     best, worst = ranked(texts, normalised, counts, top)
-    pair_rewards = pair_rewards_from_unique(messages, uniq, normalised)
+    pair_rewards = pair_rewards_from_unique(messages, uniq, normalised, features=features, unique_features=stats)
     report = {
         "run": str(Path(run_dir)),
         "step": rm.step,
@@ -121,7 +139,8 @@ def inspect_run(
         "annotator": rm.annotator,
         "dataset": str(ds.path),
         "captions": int(counts.sum()),
-        "unique_captions": int(len(uniq)),
+        "unique_captions": int(len(uniq)),  # unique (caption, stat changes) inputs when features > 0
+        "features": rm.features,
         "top": best,
         "bottom": worst,
         "accuracy": {name: label_accuracy(pair_rewards, np.asarray(ds.labels(name))) for name in ds.annotators},
@@ -140,7 +159,8 @@ def inspect_run(
 def print_report(report: dict[str, Any]) -> None:
     console = Console()
     for key, title in (("top", "highest reward"), ("bottom", "lowest reward")):
-        table = Table(title=f"{title} ({report['unique_captions']} unique captions in {report['dataset']})")
+        inputs = "inputs (caption, stat changes)" if report.get("features") else "captions"
+        table = Table(title=f"{title} ({report['unique_captions']} unique {inputs} in {report['dataset']})")
         table.add_column("reward", justify="right")
         table.add_column("count", justify="right")
         table.add_column("caption")
