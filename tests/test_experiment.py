@@ -81,7 +81,12 @@ def test_cells_train_with_the_declared_settings_and_share_evaluation_seeds(tmp_p
     ]
     shared = run.shared_steps(exp, tmp_path / "out")
     assert [s.name for s in shared] == ["dataset play", "annotate judge", "reward judge"]
-    assert shared[1].argv[shared[1].argv.index("--name") + 1] == "rules-nethack_gold"
+    assert shared[1].argv[shared[1].argv.index("--name") + 1] == "rules-nethack_gold" and "--soft" not in shared[1].argv
+    exp.rewards["judge"].soft = 0.5  # the judge's soft labels: their own name, so both can share a dataset
+    annotate, reward = run.shared_steps(exp, tmp_path / "out")[1:]
+    assert annotate.argv[annotate.argv.index("--soft") + 1] == "0.5"
+    assert annotate.argv[annotate.argv.index("--name") + 1] == "rules-nethack_gold_soft0.5"
+    assert reward.argv[reward.argv.index("--annotator") + 1] == "rules-nethack_gold_soft0.5"
 
 
 def test_aggregate_pools_seeds_and_episodes():
@@ -285,6 +290,12 @@ def test_skills_cells_train_once_and_evaluate_the_same_agents_on_other_tasks(tmp
     shared = {s.name: s.argv for s in run.shared_steps(exp, out)}
     assert shared["annotate skills"][-3:-1] == ["--skills", "nethack"]
     assert "--skills" in shared["reward skills"] and "--annotator" not in shared["reward skills"]
+    soft = load_experiment(
+        write_experiment(tmp_path, text.replace("skills: nethack}\n", "skills: nethack, soft: 1}\n", 1))
+    )
+    shared = {s.name: s.argv for s in run.shared_steps(soft, out)}
+    assert shared["annotate skills"][-4:-1] == ["nethack", "--soft", "1"]
+    assert shared["reward skills"][shared["reward skills"].index("--labels") + 1] == "rules-nethack_{skill}_soft1"
     bad = text.replace("agents_of: skilled, task", "agents_of: zero-shot, task")
     with pytest.raises(MotifError, match="agents_of 'zero-shot' must name a trained condition declared before it"):
         load_experiment(write_experiment(tmp_path, bad))

@@ -13,6 +13,7 @@ from motif_jax.annotate.rules import caption_utilities, load_table, parse_table
 from motif_jax.cli import main
 from motif_jax.data import open_dataset
 from motif_jax.errors import MotifError
+from motif_jax.reward.losses import preference_targets
 
 
 def write_judge(tmp_path, text):
@@ -132,6 +133,25 @@ def test_annotate_rules_labels_every_pair_and_reports_agreement(tmp_path, capsys
     assert (r["both_decided"], r["agree"]) == (3, 2)
     assert main(["annotate", str(ds_path), "--backend", "rules", "--goal", "defaultgoal", "--no-progress"]) == 0
     assert "agreement fake_llm vs rules-nethack_defaultgoal: 66.7% of 3 pairs" in capsys.readouterr().out
+
+
+def test_soft_rules_labels_are_the_bradley_terry_probabilities_of_the_utilities(tmp_path, capsys):
+    pairs = [("You kill the newt!", "It's a wall."), ("", "$ - 3 gold pieces."), ("Never mind.", "Never mind.")]
+    ds_path = write_pairs(tmp_path / "ds", pairs)
+    argv = ["annotate", str(ds_path), "--backend", "rules", "--goal", "gold", "--soft", "2", "--no-progress"]
+    assert main(argv) == 0
+    ds = open_dataset(ds_path)
+    # gold judge utilities: kill 0 vs wall -1, empty 0 vs gold 6, a tie; P(first) = sigmoid(diff / 2)
+    expected = [1 / (1 + np.exp(-0.5)), 1 / (1 + np.exp(3.0)), 0.5]
+    np.testing.assert_allclose(ds.soft_labels("rules-nethack_gold_soft2"), expected, rtol=1e-6)
+    np.testing.assert_array_equal(ds.labels("rules-nethack_gold_soft2"), [0, 1, 2])
+    target, weight = preference_targets(
+        np.asarray(ds.labels("rules-nethack_gold_soft2")), ds.soft_labels("rules-nethack_gold_soft2")
+    )
+    np.testing.assert_allclose(target, expected, rtol=1e-6)  # what the reward model is fitted to
+    assert ds.soft_labels("rules-nethack_gold") is None  # hard labels, as Motif, unless asked
+    assert main(["annotate", str(ds_path), "--backend", "score", "--soft", "1", "--no-progress"]) != 0
+    assert "--soft 1: soft rules labels need --backend rules" in capsys.readouterr().err
 
 
 def test_parse_table_accepts_integer_and_float_utilities():

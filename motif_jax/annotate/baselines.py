@@ -40,21 +40,39 @@ def annotate_baseline(
     return label_every_row(ds, name or kind, options, lambda part: member_values(ds, kind, part, score_key), block)
 
 
-def label_every_row(ds, name: str, options: RunOptions | None, values, block: int = 65536) -> RunStats:
-    """Write ``compare_values(values(rows))`` for every row of this chunk, ``block`` rows at a time.
+def soft_preferences(values: np.ndarray, temperature: float) -> np.ndarray:
+    """P(first preferred) = sigmoid((v_first - v_second) / temperature) per row of ``values`` (n, 2):
+    the Bradley-Terry probability under which rewards equal to ``values / temperature`` are exact, so a
+    reward model fitted to it learns by how much one member beats the other, not only which does."""
+    values = np.asarray(values, np.float64)
+    return (1.0 / (1.0 + np.exp(-(values[:, 0] - values[:, 1]) / temperature))).astype(np.float32)
+
+
+def label_every_row(
+    ds, name: str, options: RunOptions | None, values, block: int = 65536, soft: float = 0.0
+) -> RunStats:
+    """Write ``compare_values(values(rows))`` for every row of this chunk, ``block`` rows at a time,
+    and with ``soft`` > 0 the soft labels ``soft_preferences(values(rows), soft)`` beside them.
 
     For labellers that are instant and deterministic (baselines, rules judges): nothing stays unknown.
     ``values(rows)`` gets an index array and returns ``[len(rows), 2]`` utilities.
     """
     options = options or RunOptions()
     rows = chunk_range(len(ds), options.num_chunks, options.chunk)
-    labels = ds.open_labels(name, overwrite=options.overwrite and options.num_chunks == 1)
+    whole_file = options.overwrite and options.num_chunks == 1
+    labels = ds.open_labels(name, overwrite=whole_file)
+    probabilities = ds.open_soft_labels(name, overwrite=whole_file) if soft > 0 else None
     stats = RunStats(name=name, chunk_pairs=len(rows))
     start = time.perf_counter()
     for begin in range(rows.start, rows.stop, block):
         part = np.arange(begin, min(rows.stop, begin + block))
-        labels[part] = compare_values(values(part))
+        utilities = values(part)
+        labels[part] = compare_values(utilities)
+        if probabilities is not None:
+            probabilities[part] = soft_preferences(utilities, soft)
     labels.flush()
+    if probabilities is not None:
+        probabilities.flush()
     stats.seconds = time.perf_counter() - start
     stats.annotated = len(rows)
     final = np.asarray(labels[rows.start : rows.stop])

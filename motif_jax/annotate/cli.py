@@ -42,6 +42,7 @@ class AnnotateConfig(BackendConfig):
     tie_band: float = 0.1  # logprob mode: |P(first) - 0.5| <= band is a tie
     name: str | None = None  # annotator name (default <model>_<goal>_<template>[_logprob][_both])
     judge: str | None = None  # rules backend: judge YAML file or a name in configs/judges/ (default nethack)
+    soft: float = 0.0  # rules backend, > 0: also soft labels sigmoid(utility difference / soft); 0: hard only
     skills: str | None = None  # skills file: label once per skill, its description the goal (--goal, --name unused)
     num_chunks: int = 1  # split the pairs into this many chunks
     chunk: int = 0  # the chunk this run labels
@@ -82,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", help="annotator name (default <model>_<goal>_<template>[_logprob][_both])")
     parser.add_argument("--judge", help="rules backend: judge YAML file or a name in configs/judges/ (default nethack)")
+    parser.add_argument(
+        "--soft",
+        type=float,
+        metavar="T",
+        help="rules backend: also write soft labels P(first) = sigmoid((u_first - u_second) / T), so reward "
+        "models learn how much better a caption is, not only which (default 0: hard labels only, as Motif)",
+    )
     parser.add_argument(
         "--skills",
         help="skills file (or a shipped name, e.g. nethack): label once per skill, the skill's description "
@@ -162,6 +170,8 @@ def _validate(c: AnnotateConfig) -> None:
         raise MotifError(f"--skills labels each skill with a judge or an LLM; the {c.backend} baseline has no goal")
     if c.skills and c.name:
         raise MotifError("--skills names each skill's labels itself (<annotator>_<skill>...); leave out --name")
+    if c.soft < 0 or (c.soft > 0 and c.backend != "rules"):
+        raise MotifError(f"--soft {c.soft:g}: soft rules labels need --backend rules and T > 0 (0: hard labels)")
     if _pooled(c) and c.backend not in LLM_BACKENDS:
         raise MotifError(f"--engines and --ray-address run LLM engines ({', '.join(LLM_BACKENDS)}), not {c.backend}")
 
@@ -227,14 +237,11 @@ def run(args: argparse.Namespace) -> int:
 def _run_rules(c: AnnotateConfig, ds, options):
     table = load_table(c.judge, c.goal)
     path = resolve_judge_path(c.judge)
-    name = c.name or rules_name(c.judge, c.goal)
+    name = c.name or rules_name(c.judge, c.goal, c.soft)
     print(f"annotator: {name}", flush=True)
-    check_settings(
-        ds.sidecar_path(name, ".json", for_writing=True),
-        {"backend": "rules", "judge": path.name, "goal": c.goal},
-        overwrite=True,
-    )
-    return annotate_rules(ds, table, name, options)
+    settings = {"backend": "rules", "judge": path.name, "goal": c.goal} | ({"soft": c.soft} if c.soft else {})
+    check_settings(ds.sidecar_path(name, ".json", for_writing=True), settings, overwrite=True)
+    return annotate_rules(ds, table, name, options, soft=c.soft)
 
 
 def _run_llm(c: AnnotateConfig, ds, options):
@@ -267,7 +274,7 @@ def _run_skills(c: AnnotateConfig, ds, options: RunOptions, console: Console) ->
     text = "transitions" if ds.has_transitions else "captions (no transitions in this dataset)"
     print(f"skills: {', '.join(skill_set.names)} from {skill_set.path}; the annotator reads {text}", flush=True)
     if c.backend == "rules":
-        done = skills.annotate_skills_rules(ds, skill_set, c.judge, options)
+        done = skills.annotate_skills_rules(ds, skill_set, c.judge, options, soft=c.soft)
     else:
         templates = skills.skill_templates(skill_set, ds, c.prompt)
         backend = build_backend(c, next(iter(templates.values())))  # once, for every skill

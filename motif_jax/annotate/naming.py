@@ -19,11 +19,11 @@ def llm_annotator(model: str, goal: str, template: str, mode: str = "generate", 
     return name + ("_logprob" if mode == "logprob" else "") + ("_both" if both_orders else "")
 
 
-def rules_annotator(judge: str | Path | None, goal: str) -> str:
-    """``rules-<judge file stem>_<goal>``, e.g. ``rules-nethack_gold``."""
+def rules_annotator(judge: str | Path | None, goal: str, soft: float = 0.0) -> str:
+    """``rules-<judge file stem>_<goal>[_soft<T>]``, e.g. ``rules-nethack_gold`` or ``rules-nethack_gold_soft1``."""
     from motif_jax.annotate.rules import resolve_judge_path
 
-    return f"rules-{resolve_judge_path(judge).stem}_{goal}"
+    return f"rules-{resolve_judge_path(judge).stem}_{goal}" + (f"_soft{soft:g}" if soft > 0 else "")
 
 
 def skill_annotator(
@@ -35,13 +35,15 @@ def skill_annotator(
     template: str = DEFAULT_SKILL_PROMPT,
     mode: str = "generate",
     both_orders: bool = False,
+    soft: float = 0.0,
 ) -> str:
     """The annotator `motif annotate --skills` writes for ``skill``: the usual name with the skill as the
     goal, e.g. ``rules-nethack_descender`` or ``<model>_descender_default-transitions``.
 
-    ``model`` is the backend's short model name and ``template`` the template's name (LLM backends)."""
+    ``model`` is the backend's short model name and ``template`` the template's name (LLM backends);
+    ``soft`` the rules judge's soft-label temperature."""
     if backend == "rules":
-        return rules_annotator(judge, skill)
+        return rules_annotator(judge, skill, soft)
     if not model:
         raise ValueError(f"skill_annotator: backend {backend!r} needs the model name")
     return llm_annotator(model, skill, template, mode, both_orders)

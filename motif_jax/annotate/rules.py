@@ -129,13 +129,18 @@ def caption_utilities(table: Table, captions: list[tuple[str, str]]) -> np.ndarr
     return out
 
 
-def default_name(judge: str | Path | None, goal: str) -> str:
-    """``rules-<judge file stem>_<goal>``, e.g. ``rules-nethack_gold`` (see `naming.rules_annotator`)."""
-    return rules_annotator(judge, goal)
+def default_name(judge: str | Path | None, goal: str, soft: float = 0.0) -> str:
+    """``rules-<judge file stem>_<goal>[_soft<T>]``, e.g. ``rules-nethack_gold`` (see `naming.rules_annotator`)."""
+    return rules_annotator(judge, goal, soft)
 
 
-def annotate_rules(ds, table: Table, name: str, options=None, block: int = 65536, shows: str = "captions"):
+def annotate_rules(
+    ds, table: Table, name: str, options=None, block: int = 65536, shows: str = "captions", soft: float = 0.0
+):
     """Label this chunk's pairs into ``preference/<name>.npy``. Instant and deterministic, so every
     row of the chunk is (re)written: nothing stays unknown. ``shows`` picks the texts the rules read
-    (`runner.pair_texts`): captions as in Motif, transition texts, or ``now`` (``now: "..."``)."""
-    return label_every_row(ds, name, options, lambda part: caption_utilities(table, pair_texts(ds, part, shows)), block)
+    (`runner.pair_texts`): captions as in Motif, transition texts, or ``now`` (``now: "..."``).
+    ``soft`` > 0 also writes P(first) = sigmoid(utility difference / soft), as an LLM's log-probabilities
+    would: hard labels say a descent beats an opened door as much as a door beats a blank caption."""
+    texts = lambda part: caption_utilities(table, pair_texts(ds, part, shows))  # noqa: E731
+    return label_every_row(ds, name, options, texts, block, soft=soft)

@@ -47,8 +47,9 @@ class RulesJob:
     settings: dict
 
 
-def rules_jobs(skill_set, ds, judge: str | None) -> tuple[list[RulesJob], list[str]]:
-    """The rules job of each skill, and a note for each skill without a table (labelled by others)."""
+def rules_jobs(skill_set, ds, judge: str | None, soft: float = 0.0) -> tuple[list[RulesJob], list[str]]:
+    """The rules job of each skill, and a note for each skill without a table (labelled by others);
+    ``soft`` > 0: soft labels too, under names ending ``_soft<T>``."""
     jobs, notes = [], []
     for skill in skill_set.names:
         reward = skill_set.skills[skill].reward
@@ -59,22 +60,25 @@ def rules_jobs(skill_set, ds, judge: str | None) -> tuple[list[RulesJob], list[s
             notes.append(f"skill {skill}: no table {goal!r} in {path.name} (its reward reads {reward}); skipped")
             continue
         settings = {"backend": "rules", "judge": path.name, "goal": goal, "skill": skill, "text": rules_text(ds)}
-        jobs.append(
-            RulesJob(skill, skill_annotator(skill, "rules", judge=skill_judge), load_table(path, goal), settings)
-        )
+        settings |= {"soft": soft} if soft else {}
+        name = skill_annotator(skill, "rules", judge=skill_judge, soft=soft)
+        jobs.append(RulesJob(skill, name, load_table(path, goal), settings))
     return jobs, notes
 
 
-def annotate_skills_rules(ds, skill_set, judge: str | None, options: RunOptions, report: Callable = print):
-    """Label every skill that has a rules table; returns [(skill, stats)]."""
-    jobs, notes = rules_jobs(skill_set, ds, judge)
+def annotate_skills_rules(
+    ds, skill_set, judge: str | None, options: RunOptions, report: Callable = print, soft: float = 0.0
+):
+    """Label every skill that has a rules table (with soft labels when ``soft`` > 0); returns [(skill, stats)]."""
+    jobs, notes = rules_jobs(skill_set, ds, judge, soft)
     for note in notes:
         report(note)
     done = []
     for i, job in enumerate(jobs):
         report(f"skill {i + 1}/{len(jobs)} {job.skill}: annotator {job.name}")
         check_settings(ds.sidecar_path(job.name, ".json", for_writing=True), job.settings, overwrite=True)
-        done.append((job.skill, annotate_rules(ds, job.table, job.name, options, shows=job.settings["text"])))
+        shows = job.settings["text"]
+        done.append((job.skill, annotate_rules(ds, job.table, job.name, options, shows=shows, soft=soft)))
     return done
 
 

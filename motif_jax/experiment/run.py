@@ -86,7 +86,7 @@ def annotator_name(exp: Experiment, reward: str) -> str:
     from motif_jax.annotate.rules import default_name
 
     spec = exp.rewards[reward]
-    return default_name(judge_argument(exp, spec.judge), spec.goal)
+    return default_name(judge_argument(exp, spec.judge), spec.goal, spec.soft)
 
 
 def shared_steps(exp: Experiment, out: Path, conditions: set[str] | None = None) -> list[Step]:
@@ -114,7 +114,8 @@ def shared_steps(exp: Experiment, out: Path, conditions: set[str] | None = None)
             continue
         dataset, annotator = dataset_dir(out, r.dataset), annotator_name(exp, name)
         judge = judge_argument(exp, r.judge)
-        argv = annotate_argv(dataset, annotator, goal=r.goal, judge=judge, progress=False)
+        soft = ["--soft", f"{r.soft:g}"] if r.soft else []
+        argv = annotate_argv(dataset, annotator, goal=r.goal, judge=judge, extra=soft, progress=False)
         labels = dataset / "preference" / f"{annotator}.npy"
         steps.append(Step(f"annotate {name}", argv, logs / f"annotate-{name}.log", labels))
         folder = reward_dir(out, name)
@@ -128,14 +129,23 @@ def shared_steps(exp: Experiment, out: Path, conditions: set[str] | None = None)
 def skill_reward_steps(exp: Experiment, out: Path, name: str, logs: Path) -> list[Step]:
     """Label the dataset once per skill with the skills' rules judges, then fit one reward model per skill."""
     from motif_jax.annotate.cli import annotate_argv
+    from motif_jax.annotate.naming import skill_annotator
     from motif_jax.reward.cli import train_reward_argv
 
     r, dataset, folder = exp.rewards[name], dataset_dir(out, exp.rewards[name].dataset), reward_dir(out, name)
     skills = skills_argument(exp, r.skills)
-    argv = annotate_argv(dataset, None, goal=None, extra=["--skills", skills], progress=False)
+    soft = ["--soft", f"{r.soft:g}"] if r.soft else []
+    argv = annotate_argv(dataset, None, goal=None, extra=["--skills", skills, *soft], progress=False)
     labels = Step(f"annotate {name}", argv, logs / f"annotate-{name}.log", dataset / "preference")
     argv = train_reward_argv(
-        dataset, folder, skills=skills, preset=r.preset, epochs=r.epochs, seed=r.seed, progress=False
+        dataset,
+        folder,
+        skills=skills,
+        labels_of_skills=skill_annotator("{skill}", "rules", soft=r.soft) if r.soft else None,
+        preset=r.preset,
+        epochs=r.epochs,
+        seed=r.seed,
+        progress=False,
     )
     return [labels, Step(f"reward {name}", argv, logs / f"reward-{name}.log", folder / "skills.json")]
 

@@ -63,6 +63,7 @@ class RewardSpec:
     preset: str = "tiny"  # reward-model preset
     epochs: int = 3
     seed: int = 0
+    soft: float = 0.0  # > 0: the rules judge's soft labels at this temperature (`annotate --soft`); 0: hard labels
     # MaestroMotif: a skills file; each skill's rules judge labels the dataset (`annotate --skills`) and
     # one reward model per skill is fitted (`train-reward --skills`); judge and goal are then unused
     skills: str | None = None
@@ -162,6 +163,9 @@ def validate(exp: Experiment) -> None:
                 f"{where}: rewards.{name}.dataset {r.dataset!r} is not in datasets "
                 f"({', '.join(exp.datasets) or 'none declared'})"
             )
+    for name, r in exp.rewards.items():
+        if r.soft < 0:
+            raise MotifError(f"{where}: rewards.{name}.soft must be >= 0 (0: hard labels)")
     for name, c in exp.conditions.items():
         if c.policy not in ("agent", "random"):
             raise MotifError(f"{where}: conditions.{name}.policy must be agent or random, got {c.policy!r}")

@@ -132,9 +132,20 @@ def run_skills(args: argparse.Namespace, config: TrainConfig) -> int:
 
 
 def train_reward_argv(
-    dataset, out, *, preset: str, epochs: int, seed: int, annotator: str | None = None, skills=None, progress=True
+    dataset,
+    out,
+    *,
+    preset: str,
+    epochs: int,
+    seed: int,
+    annotator: str | None = None,
+    skills=None,
+    labels_of_skills: str | None = None,
+    progress=True,
 ):
-    """The `motif train-reward` command line of a pipeline step: one annotator's model, or one per skill."""
+    """The `motif train-reward` command line of a pipeline step: one annotator's model, or one per skill
+    (on the labels ``labels_of_skills`` names, ``{skill}`` standing for each, else the skills file's)."""
     labels = ["--skills", str(skills)] if skills is not None else ["--annotator", str(annotator)]
+    labels += ["--labels", labels_of_skills] if labels_of_skills else []
     argv = ["train-reward", str(dataset), *labels, "--preset", preset, "--epochs", str(epochs)]
     return argv + ["--seed", str(seed), "--out", str(out)] + ([] if progress else ["--no-progress"])
