@@ -142,5 +142,5 @@ def annotate_rules(
     (`runner.pair_texts`): captions as in Motif, transition texts, or ``now`` (``now: "..."``).
     ``soft`` > 0 also writes P(first) = sigmoid(utility difference / soft), as an LLM's log-probabilities
     would: hard labels say a descent beats an opened door as much as a door beats a blank caption."""
-    texts = lambda part: caption_utilities(table, pair_texts(ds, part, shows))  # noqa: E731
-    return label_every_row(ds, name, options, texts, block, soft=soft)
+    utilities = lambda part: caption_utilities(table, pair_texts(ds, part, shows))  # noqa: E731
+    return label_every_row(ds, name, options, utilities, block, soft=soft)

@@ -114,8 +114,7 @@ def shared_steps(exp: Experiment, out: Path, conditions: set[str] | None = None)
             continue
         dataset, annotator = dataset_dir(out, r.dataset), annotator_name(exp, name)
         judge = judge_argument(exp, r.judge)
-        soft = ["--soft", f"{r.soft:g}"] if r.soft else []
-        argv = annotate_argv(dataset, annotator, goal=r.goal, judge=judge, extra=soft, progress=False)
+        argv = annotate_argv(dataset, annotator, goal=r.goal, judge=judge, extra=soft_flag(r), progress=False)
         labels = dataset / "preference" / f"{annotator}.npy"
         steps.append(Step(f"annotate {name}", argv, logs / f"annotate-{name}.log", labels))
         folder = reward_dir(out, name)
@@ -134,8 +133,7 @@ def skill_reward_steps(exp: Experiment, out: Path, name: str, logs: Path) -> lis
 
     r, dataset, folder = exp.rewards[name], dataset_dir(out, exp.rewards[name].dataset), reward_dir(out, name)
     skills = skills_argument(exp, r.skills)
-    soft = ["--soft", f"{r.soft:g}"] if r.soft else []
-    argv = annotate_argv(dataset, None, goal=None, extra=["--skills", skills, *soft], progress=False)
+    argv = annotate_argv(dataset, None, goal=None, extra=["--skills", skills, *soft_flag(r)], progress=False)
     labels = Step(f"annotate {name}", argv, logs / f"annotate-{name}.log", dataset / "preference")
     argv = train_reward_argv(
         dataset,
@@ -148,6 +146,11 @@ def skill_reward_steps(exp: Experiment, out: Path, name: str, logs: Path) -> lis
         progress=False,
     )
     return [labels, Step(f"reward {name}", argv, logs / f"reward-{name}.log", folder / "skills.json")]
+
+
+def soft_flag(reward) -> list[str]:
+    """`motif annotate --soft T` for a reward entry that asks for soft rules labels."""
+    return ["--soft", f"{reward.soft:g}"] if reward.soft else []
 
 
 def skills_argument(exp: Experiment, skills: str) -> str:
