@@ -234,3 +234,7 @@ def test_mention_stairs_setting_reaches_the_command_line_and_older_settings_stil
     assert "mention_stairs" not in CollectSettings().as_dict()  # datasets collected before the option still match
     argv = collect_argv("d", task="score", pairs=2, seed=0, num_envs=1, mention_stairs=True)
     assert settings_from_args(parser.parse_args(argv[1:])).mention_stairs
+    assert "mention_explored" not in CollectSettings().as_dict()
+    argv = collect_argv("d", task="score", pairs=2, seed=0, num_envs=1, mention_explored=True)
+    settings = settings_from_args(parser.parse_args(argv[1:]))
+    assert settings.mention_explored and not settings.mention_stairs

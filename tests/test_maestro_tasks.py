@@ -165,6 +165,8 @@ def test_env_options_are_checked():
     with pytest.raises(MotifError, match="env_options.mention_stairs"):
         env_option_kwargs({"mention_stairs": 1})
     assert env_option_kwargs({"mention_stairs": True}) == {"mention_stairs": True}
+    with pytest.raises(MotifError, match="env_options.mention_explored"):
+        env_option_kwargs({"mention_explored": "yes"})
     with pytest.raises(MotifError, match="mapping"):
         env_option_kwargs(["extra_actions"])
 
@@ -231,7 +233,7 @@ def test_new_tasks_step_with_extra_actions_without_hanging(task):
         if term or trunc:
             break
     assert "episode" in info  # every episode ends: death, success or the step cap
-    assert info["episode"]["end_reason"] in ("death", "success", "time_limit")
+    assert info["episode"]["end_reason"] in ("death", "choked", "starved", "escaped", "success", "time_limit")
     assert info["episode"]["success"] is (info["episode"]["end_reason"] == "success")
     assert term or info["episode"]["length"] == 400
     if not term:
@@ -331,7 +333,7 @@ def test_golden_exit_needs_the_gold_and_the_kills(monkeypatch):
     press_raw_keys(env, [nethack.C("w"), *b"20 gold pieces\r"])
     observation, reward, term, trunc, info = leave_the_dungeon(env)
     assert env.kills == 0 and (reward, term) == (0.0, True)
-    assert info["episode"]["end_reason"] == "death" and not info["episode"]["success"]
+    assert info["episode"]["end_reason"] == "escaped" and not info["episode"]["success"]
     env.close()
 
     easy = dataclasses.replace(TASK_SPECS["golden-exit"], min_kills=0)
@@ -411,3 +413,8 @@ def test_train_config_env_options():
         "mention_stairs": True,
     }
     assert "mention_stairs" not in env_options(EnvConfig(extra_actions=True), "score")
+    assert env_options(EnvConfig(mention_explored=True), "score") == {
+        "character": None,
+        "extra_actions": False,
+        "mention_explored": True,
+    }

@@ -82,6 +82,15 @@ def test_keys_outside_eat_prompts_are_unchanged():
         assert nle_rules.answer_eat_prompt(ord("k"), message) == ord("k")
 
 
+def test_game_end_reason_names_choking_starving_and_leaving():
+    assert nle_rules.game_end_reason(nethack.CHOKING) == "choked"
+    assert nle_rules.game_end_reason(nethack.STARVING) == "starved"
+    assert nle_rules.game_end_reason(nethack.ESCAPED) == "escaped"
+    for how in (nethack.DIED, nethack.DROWNING, nethack.POISONING, nethack.STONING):
+        assert nle_rules.game_end_reason(how) == "death"
+    assert set(map(nle_rules.game_end_reason, range(16))) <= set(END_REASONS)
+
+
 def test_score_reward():
     assert nle_rules.score_reward(10, 15, 3, 4) == 5.0
     assert nle_rules.score_reward(10, 10, 3, 3) == pytest.approx(-0.01)
@@ -155,7 +164,7 @@ def test_tasks_registry_and_spaces():
         "xp2-then-down",
     }
     assert all(description and "\n" not in description for description in TASKS.values())
-    assert END_REASONS == ("none", "death", "success", "time_limit", "aborted")
+    assert END_REASONS == ("none", "death", "success", "time_limit", "aborted", "choked", "starved", "escaped")
     register_tasks()  # again: must not raise
     env = gymnasium.make("motif/staircase-lvl3-v0", seed=1)
     assert env.unwrapped.task == "staircase-lvl3"
@@ -392,6 +401,35 @@ def test_mention_stairs_captions_only_an_empty_message_on_a_staircase_down(menti
     observation, *_ = env.step(SEARCH)  # a staircase up is not captioned
     assert caption(observation) != "There is a staircase down here."
     env.close()
+
+
+def test_explored_milestone_is_each_multiple_of_the_step_once():
+    assert nle_rules.explored_milestone(49, 0, step=50) == 0
+    assert nle_rules.explored_milestone(50, 0, step=50) == 50
+    assert nle_rules.explored_milestone(173, 0, step=50) == 150  # a lit room seen at once: one caption
+    assert nle_rules.explored_milestone(173, 150, step=50) == 0  # already said
+    assert nle_rules.explored_milestone(201, 150, step=50) == 200
+    assert nle_rules.explored_message(150) == b"You have explored 150 squares of this level."
+
+
+def test_mention_explored_captions_quiet_steps_once_per_milestone_and_changes_no_game():
+    actions = np.random.default_rng(3).integers(0, 23, size=600).tolist()
+    plain, mention = make_task_env("staircase"), make_task_env("staircase", mention_explored=True)
+    frames_a, rewards_a = play(plain, actions, seed=5)
+    frames_b, rewards_b = play(mention, actions, seed=5)
+    assert rewards_a == rewards_b and len(frames_a) == len(frames_b)
+    said = []
+    for a, b in zip(frames_a, frames_b):
+        np.testing.assert_array_equal(a["glyphs"], b["glyphs"])
+        if caption(a) != caption(b):
+            assert caption(a) == ""  # only an empty message line gets the caption
+            said.append(caption(b))
+            squares = int(caption(b).split()[3])
+            assert squares % 50 == 0 and nle_rules.squares_seen(b["glyphs"]) >= squares
+    assert said and len(said) == len(set(said))  # random play explores a little; each text once
+    assert said == sorted(said, key=lambda text: int(text.split()[3]))
+    plain.close()
+    mention.close()
 
 
 def test_mention_stairs_changes_no_game():

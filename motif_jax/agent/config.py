@@ -29,6 +29,9 @@ class EnvConfig:
     # caption a step that ends on a staircase down with nothing else to say "There is a staircase down here."
     # NetHack says nothing there, so a caption-only reward cannot pay for finding the stairs (off: Motif's captions)
     mention_stairs: bool = False
+    # caption "You have explored N squares of this level." each 50 more squares seen on a level (on a quiet
+    # step): NetHack never mentions exploring, so a caption-only reward cannot pay for it (off: Motif's captions)
+    mention_explored: bool = False
 
 
 @dataclasses.dataclass
@@ -309,10 +312,10 @@ def validate(c: TrainConfig) -> None:
 
 def env_options(env: EnvConfig, task: str) -> dict | None:
     """The NLE task options of ``make_pool`` (None: today's Motif setup, and all an envpool env accepts)."""
-    if task.startswith("envpool:") or (env.character is None and not env.extra_actions and not env.mention_stairs):
+    mentions = {flag: True for flag in ("mention_stairs", "mention_explored") if getattr(env, flag)}
+    if task.startswith("envpool:") or (env.character is None and not env.extra_actions and not mentions):
         return None
-    options = {"character": env.character, "extra_actions": env.extra_actions}
-    return options | ({"mention_stairs": True} if env.mention_stairs else {})
+    return {"character": env.character, "extra_actions": env.extra_actions} | mentions
 
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:

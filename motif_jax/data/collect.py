@@ -85,6 +85,7 @@ class CollectSettings:
     policy: str = "random"  # 'random' or a run/checkpoint directory of a trained agent
     sample_prob: float = 0.1  # probability that a step starts a subsequence
     mention_stairs: bool = False  # caption a staircase down under the hero (the env option of `motif train`)
+    mention_explored: bool = False  # caption each 50 more squares seen on a level (the env option of `motif train`)
 
     def __post_init__(self):
         object.__setattr__(self, "keys", tuple(dict.fromkeys(("message", *self.keys))))  # captions always kept
@@ -100,8 +101,9 @@ class CollectSettings:
     def as_dict(self) -> dict[str, Any]:
         """The settings as recorded; an option left off is left out, so older datasets still match."""
         settings = {**dataclasses.asdict(self), "keys": list(self.keys)}
-        if not self.mention_stairs:
-            del settings["mention_stairs"]
+        for flag in ("mention_stairs", "mention_explored"):
+            if not getattr(self, flag):
+                del settings[flag]
         return settings
 
 
@@ -367,7 +369,7 @@ class CollectionRun(LoopObserver):
         wanted = set(settings.keys) | {"blstats"} | set(getattr(self.policy, "obs_keys", ()))
         seed = settings.seed + attempt * _ATTEMPT_SEED_STRIDE
         keys = tuple(sorted(wanted - {"message_count", "skill", "skill_depth_change"}))  # those two: the policy's
-        options = {"mention_stairs": True} if settings.mention_stairs else None
+        options = {flag: True for flag in ("mention_stairs", "mention_explored") if getattr(settings, flag)} or None
         pool = make_pool(
             settings.task, settings.num_envs, settings.num_envs, seed=seed, obs_keys=keys, env_options=options
         )

@@ -13,7 +13,17 @@ from motif_jax.config import add_keys_help, merge, no_preset, stage_layers
 from motif_jax.data.collect import CollectSettings, collect
 
 # flag dest -> CollectSettings field
-FLAG_FIELDS = ("task", "pairs", "seed", "seq_len", "num_envs", "policy", "sample_prob", "mention_stairs")
+FLAG_FIELDS = (
+    "task",
+    "pairs",
+    "seed",
+    "seq_len",
+    "num_envs",
+    "policy",
+    "sample_prob",
+    "mention_stairs",
+    "mention_explored",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help='caption a staircase down under the hero "There is a staircase down here." '
         "(train with env.mention_stairs=true)",
+    )
+    parser.add_argument(
+        "--mention-explored",
+        action="store_true",
+        default=None,
+        help='caption each 50 more squares seen on a level "You have explored N squares of this level." '
+        "(train with env.mention_explored=true)",
     )
     parser.add_argument("--overwrite", action="store_true", help="delete an existing dataset in --out first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -125,12 +142,14 @@ def collect_argv(
     num_envs: int,
     policy: str = "random",
     mention_stairs: bool = False,
+    mention_explored: bool = False,
     progress=True,
 ):
     """The `motif collect` command line of a pipeline step."""
     argv = ["collect", "--task", task, "--pairs", str(pairs), "--seed", str(seed), "--num-envs", str(num_envs)]
     argv += ["--out", str(out)] + ([] if progress else ["--no-progress"])
     argv += ["--mention-stairs"] if mention_stairs else []
+    argv += ["--mention-explored"] if mention_explored else []
     return argv + (["--policy", policy] if policy != "random" else [])
 
 

@@ -13,6 +13,7 @@ from nle import nethack
 
 DESCEND_MESSAGE = b"You descend the stairs."
 STAIRS_DOWN_MESSAGE = b"There is a staircase down here."  # NetHack's look-here words (env option mention_stairs)
+EXPLORED_STEP = 50  # env option mention_explored: one caption per this many more squares seen on a level
 EAT_MENU_PROMPT = b"What do you want to eat?"
 # Asked first when food lies on the floor: "There is a lichen corpse here; eat it? [ynq] (n)".
 EAT_FLOOR_QUESTIONS = (b"; eat it?", b"; eat one?")
@@ -69,6 +70,17 @@ def score_reward(prev_score: int, score: int, prev_time: int, time: int) -> floa
     The penalty discourages actions that only bounce off menus or walls without playing.
     """
     return float(score - prev_score) + (STALL_PENALTY if time == prev_time else 0.0)
+
+
+# How the game ended (``nethack.how_done()``) when it is neither a success nor a death in a fight: a Monk
+# who eats while satiated can choke, one who never eats starves, and climbing out of level 1 leaves the
+# dungeon. Every other end (killed, drowned, poisoned, ...) is a "death".
+_GAME_ENDS = {nethack.CHOKING: "choked", nethack.STARVING: "starved", nethack.ESCAPED: "escaped"}
+
+
+def game_end_reason(how_done: int) -> str:
+    """The end reason of a game that ended without success: choked, starved, escaped or death."""
+    return _GAME_ENDS.get(int(how_done), "death")
 
 
 def staircase_success(just_descended: bool, dlevel: int, target_dlevel: int) -> bool:
@@ -188,6 +200,18 @@ def find_map_glyph(explanation: str) -> int:
         if nethack.symdef.from_idx(index).explanation == explanation:
             return nethack.GLYPH_CMAP_OFF + index
     raise LookupError(f"this NLE build has no map symbol {explanation!r}")
+
+
+def explored_milestone(seen: int, mentioned: int, step: int = EXPLORED_STEP) -> int:
+    """The multiple of ``step`` to caption now that ``seen`` squares of a level are seen and ``mentioned``
+    were captioned last (0: nothing new to say)."""
+    reached = seen // step * step
+    return reached if reached > mentioned else 0
+
+
+def explored_message(squares: int) -> bytes:
+    """The caption of a level explored this far, e.g. "You have explored 150 squares of this level."."""
+    return b"You have explored %d squares of this level." % squares
 
 
 _STONE_GLYPH = nethack.GLYPH_CMAP_OFF  # S_stone, cmap 0: a square never seen (dark and unknown)

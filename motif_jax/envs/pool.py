@@ -78,7 +78,7 @@ def make_pool(
     `cpu_offset`: where this pool starts dealing CPUs, so several pools in one process (actor threads) spread out.
     `step_timeout_s`: a worker that owes results and sends none for this long is taken for hung, killed
     and restarted like a crashed one (its envs come back truncated); None waits forever.
-    `env_options`: task names only; {"character": ..., "extra_actions": ..., "mention_stairs": ...} (see
+    `env_options`: task names only; {"character": ..., "extra_actions": ..., "mention_stairs": ..., ...} (see
     `tasks.env_option_kwargs`), passed to `env_factory` as keywords when given. None: today's setup.
     """
     end_reasons = ()

@@ -49,6 +49,7 @@ class TaskEnvFactory:
     character: str | None = None  # None: NLE's default character (see tasks.DEFAULT_CHARACTER)
     extra_actions: bool = False  # append tasks.EXTRA_ACTIONS to the 23 task actions
     mention_stairs: bool = False  # caption a staircase down under the hero (tasks.MotifNetHackTask)
+    mention_explored: bool = False  # caption every 50 more squares seen on a level (tasks.MotifNetHackTask)
 
     def __call__(self):
         from motif_jax.envs.tasks import make_task_env
@@ -58,8 +59,9 @@ class TaskEnvFactory:
             kwargs["character"] = self.character
         if self.extra_actions:
             kwargs["extra_actions"] = True
-        if self.mention_stairs:
-            kwargs["mention_stairs"] = True
+        for flag in ("mention_stairs", "mention_explored"):
+            if getattr(self, flag):
+                kwargs[flag] = True
         return make_task_env(self.task, obs_keys=self.obs_keys, **kwargs)
 
 

@@ -13,6 +13,9 @@ quaff and drop to the 23 task actions (MaestroMotif's skills need them), and `me
 captions a step that ends on a staircase down with nothing else to say "There is a staircase down here."
 (NetHack's own words for it): NetHack says nothing when the hero walks onto stairs, so without it a
 caption-only reward model cannot know the stairs and a policy cannot see them under the hero.
+`mention_explored` likewise captions exploring, which NetHack never mentions: each time 50 more squares
+of a level have been seen, the next step with nothing else to say shows "You have explored 150 squares
+of this level." (each text once per level, so Motif's count penalty leaves it whole).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from motif_jax.errors import MotifError
 # What the agent reads. The 24x80 terminal (tty_chars, tty_colors) costs NLE a render per step and
 # doubles the bytes per observation; ask for it where it is needed (collection, recordings).
 DEFAULT_OBS_KEYS = ("glyphs", "blstats", "message")
-END_REASONS = ("none", "death", "success", "time_limit", "aborted")
+END_REASONS = ("none", "death", "success", "time_limit", "aborted", "choked", "starved", "escaped")
 DEFAULT_MAX_EPISODE_STEPS = 5000
 DEFAULT_CHARACTER = "mon-hum-neu-mal"  # NLE's default character, used when none is given: a human neutral male Monk
 # Appended (in this order, as actions 23..27) by the extra_actions option.
@@ -44,7 +47,7 @@ EXTRA_ACTIONS = (
     nethack.Command.QUAFF,
     nethack.Command.DROP,
 )
-ENV_OPTIONS = ("character", "extra_actions", "mention_stairs")
+ENV_OPTIONS = ("character", "extra_actions", "mention_stairs", "mention_explored")
 
 
 def action_names(extra_actions: bool = False) -> tuple[str, ...]:
@@ -166,7 +169,7 @@ def env_option_kwargs(env_options: Mapping | None) -> dict:
     if not isinstance(character, str) or character.split() != [character]:
         example = DEFAULT_CHARACTER
         raise MotifError(f"env_options.character: expected an NLE character such as {example!r}, got {character!r}")
-    for flag in ("extra_actions", "mention_stairs"):
+    for flag in ("extra_actions", "mention_stairs", "mention_explored"):
         if not isinstance(kwargs.get(flag, False), bool):
             raise MotifError(f"env_options.{flag}: expected true or false, got {kwargs[flag]!r}")
     return kwargs
@@ -227,7 +230,9 @@ class MotifNetHackTask(NLE):
     item offered, any other key cancels), as are their follow-up questions (drink from a fountain or
     sink, sell a dropped item in a shop). Without it the action set and behaviour are Motif's.
     With `mention_stairs`, a step that ends on a staircase down with an empty message line shows
-    "There is a staircase down here." (see the module docstring); without it the captions are Motif's.
+    "There is a staircase down here." (see the module docstring); with `mention_explored`, the first such
+    step after each 50 more squares of a level are seen shows "You have explored N squares of this
+    level."; without them the captions are Motif's.
     """
 
     def __init__(
@@ -238,6 +243,7 @@ class MotifNetHackTask(NLE):
         max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
         extra_actions: bool = False,
         mention_stairs: bool = False,
+        mention_explored: bool = False,
         **nle_kwargs,
     ):
         if task not in TASK_SPECS:
@@ -266,6 +272,7 @@ class MotifNetHackTask(NLE):
         self._keys = [int(action) for action in actions]
         self._extra_actions = bool(extra_actions)
         self._mention_stairs = bool(mention_stairs)
+        self._mention_explored = bool(mention_explored)
         self._oracle_glyph = nle_rules.find_oracle_glyph() if spec.goal in ("oracle", "delphi") else -1
         self._altar_glyph, self._town_glyphs = -1, ()
         if spec.goal == "minetown":
@@ -305,6 +312,7 @@ class MotifNetHackTask(NLE):
         self._xp_reached = False
         self._kills = 0
         self._explored: dict[tuple[int, int], int] = {}  # (dungeon, level) -> map squares seen there
+        self._explored_mentioned: dict[tuple[int, int], int] = {}  # (dungeon, level) -> squares last captioned
 
     def _observation(self) -> dict:
         key = nle_rules.message_key(self._message)
@@ -351,13 +359,16 @@ class MotifNetHackTask(NLE):
                 self._kills += nle_rules.count_kills(shown)
 
         reward, success = self._final_reward() if done else self._task_reward()
+        if self._mention_explored and not done:
+            self._mention_explored_squares()
         self._return += reward
         terminated = done or (success and not self.task_spec.continual)
         truncated = not terminated and self._steps >= self._max_episode_steps
         info = {}
         if terminated or truncated:
             if done:
-                end_reason = "success" if success else "death"  # a golden exit ends the game
+                # a golden exit ends the game
+                end_reason = "success" if success else nle_rules.game_end_reason(self.nethack.how_done())
             else:
                 end_reason = "success" if terminated else "time_limit"
             info["episode"] = self._episode_stats(end_reason)
@@ -438,6 +449,16 @@ class MotifNetHackTask(NLE):
         if self._internal[_ON_STAIRS_DOWN] and not self._message[0]:
             self._message[: len(_STAIRS_MESSAGE_ARRAY)] = _STAIRS_MESSAGE_ARRAY
 
+    def _mention_explored_squares(self) -> None:
+        """Caption the next multiple of EXPLORED_STEP squares seen on this level, once, when the message
+        line is empty (a caption NetHack shows is never replaced; the milestone waits for a quiet step)."""
+        level = (self._stats[nethack.NLE_BL_DNUM], self._stats[nethack.NLE_BL_DLEVEL])
+        squares = nle_rules.explored_milestone(self._explored.get(level, 0), self._explored_mentioned.get(level, 0))
+        if squares and not self._message[0]:
+            self._explored_mentioned[level] = squares
+            text = nle_rules.explored_message(squares)
+            self._message[: len(text)] = np.frombuffer(text, dtype=np.uint8)
+
     # ----------------------------------------------------------------------------- NLE overrides
     def _perform_known_steps(self, observation, done, exceptions=True):
         """NLE's automatic answers (--More--, text input, unwanted questions), which also keep the
@@ -480,11 +501,12 @@ def make_task_env(
     max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
     extra_actions: bool = False,
     mention_stairs: bool = False,
+    mention_explored: bool = False,
     **nle_kwargs,
 ) -> MotifNetHackTask:
     """Build one task env. `seed` seeds the first reset; `extra_actions` appends EXTRA_ACTIONS;
-    `mention_stairs` captions a staircase down under the hero; `nle_kwargs` go to NLE (e.g. character,
-    default DEFAULT_CHARACTER)."""
+    `mention_stairs` captions a staircase down under the hero, `mention_explored` every 50 more squares
+    seen on a level; `nle_kwargs` go to NLE (e.g. character, default DEFAULT_CHARACTER)."""
     return MotifNetHackTask(
         task,
         seed=seed,
@@ -492,6 +514,7 @@ def make_task_env(
         max_episode_steps=max_episode_steps,
         extra_actions=extra_actions,
         mention_stairs=mention_stairs,
+        mention_explored=mention_explored,
         **nle_kwargs,
     )
 

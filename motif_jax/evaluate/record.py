@@ -51,6 +51,7 @@ class RecordingTaskFactory:
     character: str | None = None  # as envs.pool_worker.TaskEnvFactory
     extra_actions: bool = False
     mention_stairs: bool = False
+    mention_explored: bool = False
 
     def __call__(self) -> gymnasium.Env:
         from motif_jax.envs.tasks import make_task_env
@@ -65,6 +66,7 @@ class RecordingTaskFactory:
             savedir=str(savedir),
             extra_actions=self.extra_actions,
             mention_stairs=self.mention_stairs,
+            mention_explored=self.mention_explored,
             **options,
         )
         return SeedLoggingRecorder(env, savedir)

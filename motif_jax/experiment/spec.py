@@ -53,6 +53,7 @@ class DatasetSpec:
     num_envs: int = 8
     policy: str = "random"
     mention_stairs: bool = False  # `motif collect --mention-stairs`
+    mention_explored: bool = False  # `motif collect --mention-explored`
 
 
 @dataclasses.dataclass
