@@ -108,6 +108,15 @@ def test_aggregate_pools_seeds_and_episodes():
     assert results.separated(row, other) and not results.separated(row, row)
 
 
+def test_aggregate_counts_what_ended_the_episodes():
+    ends = ["death", "success", "death", "choked"]
+    row = results.aggregate({0: {"per_episode": [{"score": 1, "end_reason": e} for e in ends]}})
+    assert row["end_reasons"] == {"death": 2, "choked": 1, "success": 1}  # most first, ties by name
+    table = results.markdown_table({"a": row})
+    assert "| episodes ended by |" in table.splitlines()[0] and "| death 50%, choked 25%, success 25% |" in table
+    assert "ended by" not in results.markdown_table({"a": results.aggregate({0: {"per_episode": [{"score": 1}]}})})
+
+
 class FakeMotif:
     """Stands in for the `motif` subprocesses: writes their outputs; can 'die' at one call."""
 

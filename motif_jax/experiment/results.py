@@ -7,6 +7,7 @@ by hand and rebuilt from the cells at any time.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -47,6 +48,11 @@ def aggregate(reports_by_seed: dict[int, dict]) -> dict:
             row[f"{f}_mean"], row[f"{f}_ci95"] = mean, ci
     if success:
         row["success_rate"] = sum(success) / len(success)
+    ends = Counter(
+        e["end_reason"] for r in reports_by_seed.values() for e in r.get("per_episode", []) if "end_reason" in e
+    )
+    if ends:  # what ended the episodes: a death, the goal, the step cap
+        row["end_reasons"] = dict(sorted(ends.items(), key=lambda item: (-item[1], item[0])))
     # spread of the per-seed means: how much the training seed matters
     row["per_seed"] = {
         str(seed): {f"{f}_mean": float(np.mean(episode_values(r, f))) for f in FIELDS if episode_values(r, f)}
@@ -72,6 +78,13 @@ def _cell(row: dict, field: str) -> str:
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 
+def _ends_cell(row: dict) -> str:
+    """``death 71%, success 25%, time_limit 4%``: each end reason's share of the episodes, most first."""
+    counts = row.get("end_reasons", {})
+    total = sum(counts.values())
+    return ", ".join(f"{reason} {100 * n / total:.0f}%" for reason, n in counts.items()) if total else "n/a"
+
+
 def markdown_table(rows: dict[str, dict], labels: dict[str, str] | None = None) -> str:
     """Conditions as rows, mean ± 95% CI per column, then the episode and seed counts."""
     labels = labels or {}
@@ -80,12 +93,14 @@ def markdown_table(rows: dict[str, dict], labels: dict[str, str] | None = None) 
         for f, title in TABLE_COLUMNS
         if f not in OPTIONAL_COLUMNS or any(row.get(f"{f}_mean") for row in rows.values())
     ]
-    head = ["condition", *[title for _, title in columns], "episodes (seeds)"]
+    ends = any("end_reasons" in row for row in rows.values())
+    head = ["condition", *[title for _, title in columns], *(["episodes ended by"] if ends else []), "episodes (seeds)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in rows.items():
         cells = [
             labels.get(name, name),
             *[_cell(row, f) for f, _ in columns],
+            *([_ends_cell(row)] if ends else []),
             f"{row['n_episodes']} ({row['n_seeds']})",
         ]
         lines.append("| " + " | ".join(cells) + " |")
