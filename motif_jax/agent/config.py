@@ -312,7 +312,9 @@ def validate(c: TrainConfig) -> None:
 
 def env_options(env: EnvConfig, task: str) -> dict | None:
     """The NLE task options of ``make_pool`` (None: today's Motif setup, and all an envpool env accepts)."""
-    mentions = {flag: True for flag in ("mention_stairs", "mention_explored") if getattr(env, flag)}
+    from motif_jax.envs import CAPTION_OPTIONS
+
+    mentions = {flag: True for flag in CAPTION_OPTIONS if getattr(env, flag)}
     if task.startswith("envpool:") or (env.character is None and not env.extra_actions and not mentions):
         return None
     return {"character": env.character, "extra_actions": env.extra_actions} | mentions

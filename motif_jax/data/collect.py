@@ -49,6 +49,7 @@ from motif_jax.data.transitions import (
     TRANSITION_KEYS,
     stat_delta,
 )
+from motif_jax.envs import CAPTION_OPTIONS
 from motif_jax.envs.loop import EnvLoop, EnvStep, LoopObserver
 from motif_jax.envs.pool import make_pool
 from motif_jax.errors import MotifError, disk_problem, make_dir
@@ -101,7 +102,7 @@ class CollectSettings:
     def as_dict(self) -> dict[str, Any]:
         """The settings as recorded; an option left off is left out, so older datasets still match."""
         settings = {**dataclasses.asdict(self), "keys": list(self.keys)}
-        for flag in ("mention_stairs", "mention_explored"):
+        for flag in CAPTION_OPTIONS:
             if not getattr(self, flag):
                 del settings[flag]
         return settings
@@ -369,7 +370,7 @@ class CollectionRun(LoopObserver):
         wanted = set(settings.keys) | {"blstats"} | set(getattr(self.policy, "obs_keys", ()))
         seed = settings.seed + attempt * _ATTEMPT_SEED_STRIDE
         keys = tuple(sorted(wanted - {"message_count", "skill", "skill_depth_change"}))  # those two: the policy's
-        options = {flag: True for flag in ("mention_stairs", "mention_explored") if getattr(settings, flag)} or None
+        options = {flag: True for flag in CAPTION_OPTIONS if getattr(settings, flag)} or None
         pool = make_pool(
             settings.task, settings.num_envs, settings.num_envs, seed=seed, obs_keys=keys, env_options=options
         )

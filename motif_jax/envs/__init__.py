@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["make_pool", "ActorPool", "make_task_env", "TASKS"]
+__all__ = ["make_pool", "ActorPool", "make_task_env", "TASKS", "CAPTION_OPTIONS"]
+
+# The env options that caption what NetHack leaves unsaid (tasks.MotifNetHackTask): a staircase down under
+# the hero, each 50 more squares of a level seen. Each is a bool, off by default (Motif's own captions).
+CAPTION_OPTIONS = ("mention_stairs", "mention_explored")
 
 
 def __getattr__(name):  # lazy: importing the package must not start NLE or multiprocessing

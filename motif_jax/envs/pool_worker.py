@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from motif_jax.envs import CAPTION_OPTIONS
 from motif_jax.envs.pool_layout import FLAG_ROW, INT_ROW, PoolLayout
 
 RESET_BIT = 0x8000
@@ -59,7 +60,7 @@ class TaskEnvFactory:
             kwargs["character"] = self.character
         if self.extra_actions:
             kwargs["extra_actions"] = True
-        for flag in ("mention_stairs", "mention_explored"):
+        for flag in CAPTION_OPTIONS:
             if getattr(self, flag):
                 kwargs[flag] = True
         return make_task_env(self.task, obs_keys=self.obs_keys, **kwargs)

@@ -30,7 +30,7 @@ from nle import nethack
 from nle.env.base import NLE, SKIP_EXCEPTIONS
 from nle.env.tasks import TASK_ACTIONS
 
-from motif_jax.envs import nle_rules
+from motif_jax.envs import CAPTION_OPTIONS, nle_rules
 from motif_jax.errors import MotifError
 
 # What the agent reads. The 24x80 terminal (tty_chars, tty_colors) costs NLE a render per step and
@@ -47,7 +47,7 @@ EXTRA_ACTIONS = (
     nethack.Command.QUAFF,
     nethack.Command.DROP,
 )
-ENV_OPTIONS = ("character", "extra_actions", "mention_stairs", "mention_explored")
+ENV_OPTIONS = ("character", "extra_actions", *CAPTION_OPTIONS)
 
 
 def action_names(extra_actions: bool = False) -> tuple[str, ...]:
@@ -169,7 +169,7 @@ def env_option_kwargs(env_options: Mapping | None) -> dict:
     if not isinstance(character, str) or character.split() != [character]:
         example = DEFAULT_CHARACTER
         raise MotifError(f"env_options.character: expected an NLE character such as {example!r}, got {character!r}")
-    for flag in ("extra_actions", "mention_stairs", "mention_explored"):
+    for flag in ("extra_actions", *CAPTION_OPTIONS):
         if not isinstance(kwargs.get(flag, False), bool):
             raise MotifError(f"env_options.{flag}: expected true or false, got {kwargs[flag]!r}")
     return kwargs
