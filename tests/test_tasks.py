@@ -412,35 +412,32 @@ def test_explored_milestone_is_each_multiple_of_the_step_once():
     assert nle_rules.explored_message(150) == b"You have explored 150 squares of this level."
 
 
-def test_mention_explored_captions_quiet_steps_once_per_milestone_and_changes_no_game():
-    actions = np.random.default_rng(3).integers(0, 23, size=600).tolist()
-    plain, mention = make_task_env("staircase"), make_task_env("staircase", mention_explored=True)
+def captions_added(steps: int, **option) -> list[tuple[str, str, dict]]:
+    """Play the same random actions without and with a caption option, check the game is the same, and
+    return (caption without, caption with, frame with) at each step whose caption differs."""
+    actions = np.random.default_rng(3).integers(0, 23, size=steps).tolist()
+    plain, mention = make_task_env("staircase"), make_task_env("staircase", **option)
     frames_a, rewards_a = play(plain, actions, seed=5)
     frames_b, rewards_b = play(mention, actions, seed=5)
-    assert rewards_a == rewards_b and len(frames_a) == len(frames_b)
-    said = []
-    for a, b in zip(frames_a, frames_b):
-        np.testing.assert_array_equal(a["glyphs"], b["glyphs"])
-        if caption(a) != caption(b):
-            assert caption(a) == ""  # only an empty message line gets the caption
-            said.append(caption(b))
-            squares = int(caption(b).split()[3])
-            assert squares % 50 == 0 and nle_rules.squares_seen(b["glyphs"]) >= squares
-    assert said and len(said) == len(set(said))  # random play explores a little; each text once
-    assert said == sorted(said, key=lambda text: int(text.split()[3]))
     plain.close()
     mention.close()
+    assert rewards_a == rewards_b and len(frames_a) == len(frames_b)
+    for a, b in zip(frames_a, frames_b):
+        np.testing.assert_array_equal(a["glyphs"], b["glyphs"])
+    return [(caption(a), caption(b), b) for a, b in zip(frames_a, frames_b) if caption(a) != caption(b)]
+
+
+def test_mention_explored_captions_quiet_steps_once_per_milestone_and_changes_no_game():
+    said = []
+    for plain, shown, frame in captions_added(600, mention_explored=True):
+        assert plain == ""  # only an empty message line gets the caption
+        said.append(shown)
+        squares = int(shown.split()[3])
+        assert squares % 50 == 0 and nle_rules.squares_seen(frame["glyphs"]) >= squares
+    assert said and len(said) == len(set(said))  # random play explores a little; each text once
+    assert said == sorted(said, key=lambda text: int(text.split()[3]))
 
 
 def test_mention_stairs_changes_no_game():
-    actions = np.random.default_rng(3).integers(0, 23, size=400).tolist()
-    plain, mention = make_task_env("staircase"), make_task_env("staircase", mention_stairs=True)
-    frames_a, rewards_a = play(plain, actions, seed=5)
-    frames_b, rewards_b = play(mention, actions, seed=5)
-    assert rewards_a == rewards_b and len(frames_a) == len(frames_b)
-    for a, b in zip(frames_a, frames_b):
-        np.testing.assert_array_equal(a["glyphs"], b["glyphs"])
-        if caption(a) != caption(b):
-            assert (caption(a), caption(b)) == ("", "There is a staircase down here.")
-    plain.close()
-    mention.close()
+    for plain, shown, _ in captions_added(400, mention_stairs=True):
+        assert (plain, shown) == ("", "There is a staircase down here.")
